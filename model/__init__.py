@@ -1,0 +1,1 @@
+"""Models: configs, parameter declarations, transformer / Mamba-2 / hybrid forward passes."""

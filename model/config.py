@@ -1,0 +1,187 @@
+"""One frozen, hashable configuration for transformer, Mamba-2 and hybrid models.
+
+A model is a stack of residual layers described by a Nemotron-H-style pattern string:
+
+  'M'  Mamba-2 mixer         '*'  attention         '-'  MLP
+
+Every layer is ``x + mixer(rms_norm(x))``. A Llama/Qwen transformer is ``'*-' * n``,
+a pure Mamba-2 model is ``'M' * n`` and Nemotron-H interleaves all three.
+The config is passed to jitted functions as one static argument.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+LAYER_KINDS = {"M": "mamba", "*": "attention", "-": "mlp"}
+SSM_IMPLS = ("xla", "pallas", "pallas_interpret")
+MLP_ACTIVATIONS = ("swiglu", "relu2")
+REMAT_POLICIES = ("none", "full", "dots")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Sizes and switches of a model. Field names follow the shapes they set."""
+
+  vocab_size: int = 512
+  d_model: int = 64
+  pattern: str = "M*-M-"
+  # Attention.
+  n_heads: int = 4
+  n_kv_heads: int = 2
+  head_dim: int = 16
+  qkv_bias: bool = False
+  use_rope: bool = True
+  rope_theta: float = 10000.0
+  # Llama-3 rope scaling: (factor, low_freq_factor, high_freq_factor, original_max_position).
+  rope_llama3_scaling: Optional[tuple[float, float, float, int]] = None
+  # MLP.
+  mlp_dim: int = 128
+  mlp_activation: str = "swiglu"
+  # Mamba-2.
+  ssm_heads: int = 4
+  ssm_head_dim: int = 16
+  ssm_state: int = 16
+  ssm_groups: int = 1
+  conv_width: int = 4
+  chunk_size: int = 16
+  dt_min: float = 1e-3
+  dt_max: float = 0.1
+  dt_limit: tuple[float, float] = (0.0, float("inf"))
+  ssm_impl: str = "xla"
+  # Shared.
+  norm_eps: float = 1e-5
+  tie_embeddings: bool = False
+  dtype: str = "float32"        # compute dtype: activations and matmuls
+  param_dtype: str = "float32"  # storage dtype of the parameters
+  remat: str = "none"
+  init_std: float = 0.02
+
+  def __post_init__(self):
+    def fail(field, value, why):
+      raise ValueError(f"ModelConfig.{field}={value!r}: {why}")
+
+    for field in ("vocab_size", "d_model", "n_heads", "n_kv_heads", "head_dim", "mlp_dim",
+                  "ssm_heads", "ssm_head_dim", "ssm_state", "ssm_groups", "conv_width",
+                  "chunk_size"):
+      value = getattr(self, field)
+      if not isinstance(value, int) or value <= 0:
+        fail(field, value, "must be a positive integer")
+    if not self.pattern:
+      fail("pattern", self.pattern, "must name at least one layer")
+    unknown = sorted(set(self.pattern) - set(LAYER_KINDS))
+    if unknown:
+      fail("pattern", self.pattern, f"unknown layer characters {unknown}; use "
+           + ", ".join(f"'{c}' ({k})" for c, k in LAYER_KINDS.items()))
+    if self.n_heads % self.n_kv_heads:
+      fail("n_kv_heads", self.n_kv_heads,
+           f"GQA groups must divide the query heads (n_heads={self.n_heads})")
+    if self.ssm_heads % self.ssm_groups:
+      fail("ssm_groups", self.ssm_groups,
+           f"must divide ssm_heads={self.ssm_heads} (each group shares B and C)")
+    if self.use_rope and self.head_dim % 2:
+      fail("head_dim", self.head_dim, "must be even for rotary embeddings")
+    if self.mlp_activation not in MLP_ACTIVATIONS:
+      fail("mlp_activation", self.mlp_activation, f"must be one of {MLP_ACTIVATIONS}")
+    if self.ssm_impl not in SSM_IMPLS:
+      fail("ssm_impl", self.ssm_impl, f"must be one of {SSM_IMPLS}")
+    if self.remat not in REMAT_POLICIES:
+      fail("remat", self.remat, f"must be one of {REMAT_POLICIES}")
+    for field in ("dtype", "param_dtype"):
+      if getattr(self, field) not in ("float32", "bfloat16", "float16", "float64"):
+        fail(field, getattr(self, field), "must be a float dtype name such as 'bfloat16'")
+    if not 0 < self.dt_min <= self.dt_max:
+      fail("dt_min", self.dt_min, f"must satisfy 0 < dt_min <= dt_max={self.dt_max}")
+    if self.rope_llama3_scaling is not None and len(self.rope_llama3_scaling) != 4:
+      fail("rope_llama3_scaling", self.rope_llama3_scaling,
+           "must be (factor, low_freq_factor, high_freq_factor, original_max_position)")
+
+  # Derived sizes.
+  @property
+  def n_layers(self) -> int:
+    return len(self.pattern)
+
+  @property
+  def layer_kinds(self) -> tuple[str, ...]:
+    return tuple(LAYER_KINDS[c] for c in self.pattern)
+
+  @property
+  def ssm_inner(self) -> int:
+    return self.ssm_heads * self.ssm_head_dim
+
+  @property
+  def has_attention(self) -> bool:
+    return "*" in self.pattern
+
+  @property
+  def has_mamba(self) -> bool:
+    return "M" in self.pattern
+
+  def replace(self, **changes) -> "ModelConfig":
+    return dataclasses.replace(self, **changes)
+
+
+def tiny(**overrides) -> ModelConfig:
+  """A tiny hybrid (Mamba-2 + attention + MLP) for CPU tests and the default job."""
+  return ModelConfig(**overrides)
+
+
+def tiny_transformer(**overrides) -> ModelConfig:
+  return ModelConfig(**{"pattern": "*-*-", **overrides})
+
+
+def tiny_mamba(**overrides) -> ModelConfig:
+  return ModelConfig(**{"pattern": "MMM", **overrides})
+
+
+_NEMOTRON_H_8B_PATTERN = "M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M-"
+
+
+def nemotron_h_8b(**overrides) -> ModelConfig:
+  """Nemotron-H-8B (arXiv 2504.03624): 52 layers, squared-ReLU MLP, NoPE attention."""
+  return ModelConfig(**{
+      "vocab_size": 131072, "d_model": 4096, "pattern": _NEMOTRON_H_8B_PATTERN,
+      "n_heads": 32, "n_kv_heads": 8, "head_dim": 128, "use_rope": False,
+      "mlp_dim": 21504, "mlp_activation": "relu2",
+      "ssm_heads": 128, "ssm_head_dim": 64, "ssm_state": 128, "ssm_groups": 8,
+      "conv_width": 4, "chunk_size": 128, "tie_embeddings": False, "dtype": "bfloat16",
+      **overrides})
+
+
+def nemotron_h_4b(**overrides) -> ModelConfig:
+  """Nemotron-H-4B: the Minitron-SSM width-pruned 8B (d 3072, FFN 12288, 112 Mamba heads)."""
+  return nemotron_h_8b(**{"d_model": 3072, "mlp_dim": 12288, "ssm_heads": 112, **overrides})
+
+
+def llama_1b(**overrides) -> ModelConfig:
+  """A Llama-3.2-1B-like transformer: 16 blocks, GQA 32/8, tied embeddings, Llama-3 RoPE."""
+  return ModelConfig(**{
+      "vocab_size": 128256, "d_model": 2048, "pattern": "*-" * 16,
+      "n_heads": 32, "n_kv_heads": 8, "head_dim": 64, "rope_theta": 500000.0,
+      "rope_llama3_scaling": (32.0, 1.0, 4.0, 8192), "mlp_dim": 8192,
+      "mlp_activation": "swiglu", "tie_embeddings": True, "dtype": "bfloat16",
+      **overrides})
+
+
+def hybrid_125m(**overrides) -> ModelConfig:
+  """A ~125M-parameter Nemotron-H-style hybrid for single-GPU experiments."""
+  return ModelConfig(**{
+      "vocab_size": 32768, "d_model": 768, "pattern": "M-M-M*-M-M-M*-M-M-",
+      "n_heads": 12, "n_kv_heads": 4, "head_dim": 64, "use_rope": False,
+      "mlp_dim": 3072, "mlp_activation": "relu2",
+      "ssm_heads": 24, "ssm_head_dim": 64, "ssm_state": 128, "ssm_groups": 1,
+      "chunk_size": 128, "dtype": "bfloat16", **overrides})
+
+
+NAMED = {
+    "tiny": tiny, "tiny_transformer": tiny_transformer, "tiny_mamba": tiny_mamba,
+    "nemotron_h_8b": nemotron_h_8b, "nemotron_h_4b": nemotron_h_4b,
+    "llama_1b": llama_1b, "hybrid_125m": hybrid_125m,
+}
+
+
+def named(name: str, **overrides) -> ModelConfig:
+  if name not in NAMED:
+    raise ValueError(f"unknown model config name {name!r}; known: {sorted(NAMED)}")
+  return NAMED[name](**overrides)

@@ -1,0 +1,156 @@
+"""Transformer pieces: RMSNorm, rotary embeddings, GQA attention with a KV cache, MLPs.
+
+Every function is pure: ``f(params, x, cfg, ...)``. Shapes use einops letters:
+b batch, l query length, s key length, d model width, h query heads, k kv heads,
+g query heads per kv head, e head dim, f MLP width.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from model import params as P
+from model.config import ModelConfig
+
+
+def rms_norm(x, weight, eps):
+  """RMSNorm in fp32, output in x's dtype. x (... d), weight (d)."""
+  x32 = x.astype(jnp.float32)
+  x32 = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + eps)
+  weight = weight.astype(jnp.float32).reshape((1,) * (x.ndim - 1) + (-1,))
+  return (weight * x32).astype(x.dtype)
+
+
+# ---------------------------------------------------------------------------- rotary
+
+
+def rope_inverse_frequencies(cfg: ModelConfig) -> jax.Array:
+  """(e/2,) inverse frequencies, with Llama-3 long-context scaling when configured."""
+  e = cfg.head_dim
+  inv_freq = 1.0 / (cfg.rope_theta ** (jnp.arange(0, e, 2, dtype=jnp.float32) / e))
+  if cfg.rope_llama3_scaling is None:
+    return inv_freq
+  factor, low_ff, high_ff, old_context = cfg.rope_llama3_scaling
+  wavelen = 2 * math.pi / inv_freq
+  low_freq_wavelen = old_context / low_ff
+  high_freq_wavelen = old_context / high_ff
+  scaled = jnp.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
+  smooth = (old_context / wavelen - low_ff) / (high_ff - low_ff)
+  smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+  is_medium = (wavelen >= high_freq_wavelen) & (wavelen <= low_freq_wavelen)
+  return jnp.where(is_medium, smoothed, scaled)
+
+
+def apply_rope(x, positions, inv_freq):
+  """Rotate-half RoPE (the Hugging Face Llama convention). x (b l h e), positions (b l)."""
+  angles = positions.astype(jnp.float32)[:, :, None] * inv_freq[None, None, :]  # b l e/2
+  angles = jnp.concatenate([angles, angles], axis=-1)[:, :, None, :]   # b l 1 e
+  x32 = x.astype(jnp.float32)
+  half = x.shape[-1] // 2
+  rotated = jnp.concatenate([-x32[..., half:], x32[..., :half]], axis=-1)
+  cos, sin = jnp.cos(angles), jnp.sin(angles)
+  return (x32 * cos + rotated * sin).astype(x.dtype)
+
+
+# ------------------------------------------------------------------------- attention
+
+
+def attention_specs(cfg: ModelConfig) -> dict:
+  d, h, k, e = cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+  std = P.normal(cfg.init_std)
+  specs = {
+      "norm": P.ParamSpec((d,), ("embed",), P.constant(1.0)),
+      "q": P.ParamSpec((d, h, e), ("embed", "q_heads", "head_dim"), std),
+      "k": P.ParamSpec((d, k, e), ("embed", "kv_heads", "head_dim"), std),
+      "v": P.ParamSpec((d, k, e), ("embed", "kv_heads", "head_dim"), std),
+      "o": P.ParamSpec((h, e, d), ("q_heads", "head_dim", "embed"), std),
+  }
+  if cfg.qkv_bias:
+    specs["q_bias"] = P.ParamSpec((h, e), ("q_heads", "head_dim"), P.constant(0.0))
+    specs["k_bias"] = P.ParamSpec((k, e), ("kv_heads", "head_dim"), P.constant(0.0))
+    specs["v_bias"] = P.ParamSpec((k, e), ("kv_heads", "head_dim"), P.constant(0.0))
+  return specs
+
+
+def attention_cache(cfg: ModelConfig, batch: int, max_len: int, dtype) -> dict:
+  shape = (batch, max_len, cfg.n_kv_heads, cfg.head_dim)
+  return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
+
+
+def attention(p, x, cfg: ModelConfig, *, positions, segment_ids, cache=None,
+              cache_index=None, cache_segment_ids=None):
+  """Causal GQA self-attention over packed segments, optionally through a KV cache.
+
+  x (b l d); positions, segment_ids (b l). Without a cache, query i sees key j iff
+  j <= i and both carry the same segment id. With a cache, the l new keys are written at
+  slots [cache_index, cache_index + l) and ``cache_segment_ids`` (b s) holds every
+  slot's segment id (0 for empty slots), already updated with the new tokens.
+  Returns (out (b l d), updated cache or None).
+  """
+  dtype = x.dtype
+  b, l, _ = x.shape
+  w = lambda name: p[name].astype(dtype)
+  q = jnp.einsum("bld,dhe->blhe", x, w("q"))
+  k = jnp.einsum("bld,dke->blke", x, w("k"))
+  v = jnp.einsum("bld,dke->blke", x, w("v"))
+  if cfg.qkv_bias:
+    q, k, v = (q + w("q_bias")[None, None], k + w("k_bias")[None, None],
+               v + w("v_bias")[None, None])
+  if cfg.use_rope:
+    inv_freq = rope_inverse_frequencies(cfg)
+    q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
+
+  if cache is None:
+    query_slots = key_slots = jnp.arange(l)
+    key_segments = segment_ids
+  else:
+    k = jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype),
+                                     (0, cache_index, 0, 0))
+    v = jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype),
+                                     (0, cache_index, 0, 0))
+    cache = {"k": k, "v": v}
+    query_slots = cache_index + jnp.arange(l)
+    key_slots = jnp.arange(k.shape[1])
+    key_segments = cache_segment_ids
+
+  visible = ((key_slots[None, None, :] <= query_slots[None, :, None])
+             & (segment_ids[:, :, None] == key_segments[:, None, :]))  # b l s
+  groups = cfg.n_heads // cfg.n_kv_heads
+  q = q.reshape(b, l, cfg.n_kv_heads, groups, cfg.head_dim)
+  scores = jnp.einsum("blkge,bske->bkgls", q, k.astype(dtype),
+                      preferred_element_type=jnp.float32) / math.sqrt(cfg.head_dim)
+  scores = jnp.where(visible[:, None, None], scores, jnp.finfo(jnp.float32).min)
+  probs = jax.nn.softmax(scores, axis=-1).astype(dtype)
+  out = jnp.einsum("bkgls,bske->blkge", probs, v.astype(dtype))
+  out = out.reshape(b, l, cfg.n_heads, cfg.head_dim)
+  return jnp.einsum("blhe,hed->bld", out, w("o")), cache
+
+
+# ------------------------------------------------------------------------------- MLP
+
+
+def mlp_specs(cfg: ModelConfig) -> dict:
+  d, f = cfg.d_model, cfg.mlp_dim
+  std = P.normal(cfg.init_std)
+  specs = {
+      "norm": P.ParamSpec((d,), ("embed",), P.constant(1.0)),
+      "up": P.ParamSpec((d, f), ("embed", "mlp"), std),
+      "down": P.ParamSpec((f, d), ("mlp", "embed"), std),
+  }
+  if cfg.mlp_activation == "swiglu":
+    specs["gate"] = P.ParamSpec((d, f), ("embed", "mlp"), std)
+  return specs
+
+
+def mlp(p, x, cfg: ModelConfig):
+  """SwiGLU ``down(silu(gate x) * up x)`` or squared ReLU ``down(relu(up x)^2)``."""
+  w = lambda name: p[name].astype(x.dtype)
+  up = jnp.einsum("bld,df->blf", x, w("up"))
+  if cfg.mlp_activation == "swiglu":
+    hidden = jax.nn.silu(jnp.einsum("bld,df->blf", x, w("gate"))) * up
+  else:
+    hidden = jnp.square(jax.nn.relu(up))
+  return jnp.einsum("blf,fd->bld", hidden, w("down"))

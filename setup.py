@@ -1,0 +1,37 @@
+"""reasonax: a JAX codebase for training reasoning language models end to end."""
+
+import setuptools
+
+setuptools.setup(
+    name="reasonax",
+    version="0.1.0",
+    description="Pure-functional JAX transformers, Mamba-2 and hybrid models for reasoning LLM training.",
+    python_requires=">=3.11",
+    packages=setuptools.find_packages(include=["model", "model.*", "train", "train.*", "rl", "rl.*",
+                                               "data", "data.*", "configs", "configs.*"]),
+    package_data={"data": ["corpus/*"]},
+    install_requires=[
+        "jax>=0.10,<0.12",
+        "flax>=0.12",
+        "optax>=0.2.5",
+        "orbax-checkpoint>=0.11",
+        "grain>=0.2.12",
+        "tensorflow-datasets>=4.9.8",
+        "sentencepiece>=0.2",
+        "ml-collections>=1.0",
+        "einops>=0.8",
+        "chex>=0.1.90",
+        "absl-py>=2.1",
+        "safetensors>=0.4",
+        "tokenizers>=0.20",
+        "sympy>=1.12",
+        "tqdm>=4.66",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "torch==2.13.0",
+            "transformers>=5.0",
+        ],
+    },
+)
