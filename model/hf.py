@@ -1,0 +1,668 @@
+"""Hugging Face interop: configs and safetensors checkpoints.
+
+    cfg = config_from_hf(json.load(open(path + '/config.json')))   # or a transformers config
+    params, cfg = load_hf_checkpoint(path, dtype='bfloat16')
+    save_hf_checkpoint(params, cfg, out_dir, architecture='NemotronHForCausalLM')
+
+Supported families (``architectures[0]``, else ``model_type``):
+
+  LlamaForCausalLM      decoder block i → pattern layers '*' (input_layernorm + self_attn)
+  Qwen2ForCausalLM        and '-' (post_attention_layernorm + SwiGLU mlp); Qwen2 adds q/k/v bias
+  Mamba2ForCausalLM     layer i → 'M'
+  NemotronHForCausalLM  layer i → 'M', '*' (no RoPE) or '-' (squared-ReLU MLP), 1:1
+
+Each family has ONE mapping table (``_mapping``): entries ``(HF key, our key paths,
+layout)``. The layout says how our arrays sit inside the HF tensor (transposed linear,
+depthwise conv, flat vector, identical); several of our arrays concatenated along the
+HF tensor's first axis form one fused HF tensor (Mamba's in_proj = [z, x, B, C, dt],
+conv1d = [x, B, C]). Loading and saving both walk that one table.
+
+Semantics carried over from transformers 5.23 (read from its modeling files):
+  * NemotronH's Mamba mixer clamps dt to (time_step_min, inf) and ignores
+    ``time_step_limit``; Mamba2 clamps to ``time_step_limit``.
+  * The gated RMSNorm of both takes the RMS per group of d_inner / n_groups channels
+    with eps = layer_norm_epsilon (our ``gated_rms_norm`` with cfg.norm_eps).
+  * NemotronH attention applies no rotary embedding and has no biases; its
+    ``_tied_weights_keys`` is empty, so a tied model is saved with an explicit lm_head.
+  * Mamba2's ``residual_in_fp32`` only changes the residual dtype; our residual stream is
+    in cfg.dtype (identical in float32).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import math
+import os
+from collections.abc import Mapping
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import safetensors
+import safetensors.numpy
+
+from model import lm
+from model import params as P
+from model.config import ModelConfig
+
+ARCHITECTURES = {
+    "LlamaForCausalLM": "llama",
+    "Qwen2ForCausalLM": "qwen2",
+    "Mamba2ForCausalLM": "mamba2",
+    "NemotronHForCausalLM": "nemotron_h",
+}
+_FAMILY_ARCHITECTURE = {family: arch for arch, family in ARCHITECTURES.items()}
+_NEMOTRON_BLOCKS = {"linear_attention": "M", "full_attention": "*", "mlp": "-", "moe": "E"}
+_NEMOTRON_LEGACY = {  # old NemotronH config names → current ones (configuration_nemotron_h.py)
+    "mamba_n_groups": "n_groups", "mamba_d_conv": "conv_kernel", "mamba_expand": "expand",
+    "mamba_dt_min": "time_step_min", "mamba_dt_max": "time_step_max",
+    "mamba_dt_limit": "time_step_limit", "mamba_conv_bias": "use_conv_bias",
+    "mamba_chunk_size": "chunk_size",
+}
+
+Path = tuple  # a key path into our param tree, e.g. ("layers", 3, "in_x")
+
+
+# ------------------------------------------------------------------------------ config
+
+
+def _unsupported(family: str, field: str, value, why: str):
+  raise ValueError(f"{_FAMILY_ARCHITECTURE.get(family, family)} config field "
+                   f"{field}={value!r} is not supported: {why}")
+
+
+def _decode_floats(value):
+  """transformers 5 writes non-finite floats as {"__float__": "Infinity"}."""
+  if isinstance(value, Mapping):
+    if set(value) == {"__float__"}:
+      return float(value["__float__"])
+    return {k: _decode_floats(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_decode_floats(v) for v in value]
+  return value
+
+
+def _encode_floats(value):
+  if isinstance(value, float) and not math.isfinite(value):
+    return {"__float__": "NaN" if math.isnan(value) else
+            ("Infinity" if value > 0 else "-Infinity")}
+  if isinstance(value, Mapping):
+    return {k: _encode_floats(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_encode_floats(v) for v in value]
+  return value
+
+
+def _as_dict(hf_config) -> dict:
+  if isinstance(hf_config, Mapping):
+    d = dict(hf_config)
+  elif hasattr(hf_config, "to_dict"):
+    d = hf_config.to_dict()
+  else:
+    raise TypeError(f"expected a config dict or a transformers config, got {type(hf_config)}")
+  return _decode_floats(d)
+
+
+def hf_family(hf_config) -> str:
+  """'llama' | 'qwen2' | 'mamba2' | 'nemotron_h' from ``architectures`` or ``model_type``."""
+  d = _as_dict(hf_config)
+  for arch in d.get("architectures") or ():
+    if arch in ARCHITECTURES:
+      return ARCHITECTURES[arch]
+  if d.get("model_type") in _FAMILY_ARCHITECTURE:
+    return d["model_type"]
+  raise ValueError(
+      f"HF config architectures={d.get('architectures')!r} / model_type="
+      f"{d.get('model_type')!r} is not supported; supported: {sorted(ARCHITECTURES)}")
+
+
+def _rope(d: dict, family: str) -> tuple[float, Optional[tuple]]:
+  """(rope_theta, llama3 scaling tuple or None) from rope_parameters or legacy rope_scaling."""
+  params = d.get("rope_parameters")
+  if params is None:  # transformers 4 layout: rope_theta + rope_scaling.
+    params = dict(d.get("rope_scaling") or {})
+    params.setdefault("rope_theta", d.get("rope_theta", 10000.0))
+  params = dict(params)
+  if params and all(isinstance(v, Mapping) for v in params.values()):  # per layer type
+    distinct = {json.dumps(v, sort_keys=True) for v in params.values()}
+    if len(distinct) != 1:
+      _unsupported(family, "rope_parameters", params, "per-layer-type RoPE settings differ")
+    params = dict(next(iter(params.values())))
+  rope_type = params.get("rope_type", params.get("type", "default"))
+  partial = params.get("partial_rotary_factor", d.get("partial_rotary_factor", 1.0))
+  if partial != 1.0:
+    _unsupported(family, "partial_rotary_factor", partial, "only full-width RoPE")
+  theta = float(params.get("rope_theta", d.get("rope_theta", 10000.0)))
+  if rope_type == "default":
+    return theta, None
+  if rope_type == "llama3":
+    original = params.get("original_max_position_embeddings",
+                          d.get("max_position_embeddings"))
+    return theta, (float(params["factor"]), float(params["low_freq_factor"]),
+                   float(params["high_freq_factor"]), int(original))
+  _unsupported(family, "rope_parameters.rope_type", rope_type,
+               "only 'default' and 'llama3' RoPE are implemented")
+
+
+def _transformer_config(d: dict, family: str) -> ModelConfig:
+  hidden_act = d.get("hidden_act", "silu")
+  if hidden_act != "silu":
+    _unsupported(family, "hidden_act", hidden_act, "the MLP is SwiGLU (silu gate)")
+  if d.get("mlp_bias", False):
+    _unsupported(family, "mlp_bias", True, "MLP projections have no bias")
+  if family == "llama" and d.get("attention_bias", False):
+    _unsupported(family, "attention_bias", True,
+                 "Llama's attention_bias also adds an o_proj bias, which we do not have")
+  if family == "qwen2":
+    if d.get("use_sliding_window", False):
+      _unsupported(family, "use_sliding_window", True, "sliding-window attention")
+    layer_types = d.get("layer_types") or []
+    if any(t != "full_attention" for t in layer_types):
+      _unsupported(family, "layer_types", layer_types, "only full_attention layers")
+  heads = d["num_attention_heads"]
+  theta, llama3 = _rope(d, family)
+  return ModelConfig(
+      vocab_size=d["vocab_size"], d_model=d["hidden_size"],
+      pattern="*-" * d["num_hidden_layers"],
+      n_heads=heads, n_kv_heads=d.get("num_key_value_heads") or heads,
+      head_dim=d.get("head_dim") or d["hidden_size"] // heads,
+      qkv_bias=family == "qwen2", use_rope=True, rope_theta=theta,
+      rope_llama3_scaling=llama3, mlp_dim=d["intermediate_size"], mlp_activation="swiglu",
+      norm_eps=float(d.get("rms_norm_eps", 1e-6)),
+      tie_embeddings=bool(d.get("tie_word_embeddings", False)),
+      init_std=float(d.get("initializer_range", 0.02)))
+
+
+def _check_mamba_fields(d: dict, family: str, act_key: str):
+  if d.get(act_key, "silu") != "silu":
+    _unsupported(family, act_key, d[act_key], "the Mamba-2 mixer uses SiLU")
+  if d.get("use_bias", False):
+    _unsupported(family, "use_bias", True, "Mamba in_proj/out_proj have no bias")
+
+
+def _dt_range(d: dict) -> dict:
+  """Init range of dt; ModelConfig needs 0 < dt_min <= dt_max."""
+  dt_min = float(d.get("time_step_min", 1e-3))
+  dt_max = float(d.get("time_step_max", 0.1))
+  dt_min = dt_min if dt_min > 0 else min(1e-3, dt_max)
+  return {"dt_min": dt_min, "dt_max": max(dt_min, dt_max)}
+
+
+def _mamba2_config(d: dict, family: str) -> ModelConfig:
+  _check_mamba_fields(d, family, "hidden_act")
+  hidden = d["hidden_size"]
+  heads, head_dim = d.get("num_heads", 128), d.get("head_dim", 64)
+  expand = d.get("expand", 2)
+  if heads * head_dim != int(expand * hidden):
+    _unsupported(family, "num_heads", heads,
+                 f"num_heads*head_dim={heads * head_dim} != expand*hidden_size="
+                 f"{expand * hidden}")
+  limit = tuple(float(x) for x in d.get("time_step_limit", (0.0, float("inf"))))
+  return ModelConfig(
+      vocab_size=d["vocab_size"], d_model=hidden, pattern="M" * d["num_hidden_layers"],
+      ssm_heads=heads, ssm_head_dim=head_dim, ssm_state=d.get("state_size", 128),
+      ssm_groups=d.get("n_groups", 8), conv_width=d.get("conv_kernel", 4),
+      chunk_size=d.get("chunk_size", 256), dt_limit=limit, **_dt_range(d),
+      norm_eps=float(d.get("layer_norm_epsilon", 1e-5)),
+      tie_embeddings=bool(d.get("tie_word_embeddings", False)),
+      init_std=float(d.get("initializer_range", 0.1)))
+
+
+def _nemotron_h_config(d: dict, family: str) -> ModelConfig:
+  d = dict(d)
+  for old, new in _NEMOTRON_LEGACY.items():
+    if old in d:
+      d[new] = d.pop(old)
+  blocks = d.get("layers_block_type")
+  if blocks is None and d.get("hybrid_override_pattern") is not None:
+    pattern = d["hybrid_override_pattern"]
+  else:
+    if blocks is None:
+      raise ValueError("NemotronHForCausalLM config has neither layers_block_type nor "
+                       "hybrid_override_pattern")
+    unknown = [b for b in blocks if b not in _NEMOTRON_BLOCKS]
+    if unknown:
+      _unsupported(family, "layers_block_type", blocks, f"unknown block types {unknown}")
+    pattern = "".join(_NEMOTRON_BLOCKS[b] for b in blocks)
+  if "E" in pattern:
+    _unsupported(family, "layers_block_type", pattern, "MoE ('moe' / 'E') layers")
+  if set(pattern) - set("M*-"):
+    _unsupported(family, "hybrid_override_pattern", pattern, "only M, * and - layers")
+  _check_mamba_fields(d, family, "mamba_hidden_act")
+  if d.get("mlp_bias", False):
+    _unsupported(family, "mlp_bias", True, "MLP projections have no bias")
+  if d.get("mlp_hidden_act", "relu2") != "relu2":
+    _unsupported(family, "mlp_hidden_act", d["mlp_hidden_act"],
+                 "the non-gated MLP is implemented for relu2 only")
+  if d.get("sliding_window") is not None:
+    _unsupported(family, "sliding_window", d["sliding_window"], "sliding-window attention")
+  heads = d.get("num_attention_heads", 32)
+  time_step_min = float(d.get("time_step_min", 1e-3))
+  return ModelConfig(
+      vocab_size=d["vocab_size"], d_model=d["hidden_size"], pattern=pattern,
+      n_heads=heads, n_kv_heads=d.get("num_key_value_heads") or heads,
+      head_dim=d.get("head_dim") or d["hidden_size"] // heads, qkv_bias=False,
+      use_rope=False, mlp_dim=d.get("intermediate_size", 21504), mlp_activation="relu2",
+      ssm_heads=d.get("mamba_num_heads", 128), ssm_head_dim=d.get("mamba_head_dim", 64),
+      ssm_state=d.get("ssm_state_size", 128), ssm_groups=d.get("n_groups", 8),
+      conv_width=d.get("conv_kernel", 4), chunk_size=d.get("chunk_size", 128),
+      # NemotronHMamba2Mixer: self.time_step_limit = (config.time_step_min, inf).
+      dt_limit=(time_step_min, float("inf")), **_dt_range(d),
+      norm_eps=float(d.get("layer_norm_epsilon", 1e-5)),
+      tie_embeddings=bool(d.get("tie_word_embeddings", False)),
+      init_std=float(d.get("initializer_range", 0.02)))
+
+
+_CONFIG_READERS = {"llama": _transformer_config, "qwen2": _transformer_config,
+                   "mamba2": _mamba2_config, "nemotron_h": _nemotron_h_config}
+
+
+def config_from_hf(hf_config) -> ModelConfig:
+  """A ModelConfig from a HF config (a ``config.json`` dict or a transformers config).
+
+  Raises ValueError naming the field for features we do not implement (MoE layers,
+  RoPE types other than default/llama3, sliding windows, biases we lack, ...).
+  """
+  d = _as_dict(hf_config)
+  family = hf_family(d)
+  return _CONFIG_READERS[family](d, family)
+
+
+def _hf_config(cfg: ModelConfig, family: str, dtype_name: str) -> dict:
+  """The config.json for ``cfg`` saved as ``family``; ValueError if not representable."""
+  def fail(field, why):
+    raise ValueError(f"cannot save as {_FAMILY_ARCHITECTURE[family]}: ModelConfig."
+                     f"{field}={getattr(cfg, field)!r}: {why}")
+
+  common = {"architectures": [_FAMILY_ARCHITECTURE[family]], "model_type": family,
+            "vocab_size": cfg.vocab_size, "hidden_size": cfg.d_model, "dtype": dtype_name,
+            "tie_word_embeddings": cfg.tie_embeddings, "initializer_range": cfg.init_std}
+  attention = {"num_attention_heads": cfg.n_heads, "num_key_value_heads": cfg.n_kv_heads,
+               "head_dim": cfg.head_dim, "intermediate_size": cfg.mlp_dim}
+  mamba = {"n_groups": cfg.ssm_groups, "conv_kernel": cfg.conv_width,
+           "chunk_size": cfg.chunk_size, "layer_norm_epsilon": cfg.norm_eps,
+           "use_bias": False, "use_conv_bias": True, "time_step_max": cfg.dt_max}
+  if family in ("llama", "qwen2"):
+    n = len(cfg.pattern) // 2
+    if cfg.pattern != "*-" * n:
+      fail("pattern", "a Llama/Qwen2 model is '*-' repeated")
+    if cfg.mlp_activation != "swiglu":
+      fail("mlp_activation", "Llama/Qwen2 MLPs are SwiGLU")
+    if not cfg.use_rope:
+      fail("use_rope", "Llama/Qwen2 attention always applies RoPE")
+    if family == "llama" and cfg.qkv_bias:
+      fail("qkv_bias", "LlamaForCausalLM has no q/k/v-only bias; save as Qwen2ForCausalLM")
+    rope = {"rope_type": "default", "rope_theta": cfg.rope_theta}
+    max_positions = 32768
+    if cfg.rope_llama3_scaling is not None:
+      factor, low, high, original = cfg.rope_llama3_scaling
+      rope.update(rope_type="llama3", factor=factor, low_freq_factor=low,
+                  high_freq_factor=high, original_max_position_embeddings=original)
+      max_positions = max(max_positions, int(original * factor))
+    out = {**common, **attention, "num_hidden_layers": n, "hidden_act": "silu",
+           "rms_norm_eps": cfg.norm_eps, "rope_parameters": rope,
+           "max_position_embeddings": max_positions}
+    if family == "llama":
+      out.update(attention_bias=False, mlp_bias=False)
+    else:
+      out.update(use_sliding_window=False, sliding_window=None, max_window_layers=n,
+                 layer_types=["full_attention"] * n)
+    return out
+  if family == "mamba2":
+    if set(cfg.pattern) != {"M"}:
+      fail("pattern", "a Mamba2ForCausalLM model is 'M' repeated")
+    if cfg.ssm_inner % cfg.d_model:
+      fail("ssm_heads", f"HF Mamba2 needs ssm_heads*ssm_head_dim={cfg.ssm_inner} to be an "
+           f"integer multiple (expand) of d_model={cfg.d_model}")
+    return {**common, **mamba, "num_hidden_layers": cfg.n_layers,
+            "num_heads": cfg.ssm_heads, "head_dim": cfg.ssm_head_dim,
+            "expand": cfg.ssm_inner // cfg.d_model, "state_size": cfg.ssm_state,
+            "hidden_act": "silu", "residual_in_fp32": True,
+            "time_step_limit": list(cfg.dt_limit), "time_step_min": cfg.dt_min}
+  # nemotron_h
+  if "-" in cfg.pattern and cfg.mlp_activation != "relu2":
+    fail("mlp_activation", "NemotronH MLPs are non-gated (relu2)")
+  if "*" in cfg.pattern and (cfg.use_rope or cfg.qkv_bias):
+    fail("use_rope" if cfg.use_rope else "qkv_bias",
+         "NemotronH attention has no RoPE and no biases")
+  if cfg.dt_limit[1] != float("inf") or cfg.dt_limit[0] < 0:
+    fail("dt_limit", "NemotronH clamps dt to (time_step_min, inf) only")
+  reverse = {v: k for k, v in _NEMOTRON_BLOCKS.items()}
+  return {**common, **attention, **mamba,
+          "layers_block_type": [reverse[c] for c in cfg.pattern],
+          "mlp_hidden_act": "relu2", "mlp_bias": False, "attention_bias": False,
+          "mamba_num_heads": cfg.ssm_heads, "mamba_head_dim": cfg.ssm_head_dim,
+          "ssm_state_size": cfg.ssm_state, "mamba_hidden_act": "silu",
+          "time_step_min": cfg.dt_limit[0],
+          "time_step_max": max(cfg.dt_max, cfg.dt_limit[0]),
+          "time_step_limit": list(cfg.dt_limit), "tie_word_embeddings": False}
+
+
+# ----------------------------------------------------------------------- mapping table
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+  """How one of our arrays (shape ``shape``) sits in an HF tensor, along its axis 0.
+
+  same    HF block == ours                      (embedding)
+  flat    HF block == ours.reshape(-1)           (norm weights, biases, A_log, D, ...)
+  linear  nn.Linear (out, in): ours is (*in, *out) with ``n_in`` leading input dims
+  conv    depthwise nn.Conv1d (channels, 1, w): ours is (w, *channels); tap j of ours
+          is HF weight[c, 0, j] (both multiply input l-(w-1)+j)
+  """
+  kind: str
+  n_in: int = 1
+
+  def hf_shape(self, shape) -> tuple[int, ...]:
+    if self.kind == "same":
+      return tuple(shape)
+    if self.kind == "flat":
+      return (math.prod(shape),)
+    if self.kind == "linear":
+      return (math.prod(shape[self.n_in:]), math.prod(shape[:self.n_in]))
+    return (math.prod(shape[1:]), 1, shape[0])  # conv
+
+  def to_hf(self, x: np.ndarray) -> np.ndarray:
+    if self.kind == "same":
+      return x
+    if self.kind == "flat":
+      return x.reshape(-1)
+    if self.kind == "linear":
+      return x.reshape(math.prod(x.shape[:self.n_in]), -1).T
+    return x.reshape(x.shape[0], -1).T[:, None, :]  # conv
+
+  def from_hf(self, block: np.ndarray, shape) -> np.ndarray:
+    if self.kind in ("same", "flat"):
+      return block.reshape(shape)
+    if self.kind == "linear":
+      return block.T.reshape(shape)
+    return block[:, 0, :].T.reshape(shape)  # conv
+
+
+_SAME, _FLAT, _CONV = _Layout("same"), _Layout("flat"), _Layout("conv")
+_LINEAR, _LINEAR2 = _Layout("linear", 1), _Layout("linear", 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+  hf_key: str
+  paths: tuple[Path, ...]  # our arrays, concatenated along the HF tensor's axis 0
+  layout: _Layout
+
+
+def _attention_entries(prefix: str, i: int, bias: bool) -> list[_Entry]:
+  out = [_Entry(f"{prefix}.{name}_proj.weight", (("layers", i, name),), _LINEAR)
+         for name in ("q", "k", "v")]
+  if bias:
+    out += [_Entry(f"{prefix}.{name}_proj.bias", (("layers", i, f"{name}_bias"),), _FLAT)
+            for name in ("q", "k", "v")]
+  return out + [_Entry(f"{prefix}.o_proj.weight", (("layers", i, "o"),), _LINEAR2)]
+
+
+def _mlp_entries(prefix: str, i: int, gated: bool) -> list[_Entry]:
+  names = ("gate", "up", "down") if gated else ("up", "down")
+  return [_Entry(f"{prefix}.{name}_proj.weight", (("layers", i, name),), _LINEAR)
+          for name in names]
+
+
+def _mamba_entries(prefix: str, i: int) -> list[_Entry]:
+  layer = lambda *names: tuple(("layers", i, name) for name in names)
+  return [
+      _Entry(f"{prefix}.in_proj.weight", layer("in_z", "in_x", "in_B", "in_C", "in_dt"),
+             _LINEAR),
+      _Entry(f"{prefix}.conv1d.weight", layer("conv_x", "conv_B", "conv_C"), _CONV),
+      _Entry(f"{prefix}.conv1d.bias", layer("conv_x_bias", "conv_B_bias", "conv_C_bias"),
+             _FLAT),
+      _Entry(f"{prefix}.dt_bias", layer("dt_bias"), _FLAT),
+      _Entry(f"{prefix}.A_log", layer("A_log"), _FLAT),
+      _Entry(f"{prefix}.D", layer("D"), _FLAT),
+      _Entry(f"{prefix}.norm.weight", layer("gate_norm"), _FLAT),
+      _Entry(f"{prefix}.out_proj.weight", layer("out"), _LINEAR2),
+  ]
+
+
+def _mapping(cfg: ModelConfig, family: str) -> list[_Entry]:
+  """The one table of (HF key ↔ our arrays) for ``family``, used to load and to save."""
+  entries = []
+  norm = lambda key, i: _Entry(key, (("layers", i, "norm"),), _FLAT)
+  if family in ("llama", "qwen2"):
+    entries.append(_Entry("model.embed_tokens.weight", (("embed",),), _SAME))
+    for block in range(cfg.n_layers // 2):
+      a, m, prefix = 2 * block, 2 * block + 1, f"model.layers.{block}"
+      entries.append(norm(f"{prefix}.input_layernorm.weight", a))
+      entries += _attention_entries(f"{prefix}.self_attn", a, cfg.qkv_bias)
+      entries.append(norm(f"{prefix}.post_attention_layernorm.weight", m))
+      entries += _mlp_entries(f"{prefix}.mlp", m, gated=True)
+    entries.append(_Entry("model.norm.weight", (("final_norm",),), _FLAT))
+  else:  # mamba2, nemotron_h
+    entries.append(_Entry("backbone.embeddings.weight", (("embed",),), _SAME))
+    for i, kind in enumerate(cfg.pattern):
+      prefix = f"backbone.layers.{i}"
+      entries.append(norm(f"{prefix}.norm.weight", i))
+      if kind == "M":
+        entries += _mamba_entries(f"{prefix}.mixer", i)
+      elif kind == "*":
+        entries += _attention_entries(f"{prefix}.mixer", i, cfg.qkv_bias)
+      else:
+        entries += _mlp_entries(f"{prefix}.mixer", i, gated=cfg.mlp_activation == "swiglu")
+    entries.append(_Entry("backbone.norm_f.weight", (("final_norm",),), _FLAT))
+  if not cfg.tie_embeddings:
+    entries.append(_Entry("lm_head.weight", (("lm_head",),), _LINEAR))
+  return entries
+
+
+def _spec_shapes(cfg: ModelConfig) -> dict[Path, tuple[int, ...]]:
+  flat, _ = jax.tree_util.tree_flatten_with_path(lm.param_specs(cfg), is_leaf=P.is_spec)
+  return {_path(kp): spec.shape for kp, spec in flat}
+
+
+def _path(keypath) -> Path:
+  return tuple(getattr(k, "key", getattr(k, "idx", None)) for k in keypath)
+
+
+def _path_str(path: Path) -> str:
+  return "params" + "".join(f"[{p!r}]" for p in path)
+
+
+def _check_table(table: list[_Entry], shapes: dict):
+  covered = [p for e in table for p in e.paths]
+  if sorted(map(str, covered)) != sorted(map(str, shapes)):
+    raise AssertionError(  # a bug in this module, not in the checkpoint
+        f"HF mapping table does not cover the param tree exactly: "
+        f"missing {sorted(set(map(str, shapes)) - set(map(str, covered)))}, "
+        f"extra {sorted(set(map(str, covered)) - set(map(str, shapes)))}")
+
+
+def _entry_hf_shape(entry: _Entry, shapes: dict) -> tuple[int, ...]:
+  parts = [entry.layout.hf_shape(shapes[p]) for p in entry.paths]
+  return (sum(s[0] for s in parts),) + parts[0][1:]
+
+
+def _set(tree, path: Path, value):
+  for key in path[:-1]:
+    tree = tree[key]
+  tree[path[-1]] = value
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def _stored_keys(path: str, family: str) -> dict[str, tuple[str, str]]:
+  """Normalised HF key → (safetensors file, key as stored), from the index or the files."""
+  index = os.path.join(path, "model.safetensors.index.json")
+  if os.path.exists(index):
+    with open(index) as f:
+      weight_map = json.load(f)["weight_map"]
+    stored = {k: os.path.join(path, v) for k, v in weight_map.items()}
+  else:
+    single = os.path.join(path, "model.safetensors")
+    files = [single] if os.path.exists(single) else sorted(
+        glob.glob(os.path.join(path, "*.safetensors")))
+    if not files:
+      raise FileNotFoundError(f"no model.safetensors, model.safetensors.index.json or "
+                              f"*.safetensors in {path}")
+    stored = {}
+    for file in files:
+      with safetensors.safe_open(file, framework="flax") as f:
+        stored.update((key, file) for key in f.keys())
+
+  def normalise(key):  # transformers renames NemotronH's backbone. → model. in memory
+    if family == "nemotron_h" and key.startswith("model."):
+      return "backbone." + key[len("model."):]
+    return key
+  return {normalise(k): (file, k) for k, file in stored.items()}
+
+
+def _ignorable(key: str, cfg: ModelConfig, family: str) -> bool:
+  if key.endswith("rotary_emb.inv_freq"):   # buffer saved by old Llama checkpoints
+    return True
+  if key == "lm_head.weight" and cfg.tie_embeddings:   # some tied checkpoints keep it
+    return True
+  return family == "nemotron_h" and key.startswith("mtp.")  # MTP heads, unused by HF too
+
+
+def load_hf_checkpoint(path: str, dtype="float32") -> tuple[dict, ModelConfig]:
+  """Our (params, cfg) from a local HF directory (config.json + safetensors).
+
+  Reads one ``model.safetensors`` or the shards named in ``model.safetensors.index.json``
+  (bf16 included), converts every tensor through the family's mapping table and casts
+  to ``dtype``; cfg gets ``param_dtype = dtype = dtype``. Raises ValueError naming the
+  file and key for missing, unexpected or wrongly shaped tensors.
+  """
+  config_path = os.path.join(path, "config.json")
+  if not os.path.exists(config_path):
+    raise FileNotFoundError(f"{config_path} not found")
+  with open(config_path) as f:
+    raw = _decode_floats(json.load(f))
+  family = hf_family(raw)
+  dtype_name = jnp.dtype(dtype).name
+  cfg = config_from_hf(raw).replace(param_dtype=dtype_name, dtype=dtype_name)
+  table = _mapping(cfg, family)
+  shapes = _spec_shapes(cfg)
+  _check_table(table, shapes)
+
+  stored = _stored_keys(path, family)
+  zero_filled = []
+  if family in ("mamba2", "nemotron_h") and not raw.get(
+      "use_conv_bias", raw.get("mamba_conv_bias", True)):
+    zero_filled = [e for e in table if e.hf_key.endswith("conv1d.bias")]
+    table = [e for e in table if e not in zero_filled]
+  expected = {e.hf_key for e in table}
+  missing = sorted(expected - set(stored))
+  unexpected = sorted(k for k in set(stored) - expected if not _ignorable(k, cfg, family))
+  if missing or unexpected:
+    raise ValueError(
+        f"{path}: checkpoint keys do not match {_FAMILY_ARCHITECTURE[family]} with "
+        f"pattern {cfg.pattern!r}: missing {missing}; unexpected "
+        f"{[f'{stored[k][1]} (in {os.path.basename(stored[k][0])})' for k in unexpected]}")
+
+  target = np.dtype(jnp.dtype(dtype))
+  params = jax.tree.map(lambda _: None, lm.param_specs(cfg), is_leaf=P.is_spec)
+  by_file: dict[str, list[_Entry]] = {}
+  for entry in table:
+    by_file.setdefault(stored[entry.hf_key][0], []).append(entry)
+  for file, entries in by_file.items():
+    with safetensors.safe_open(file, framework="flax") as f:  # numpy cannot read bf16
+      for entry in entries:
+        key = stored[entry.hf_key][1]
+        tensor = np.asarray(f.get_tensor(key))
+        want = _entry_hf_shape(entry, shapes)
+        if tuple(tensor.shape) != want:
+          raise ValueError(
+              f"{file}: {key} has shape {tuple(tensor.shape)}, expected {want} for "
+              f"{[_path_str(p) for p in entry.paths]} (config: {config_path})")
+        offset = 0
+        for p in entry.paths:
+          rows = entry.layout.hf_shape(shapes[p])[0]
+          part = entry.layout.from_hf(tensor[offset:offset + rows], shapes[p])
+          _set(params, p, jnp.asarray(part.astype(target)))
+          offset += rows
+  for entry in zero_filled:
+    for p in entry.paths:
+      _set(params, p, jnp.zeros(shapes[p], target))
+  return params, cfg
+
+
+# ----------------------------------------------------------------------------- saving
+
+
+def _resolve_family(cfg: ModelConfig, architecture: Optional[str]) -> str:
+  if architecture is None:
+    if set(cfg.pattern) == {"M"}:
+      return "mamba2"
+    if cfg.pattern == "*-" * (len(cfg.pattern) // 2) and cfg.use_rope:
+      return "qwen2" if cfg.qkv_bias else "llama"
+    return "nemotron_h"
+  if architecture in ARCHITECTURES:
+    return ARCHITECTURES[architecture]
+  if architecture in _FAMILY_ARCHITECTURE:
+    return architecture
+  raise ValueError(f"architecture={architecture!r} is not supported; use one of "
+                   f"{sorted(ARCHITECTURES)}")
+
+
+def _adapt(params: dict, cfg: ModelConfig, family: str) -> tuple[dict, ModelConfig]:
+  """Exact rewrites for what a family cannot express otherwise."""
+  if family == "nemotron_h" and cfg.tie_embeddings:
+    # NemotronHForCausalLM never ties (_tied_weights_keys = {}): store the head.
+    params = {**params, "lm_head": jnp.asarray(params["embed"]).T}
+    cfg = cfg.replace(tie_embeddings=False)
+  if family == "qwen2" and not cfg.qkv_bias:
+    # Qwen2 attention always has q/k/v biases: store zeros.
+    layers = [dict(layer) for layer in params["layers"]]
+    for layer, kind in zip(layers, cfg.pattern):
+      if kind == "*":
+        for name, heads in (("q", cfg.n_heads), ("k", cfg.n_kv_heads), ("v", cfg.n_kv_heads)):
+          layer[f"{name}_bias"] = jnp.zeros((heads, cfg.head_dim), layer[name].dtype)
+    params = {**params, "layers": layers}
+    cfg = cfg.replace(qkv_bias=True)
+  return params, cfg
+
+
+def save_hf_checkpoint(params: dict, cfg: ModelConfig, path: str,
+                       architecture: Optional[str] = None, dtype=None) -> str:
+  """Writes ``config.json`` + ``model.safetensors`` that transformers reloads.
+
+  architecture: 'LlamaForCausalLM' | 'Qwen2ForCausalLM' | 'Mamba2ForCausalLM' |
+    'NemotronHForCausalLM' (or the family name); default inferred from cfg.pattern.
+  dtype: of the stored tensors; default cfg.param_dtype.
+  Raises ValueError if cfg is not representable in that architecture or a parameter is
+  missing or wrongly shaped. Returns ``path``.
+  """
+  family = _resolve_family(cfg, architecture)
+  dtype = np.dtype(jnp.dtype(dtype or cfg.param_dtype))
+  hf_config = _hf_config(cfg, family, dtype.name)  # fails early if not representable
+  shapes = _spec_shapes(cfg)
+  flat, _ = jax.tree_util.tree_flatten_with_path(params)
+  given = {_path(kp): leaf for kp, leaf in flat}
+  extra = sorted(map(_path_str, set(given) - set(shapes)))
+  missing = sorted(map(_path_str, set(shapes) - set(given)))
+  if extra or missing:
+    raise ValueError(f"params do not match cfg (pattern {cfg.pattern!r}, tie_embeddings="
+                     f"{cfg.tie_embeddings}): missing {missing}; unexpected {extra}")
+  for p, x in given.items():
+    if tuple(x.shape) != tuple(shapes[p]):
+      raise ValueError(f"{_path_str(p)} has shape {tuple(x.shape)}, expected "
+                       f"{tuple(shapes[p])} for cfg")
+
+  params, cfg = _adapt(params, cfg, family)
+  table = _mapping(cfg, family)
+  shapes = _spec_shapes(cfg)
+  _check_table(table, shapes)
+  flat, _ = jax.tree_util.tree_flatten_with_path(params)
+  given = {_path(kp): leaf for kp, leaf in flat}
+  tensors = {}
+  for entry in table:
+    blocks = [entry.layout.to_hf(np.asarray(given[p]).astype(dtype)) for p in entry.paths]
+    tensors[entry.hf_key] = np.ascontiguousarray(np.concatenate(blocks, axis=0))
+
+  os.makedirs(path, exist_ok=True)
+  safetensors.numpy.save_file(tensors, os.path.join(path, "model.safetensors"),
+                              metadata={"format": "pt"})
+  with open(os.path.join(path, "config.json"), "w") as f:
+    json.dump(_encode_floats(hf_config), f, indent=2, sort_keys=True)
+  return path
