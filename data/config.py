@@ -1,0 +1,92 @@
+"""The `data` section of a run config (an `ml_collections.ConfigDict`).
+
+Fields:
+  tokenizer_path    sentencepiece `.model` or Hugging Face `tokenizer.json`.
+  sources           name -> `source_config(...)` (format, path, field, ...).
+  stages            tuple of `stage_config(...)`: weights per source name and a budget.
+  add_bos           prepend bos to every document.
+  num_packing_bins  first-fit packing bins (more bins, less padding).
+  num_workers       grain worker processes per source (0 = in the main process).
+The seed, sequence length and batch size come from the run config and are passed to
+`pipeline.make_iterator`. Default paths point into the package's shipped corpus, so
+they work from any directory and after `pip install`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Optional
+
+import ml_collections
+
+from data import sources
+
+CORPUS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+
+def corpus_path(file_name: str) -> str:
+  """Absolute path of a file of the shipped corpus."""
+  return os.path.join(CORPUS_DIR, file_name)
+
+
+def source_config(format: str, path: str, *,  # pylint: disable=redefined-builtin
+                  field: str = "text", prompt_field: str = "", prompt_separator: str = "\n",
+                  tfds_name: str = "", split: str = "train") -> ml_collections.ConfigDict:
+  """One entry of `sources`, with every field a source may use.
+
+  Args:
+    format: one of `sources.FORMATS` (see `data/sources.py` for each).
+    path: file path or glob; for tfds the `data_dir` the dataset was prepared in.
+    field: JSON field / tfds feature holding the text (unused for `text`; for
+      `array_record` "" means records are raw UTF-8 text).
+    prompt_field: if set, the record's prompt, joined to the text by
+      `prompt_separator` and masked out of the loss (SFT).
+    prompt_separator: string between prompt and text.
+    tfds_name: registered tfds builder name (tfds only).
+    split: tfds split (tfds only).
+  """
+  if format not in sources.FORMATS:
+    raise ValueError(f"unknown source format {format!r} for {path}; want one of "
+                     f"{sources.FORMATS}")
+  return ml_collections.ConfigDict(dict(
+      format=format, path=path, field=field, prompt_field=prompt_field,
+      prompt_separator=prompt_separator, tfds_name=tfds_name, split=split))
+
+
+def stage_config(name: str, weights: Mapping[str, float], *, num_steps: Optional[int] = None,
+                 num_tokens: Optional[int] = None) -> ml_collections.ConfigDict:
+  """One entry of `stages`: mixture weights by source name and at most one budget.
+
+  A token budget counts global tokens (global_batch_size * seq_len per step, padding
+  included). Only the last stage may have no budget (it then runs forever).
+  """
+  return ml_collections.ConfigDict(dict(name=name, weights=dict(weights), num_steps=num_steps,
+                                        num_tokens=num_tokens))
+
+
+def default_data_config() -> ml_collections.ConfigDict:
+  """Pretraining on the shipped corpus: 70/30 English/reasoning for 2M tokens, then 30/70."""
+  return ml_collections.ConfigDict(dict(
+      tokenizer_path=corpus_path("tokenizer.model"),
+      sources=dict(
+          web=source_config("text", corpus_path("english.txt")),
+          reasoning=source_config("jsonl", corpus_path("reasoning.jsonl"), field="text"),
+      ),
+      stages=(
+          stage_config("pretrain", {"web": 0.7, "reasoning": 0.3}, num_tokens=1 << 21),
+          stage_config("anneal", {"web": 0.3, "reasoning": 0.7}),
+      ),
+      add_bos=False,
+      num_packing_bins=64,
+      num_workers=0,
+  ))
+
+
+def sft_data_config() -> ml_collections.ConfigDict:
+  """SFT on the shipped reasoning problems: loss on the solution only, the question masked."""
+  config = default_data_config()
+  config.sources = dict(reasoning=source_config(
+      "jsonl", corpus_path("reasoning.jsonl"), field="solution", prompt_field="question"))
+  config.stages = (stage_config("sft", {"reasoning": 1.0}),)
+  return config

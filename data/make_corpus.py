@@ -1,0 +1,101 @@
+"""Writes the shipped corpus deterministically (same bytes on every run).
+
+  python -m data.make_corpus                  # rewrites data/corpus/
+  python -m data.make_corpus --out_dir /tmp/c
+
+Files:
+  english.txt, english_valid.txt      procedural English (`english_grammar`), documents
+                                      separated by blank lines
+  reasoning.jsonl, reasoning_valid.jsonl
+                                      problems (`reasoning_tasks`), half with <think>;
+                                      validation questions never occur in training
+  modsum.jsonl                        all 1000 "a b c = s" sums, half with a thought
+  tokenizer.model                     sentencepiece BPE trained on the three training files
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+from collections.abc import Sequence
+
+from data import config as config_lib
+from data import english_grammar
+from data import reasoning_tasks
+from data import tokenizer as tokenizer_lib
+
+SEED = 20251101
+NUM_ENGLISH, NUM_ENGLISH_VALID = 2800, 200
+NUM_REASONING, NUM_REASONING_VALID = 2500, 300
+VOCAB_SIZE = 1024
+CORPUS_FILES = ("english.txt", "english_valid.txt", "reasoning.jsonl",
+                "reasoning_valid.jsonl", "modsum.jsonl", "tokenizer.model")
+
+
+def english_documents(rng: random.Random, count: int,
+                      exclude: frozenset[str] = frozenset()) -> list[str]:
+  documents = []
+  while len(documents) < count:
+    if (document := english_grammar.make_document(rng)) not in exclude:
+      documents.append(document)
+  return documents
+
+
+def reasoning_problems(rng: random.Random, count: int,
+                       exclude_questions: frozenset[str] = frozenset()) -> list[dict[str, str]]:
+  problems = []
+  while len(problems) < count:
+    if (problem := reasoning_tasks.random_problem(rng))["question"] not in exclude_questions:
+      problems.append(problem)
+  return problems
+
+
+def modular_sums(rng: random.Random) -> list[dict[str, str]]:
+  triples = [(a, b, c) for a in range(10) for b in range(10) for c in range(10)]
+  rng.shuffle(triples)
+  return [reasoning_tasks.modular_sum(*t, think=rng.random() < 0.5) for t in triples]
+
+
+def _write_text(path: str, text: str) -> None:
+  with open(path, "w", encoding="utf-8", newline="\n") as f:
+    f.write(text)
+
+
+def _write_jsonl(path: str, records: Sequence[dict[str, str]]) -> None:
+  _write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def write_corpus(out_dir: str) -> list[str]:
+  """Generates every file of `CORPUS_FILES` into `out_dir`; returns their paths."""
+  os.makedirs(out_dir, exist_ok=True)
+  english = english_documents(random.Random(f"{SEED}-english"), NUM_ENGLISH)
+  english_valid = english_documents(random.Random(f"{SEED}-english-valid"), NUM_ENGLISH_VALID,
+                                    exclude=frozenset(english))
+  reasoning = reasoning_problems(random.Random(f"{SEED}-reasoning"), NUM_REASONING)
+  reasoning_valid = reasoning_problems(
+      random.Random(f"{SEED}-reasoning-valid"), NUM_REASONING_VALID,
+      exclude_questions=frozenset(p["question"] for p in reasoning))
+  sums = modular_sums(random.Random(f"{SEED}-modsum"))
+  paths = [os.path.join(out_dir, name) for name in CORPUS_FILES]
+  _write_text(paths[0], "\n\n".join(english) + "\n")
+  _write_text(paths[1], "\n\n".join(english_valid) + "\n")
+  _write_jsonl(paths[2], reasoning)
+  _write_jsonl(paths[3], reasoning_valid)
+  _write_jsonl(paths[4], sums)
+  tokenizer = tokenizer_lib.train_sentencepiece(
+      english + [p["text"] for p in reasoning + sums], vocab_size=VOCAB_SIZE)
+  tokenizer.save(paths[5])
+  return paths
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+  parser.add_argument("--out_dir", default=config_lib.CORPUS_DIR)
+  for path in write_corpus(parser.parse_args().out_dir):
+    print(f"{os.path.getsize(path):>9,d}  {path}")
+
+
+if __name__ == "__main__":
+  main()

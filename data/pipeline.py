@@ -1,0 +1,111 @@
+"""The training data iterator: sources -> tokenize -> pack -> mix by stage -> batch.
+
+Per source and process (grain):
+  documents[process_index::process_count]   disjoint documents per process
+  .shuffle(seed).repeat()                   a new global shuffle every epoch
+  .map(TokenizeDocument)                    ids + eos (and bos if `add_bos`)
+  .to_iter_dataset()
+  FlatMapIterDataset(SplitIntoChunks)       long documents cut into seq_len chunks
+  FirstFitPackIterDataset + row features    rows of seq_len, bins shuffled
+  .mp_prefetch(num_workers)                 if num_workers > 0
+then `mixture.MixtureIterator` draws each row's source by the stage weights and stacks
+per_process_batch = global_batch_size // process_count rows into a batch. There is no
+separate row shuffle: documents are shuffled globally, so neighbouring rows are already
+independent draws.
+
+Checkpointing with orbax (grain 0.2.18 provides the handler and args):
+
+  it = make_iterator(...)
+  manager.save(step, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(train_state), data=grain.checkpoint.CheckpointSave(it)))
+  manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state),
+      data=grain.checkpoint.CheckpointRestore(it)))   # restores `it` in place
+
+It writes `process_{i}-of-{n}.json` per process (i, n from jax.process_index/count).
+Without orbax: `json.dumps(it.get_state())` and `it.set_state(json.loads(...))`.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import grain
+import ml_collections
+import numpy as np
+
+from data import mixture
+from data import packing
+from data import sources
+from data import tokenizer as tokenizer_lib
+
+# Tags of the seed streams (nonzero: SeedSequence ignores trailing zeros).
+_MIXTURE, _SOURCE, _SHUFFLE, _PACKING = 1, 2, 3, 4
+
+
+def derive_seed(seed: int, *stream: int) -> int:
+  """A 32-bit seed for one random stream of the pipeline (grain wants < 2**32)."""
+  return int(np.random.SeedSequence([seed, *stream]).generate_state(1)[0])
+
+
+def source_rows(documents: grain.MapDataset, *, name: str,
+                tokenizer: tokenizer_lib.Tokenizer, seq_len: int, seed: int,
+                process_index: int, process_count: int, add_bos: bool,
+                num_packing_bins: int, num_workers: int) -> grain.IterDataset:
+  """Endless packed rows (dicts of `packing.ROW_FEATURES`, each (seq_len,)) of one source."""
+  shard = documents[process_index::process_count]
+  if len(shard) == 0:  # pylint: disable=g-explicit-length-test
+    raise ValueError(f"source {name!r} has {len(documents)} documents, fewer than the "
+                     f"{process_count} processes")
+  tokenized = (shard.shuffle(derive_seed(seed, _SHUFFLE)).repeat()
+               .map(packing.TokenizeDocument(tokenizer, add_bos)).to_iter_dataset())
+  chunks = grain.experimental.FlatMapIterDataset(tokenized, packing.SplitIntoChunks(seq_len))
+  rows = packing.pack_chunks(chunks, seq_len=seq_len, pad_id=tokenizer.pad_id,
+                             num_packing_bins=num_packing_bins,
+                             seed=derive_seed(seed, _PACKING))
+  if num_workers > 0:
+    rows = rows.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+  return rows
+
+
+def make_iterator(data_config: ml_collections.ConfigDict, *, seq_len: int,
+                  global_batch_size: int, tokenizer: tokenizer_lib.Tokenizer, seed: int,
+                  process_index: int = 0, process_count: int = 1,
+                  stage: Optional[str] = None) -> mixture.MixtureIterator:
+  """This process's iterator of batches for the schedule in `data_config`.
+
+  Args:
+    data_config: see `data/config.py`.
+    seq_len: tokens per row.
+    global_batch_size: rows per step over all processes; divisible by process_count.
+    tokenizer: e.g. `tokenizer.load_tokenizer(data_config.tokenizer_path)`.
+    seed: run seed; the document order, packing and mixture draws derive from it.
+    process_index: this process (`jax.process_index()`).
+    process_count: all processes (`jax.process_count()`); each reads disjoint documents.
+    stage: start at the first step of this stage (fresh sources), e.g. for a
+      separate SFT job; None starts at the beginning of the schedule.
+
+  Returns:
+    A grain `DatasetIterator` of dicts of (global_batch_size // process_count, seq_len)
+    arrays: tokens, targets, segment_ids, positions (int32), loss_mask (float32).
+    It has `.step`, `.stage` and `.tokens_seen` (per source, this process) and exact
+    `get_state()` / `set_state()`.
+  """
+  if global_batch_size % process_count:
+    raise ValueError(f"global_batch_size {global_batch_size} is not divisible by "
+                     f"process_count {process_count}")
+  names = tuple(data_config.sources.keys())
+  stages = mixture.resolve_stages(data_config.stages, names, global_batch_size * seq_len)
+  rows = {
+      name: source_rows(
+          sources.open_source(data_config.sources[name]), name=name, tokenizer=tokenizer,
+          seq_len=seq_len, seed=derive_seed(seed, _SOURCE, index), process_index=process_index,
+          process_count=process_count, add_bos=data_config.add_bos,
+          num_packing_bins=data_config.num_packing_bins,
+          num_workers=data_config.num_workers)
+      for index, name in enumerate(names)
+  }
+  start_step = 0 if stage is None else mixture.stage_start_step(stages, stage)
+  return mixture.MixtureIterator(
+      rows, stages, batch_size=global_batch_size // process_count,
+      seed=derive_seed(seed, _MIXTURE, process_index), start_step=start_step)

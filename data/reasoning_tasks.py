@@ -1,0 +1,327 @@
+"""Procedural reasoning problems with step-by-step solutions and checkable answers.
+
+A problem is a dict {"kind", "question", "solution", "answer", "text"}. The solution is
+one step per line and ends with the line "Answer: <answer>"; with `think=True` the steps
+are wrapped as "<think>\\n...\\n</think>". `text == question + "\\n" + solution` is the
+pretraining form; SFT uses question as prompt and solution as target, RL checks
+`extract_answer(generated) == answer` (see `answer_matches`).
+
+Kinds: addition, subtraction, multiplication, expression, word_problem, equation,
+sequence, boxes. Modular sums "a b c = s" (`modular_sum`) have their own compact form
+without "Answer:", for the RLP toy experiment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+from typing import Optional, Union
+
+from data import english_grammar
+from data import tokenizer as tokenizer_lib
+
+PLACE_NAMES = ("ones", "tens", "hundreds", "thousands", "ten thousands")
+ANSWER_PREFIX = "Answer: "
+_ANSWER_LINE = re.compile(r"^Answer:[ \t]*(.*?)[ \t]*$", re.MULTILINE)
+
+
+def make_problem(kind: str, question: str, steps: list[str], answer: Union[int, str],
+                 think: bool) -> dict[str, str]:
+  answer = str(answer)
+  body = "\n".join(steps)
+  if think:
+    body = f"{tokenizer_lib.THINK_START}\n{body}\n{tokenizer_lib.THINK_END}"
+  solution = f"{body}\n{ANSWER_PREFIX}{answer}"
+  return {"kind": kind, "question": question, "solution": solution, "answer": answer,
+          "text": f"{question}\n{solution}"}
+
+
+def _number(rng: random.Random, digits: int) -> int:
+  return rng.randrange(10 ** (digits - 1), 10 ** digits)
+
+
+def addition(rng: random.Random, think: bool) -> dict[str, str]:
+  """Column addition, one line per place value with its carry."""
+  a, b = _number(rng, rng.randrange(2, 5)), _number(rng, rng.randrange(2, 5))
+  steps, carry, place = [], 0, 0
+  while (a // 10 ** place) or (b // 10 ** place) or carry:
+    if not (a // 10 ** place or b // 10 ** place):
+      steps.append(f"Write the carry {carry} in the {PLACE_NAMES[place]}.")
+      break
+    x, y = a // 10 ** place % 10, b // 10 ** place % 10
+    total = x + y + carry
+    terms = f"{x} + {y}" + (f" + {carry}" if carry else "")
+    step = f"Add the {PLACE_NAMES[place]}: {terms} = {total}."
+    if total >= 10:
+      step += f" Write {total % 10}, carry 1."
+    steps.append(step)
+    carry, place = total // 10, place + 1
+  steps.append(f"So {a} + {b} = {a + b}.")
+  return make_problem("addition", f"What is {a} + {b}?", steps, a + b, think)
+
+
+def _place_parts(n: int) -> list[int]:
+  """537 -> [500, 30, 7] (zero parts left out)."""
+  digits = str(n)
+  return [int(d) * 10 ** (len(digits) - i - 1) for i, d in enumerate(digits) if d != "0"]
+
+
+def subtraction(rng: random.Random, think: bool) -> dict[str, str]:
+  """Subtract the place values of the smaller number one at a time."""
+  a = rng.randrange(20, 10 ** rng.randrange(2, 5))
+  b = rng.randrange(10, a)
+  steps, current = [], a
+  for part in _place_parts(b):
+    steps.append(f"{current} - {part} = {current - part}.")
+    current -= part
+  steps.append(f"So {a} - {b} = {a - b}.")
+  return make_problem("subtraction", f"What is {a} - {b}?", steps, a - b, think)
+
+
+def multiplication(rng: random.Random, think: bool) -> dict[str, str]:
+  """Split the first factor into place values and add the partial products."""
+  a, b = _number(rng, rng.randrange(2, 4)), rng.randrange(2, 13)
+  parts = _place_parts(a)
+  products = [p * b for p in parts]
+  steps = [f"Split {a} into {' + '.join(map(str, parts))}."]
+  steps += [f"{p} * {b} = {q}." for p, q in zip(parts, products)]
+  if len(products) > 1:
+    steps.append(f"{' + '.join(map(str, products))} = {a * b}.")
+  steps.append(f"So {a} * {b} = {a * b}.")
+  return make_problem("multiplication", f"What is {a} * {b}?", steps, a * b, think)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Op:
+  symbol: str
+  left: Union[_Op, int]
+  right: Union[_Op, int]
+
+
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2}
+
+
+def _random_expression(rng: random.Random, num_ops: int) -> Union[_Op, int]:
+  if num_ops == 0:
+    return rng.randrange(1, 13)
+  left_ops = rng.randrange(num_ops)
+  return _Op(rng.choice("+-*"), _random_expression(rng, left_ops),
+             _random_expression(rng, num_ops - 1 - left_ops))
+
+
+def _format(node: Union[_Op, int], parent_precedence: int = 0, is_right: bool = False) -> str:
+  if isinstance(node, int):
+    return str(node)
+  precedence = _PRECEDENCE[node.symbol]
+  text = (f"{_format(node.left, precedence)} {node.symbol} "
+          f"{_format(node.right, precedence, is_right=True)}")
+  needs_parentheses = precedence < parent_precedence or (
+      is_right and precedence == parent_precedence)
+  return f"({text})" if needs_parentheses else text
+
+
+def _evaluate(node: Union[_Op, int], steps: list[str]) -> int:
+  """Value of `node`; appends one "x op y = z." line per operation, innermost first."""
+  if isinstance(node, int):
+    return node
+  left, right = _evaluate(node.left, steps), _evaluate(node.right, steps)
+  value = {"+": left + right, "-": left - right, "*": left * right}[node.symbol]
+  steps.append(f"{left} {node.symbol} {right} = {value}.")
+  return value
+
+
+def expression(rng: random.Random, think: bool) -> dict[str, str]:
+  """Order of operations with 2-3 operators; redrawn until no value is negative."""
+  while True:
+    tree = _random_expression(rng, rng.randrange(2, 4))
+    steps = []
+    value = _evaluate(tree, steps)
+    if all(int(step.rsplit("= ", 1)[1][:-1]) >= 0 for step in steps):
+      break
+  text = _format(tree)
+  return make_problem("expression", f"Compute {text}.", steps + [f"So {text} = {value}."],
+                      value, think)
+
+
+def word_problem(rng: random.Random, think: bool) -> dict[str, str]:
+  """Multi-step stories about shopping, collecting, sharing, travel, ages and reading."""
+  person, friend = (english_grammar.Person(*p) for p in rng.sample(english_grammar.NAMES, 2))
+  he, his = person.subject, person.possessive
+  kind = rng.randrange(6)
+  if kind == 0:
+    count, price, extra = rng.randrange(2, 10), rng.randrange(2, 15), rng.randrange(1, 20)
+    item, other = rng.sample(("pencils", "apples", "notebooks", "stickers", "cookies",
+                              "balloons"), 2)
+    question = (f"{person.name} buys {count} {item} that cost {price} dollars each and a bag "
+                f"of {other} that costs {extra} dollars. How many dollars does {he} spend?")
+    steps = [f"The {item} cost {count} * {price} = {count * price} dollars.",
+             f"Adding the {other}: {count * price} + {extra} = {count * price + extra} dollars."]
+    answer = count * price + extra
+  elif kind == 1:
+    start, bags, per_bag = rng.randrange(1, 30), rng.randrange(2, 8), rng.randrange(2, 12)
+    thing = rng.choice(("marbles", "shells", "stamps", "cards", "beads"))
+    total = start + bags * per_bag
+    given = rng.randrange(1, total)
+    question = (f"{person.name} has {start} {thing}. {he.capitalize()} gets {bags} bags with "
+                f"{per_bag} {thing} in each bag. Then {he} gives {given} {thing} to "
+                f"{friend.name}. How many {thing} does {person.name} have now?")
+    steps = [f"The bags hold {bags} * {per_bag} = {bags * per_bag} {thing}.",
+             f"With the {thing} {he} had: {start} + {bags * per_bag} = {total}.",
+             f"After giving some away: {total} - {given} = {total - given}."]
+    answer = total - given
+  elif kind == 2:
+    friends, each = rng.randrange(2, 10), rng.randrange(2, 13)
+    kept = rng.randrange(0, 10)
+    total = friends * each + kept
+    thing = rng.choice(("cookies", "grapes", "stickers", "crayons", "coins"))
+    question = (f"{person.name} has {total} {thing}. {he.capitalize()} keeps {kept} and "
+                f"shares the rest equally among {friends} friends. How many {thing} does each "
+                "friend get?")
+    steps = [f"{he.capitalize()} shares {total} - {kept} = {total - kept} {thing}.",
+             f"Each friend gets {total - kept} / {friends} = {each}."]
+    answer = each
+  elif kind == 3:
+    speed, hours, more = rng.randrange(20, 120, 5), rng.randrange(2, 7), rng.randrange(5, 60)
+    vehicle = rng.choice(("train", "bus", "car", "boat"))
+    question = (f"A {vehicle} travels {speed} kilometers each hour for {hours} hours, then "
+                f"{more} more kilometers. How many kilometers does it travel in total?")
+    steps = [f"In {hours} hours it travels {speed} * {hours} = {speed * hours} kilometers.",
+             f"Then {speed * hours} + {more} = {speed * hours + more} kilometers."]
+    answer = speed * hours + more
+  elif kind == 4:
+    age, older, years = rng.randrange(4, 15), rng.randrange(1, 30), rng.randrange(1, 20)
+    question = (f"{person.name} is {age} years old. {friend.name} is {older} years older "
+                f"than {person.name}. How old will {friend.name} be in {years} years?")
+    steps = [f"{friend.name} is {age} + {older} = {age + older} years old now.",
+             f"In {years} years: {age + older} + {years} = {age + older + years}."]
+    answer = age + older + years
+  else:
+    per_day, days = rng.randrange(5, 30), rng.randrange(2, 8)
+    pages = per_day * days + rng.randrange(1, 200)
+    question = (f"A book has {pages} pages. {person.name} reads {per_day} pages every day for "
+                f"{days} days. How many pages are left for {his} next days?")
+    steps = [f"{he.capitalize()} reads {per_day} * {days} = {per_day * days} pages.",
+             f"Pages left: {pages} - {per_day * days} = {pages - per_day * days}."]
+    answer = pages - per_day * days
+  return make_problem("word_problem", question, steps, answer, think)
+
+
+def equation(rng: random.Random, think: bool) -> dict[str, str]:
+  """a*x + b = c or a*x - b = c with a whole-number solution."""
+  x, a, b = rng.randrange(1, 13), rng.randrange(2, 10), rng.randrange(1, 40)
+  if rng.random() < 0.5:
+    c = a * x + b
+    question = f"Solve for x: {a}x + {b} = {c}."
+    first = f"Subtract {b} from both sides: {a}x = {c} - {b} = {c - b}."
+  else:
+    c = a * x - b
+    question = f"Solve for x: {a}x - {b} = {c}."
+    first = f"Add {b} to both sides: {a}x = {c} + {b} = {c + b}."
+  steps = [first, f"Divide both sides by {a}: x = {a * x} / {a} = {x}."]
+  return make_problem("equation", question, steps, x, think)
+
+
+def sequence(rng: random.Random, think: bool) -> dict[str, str]:
+  """Next term of an arithmetic or geometric sequence."""
+  if rng.random() < 0.6:
+    start, step = rng.randrange(1, 50), rng.randrange(2, 15)
+    terms = [start + i * step for i in range(rng.randrange(4, 7))]
+    rule, nxt = f"Each number is {step} more than the one before.", terms[-1] + step
+    last_step = f"{terms[-1]} + {step} = {nxt}."
+  else:
+    start, factor = rng.randrange(1, 6), rng.randrange(2, 4)
+    terms = [start * factor ** i for i in range(rng.randrange(4, 6))]
+    rule, nxt = f"Each number is {factor} times the one before.", terms[-1] * factor
+    last_step = f"{terms[-1]} * {factor} = {nxt}."
+  question = f"What number comes next: {', '.join(map(str, terms))}, ?"
+  return make_problem("sequence", question, [rule, last_step], nxt, think)
+
+
+BOX_ITEMS = ("apple", "key", "coin", "ring", "shell", "stone", "book", "cup", "pen", "map")
+
+
+def _contents(items: set[str]) -> str:
+  return " and ".join(f"the {i}" for i in sorted(items)) if items else "nothing"
+
+
+def boxes(rng: random.Random, think: bool) -> dict[str, str]:
+  """Entity tracking: put, move and remove items, then ask what one box contains."""
+  num_boxes = rng.randrange(3, 5)
+  items = rng.sample(BOX_ITEMS, 6)
+  contents = [set() for _ in range(num_boxes)]
+  for item in items[:num_boxes]:
+    contents[rng.randrange(num_boxes)].add(item)
+  spare = items[num_boxes:]
+  lines = [f"Box {i + 1} contains {_contents(c)}." for i, c in enumerate(contents)]
+  steps = []
+  for _ in range(rng.randrange(2, 5)):
+    full = [i for i, c in enumerate(contents) if c]
+    action = rng.randrange(3) if spare else rng.randrange(2)
+    if action == 0 and full:
+      source = rng.choice(full)
+      target = rng.choice([i for i in range(num_boxes) if i != source])
+      item = rng.choice(sorted(contents[source]))
+      contents[source].remove(item)
+      contents[target].add(item)
+      lines.append(f"Move the {item} from Box {source + 1} to Box {target + 1}.")
+      steps.append(f"Box {source + 1} now contains {_contents(contents[source])}, and "
+                   f"Box {target + 1} contains {_contents(contents[target])}.")
+      continue
+    if action == 1 and full:
+      source = rng.choice(full)
+      item = rng.choice(sorted(contents[source]))
+      contents[source].remove(item)
+      lines.append(f"Remove the {item} from Box {source + 1}.")
+      changed = source
+    else:
+      item, changed = spare.pop(), rng.randrange(num_boxes)
+      contents[changed].add(item)
+      lines.append(f"Put the {item} into Box {changed + 1}.")
+    steps.append(f"Box {changed + 1} now contains {_contents(contents[changed])}.")
+  asked = rng.randrange(num_boxes)
+  lines.append(f"What does Box {asked + 1} contain?")
+  steps.append(f"So Box {asked + 1} contains {_contents(contents[asked])}.")
+  return make_problem("boxes", " ".join(lines), steps, _contents(contents[asked]), think)
+
+
+KINDS = {f.__name__: f for f in (addition, subtraction, multiplication, expression,
+                                 word_problem, equation, sequence, boxes)}
+
+
+def random_problem(rng: random.Random, think_probability: float = 0.5) -> dict[str, str]:
+  """A problem of a uniformly drawn kind, with a thought block with the given probability."""
+  kind = rng.choice(sorted(KINDS))
+  return KINDS[kind](rng, rng.random() < think_probability)
+
+
+def modular_sum(a: int, b: int, c: int, think: bool) -> dict[str, str]:
+  """"a b c = s" with s = (a + b + c) % 10; the thought is "<think> (a + b) % 10 </think>"."""
+  answer = (a + b + c) % 10
+  thought = f"{tokenizer_lib.THINK_START} {(a + b) % 10} {tokenizer_lib.THINK_END} "
+  solution = (thought if think else "") + str(answer)
+  question = f"{a} {b} {c} ="
+  return {"kind": "modular_sum", "question": question, "solution": solution,
+          "answer": str(answer), "text": f"{question} {solution}"}
+
+
+def extract_answer(generated: str) -> Optional[str]:
+  """The text of the last "Answer: ..." line, without a final period; None if absent."""
+  answers = _ANSWER_LINE.findall(generated)
+  return answers[-1].rstrip(".").strip() if answers else None
+
+
+def _normalize(answer: str) -> str:
+  return " ".join(answer.lower().rstrip(".").split())
+
+
+def answer_matches(generated: str, answer: str) -> bool:
+  """Whether the generated solution's final answer equals `answer` (numbers compared as
+  numbers, text case- and space-insensitively)."""
+  predicted = extract_answer(generated)
+  if predicted is None:
+    return False
+  try:
+    return float(predicted.replace(",", "")) == float(answer)
+  except ValueError:
+    return _normalize(predicted) == _normalize(answer)

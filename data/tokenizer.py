@@ -1,0 +1,241 @@
+"""Tokenizers: one small protocol, a sentencepiece BPE and a Hugging Face loader.
+
+Trained sentencepiece models fix the special ids (pad 0, unk 1, bos 2, eos 3) and make
+`SPECIAL_TOKENS` (thought and chat-role markers) single tokens. Digits are split one per
+token, normalization is the identity and byte fallback covers any unseen character, so
+`decode(encode(text)) == text` for all text.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Optional, Protocol, runtime_checkable
+
+import sentencepiece as spm
+import tokenizers
+
+THINK_START = "<think>"
+THINK_END = "</think>"
+SYSTEM, USER, ASSISTANT, END_OF_TURN = "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"
+SPECIAL_TOKENS = (THINK_START, THINK_END, SYSTEM, USER, ASSISTANT, END_OF_TURN)
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+  """What the data pipeline and the generation loops need from a tokenizer."""
+
+  @property
+  def vocab_size(self) -> int: ...
+
+  @property
+  def bos_id(self) -> int: ...
+
+  @property
+  def eos_id(self) -> int: ...
+
+  @property
+  def pad_id(self) -> int: ...
+
+  def encode(self, text: str) -> list[int]:
+    """Token ids of `text`, without bos or eos."""
+
+  def decode(self, ids: Sequence[int]) -> str:
+    """Text of `ids`: bos, eos and pad are left out, `SPECIAL_TOKENS` written out."""
+
+  def token_to_id(self, token: str) -> int:
+    """Id of a single token such as `<think>`; ValueError if it is not one token."""
+
+
+class SentencePieceTokenizer:
+  """A sentencepiece model held as its serialized proto (so it pickles for grain workers)."""
+
+  def __init__(self, model_proto: bytes):
+    self._model_proto = model_proto
+    self._processor = spm.SentencePieceProcessor(model_proto=model_proto)
+
+  @classmethod
+  def load(cls, path: str) -> SentencePieceTokenizer:
+    if not os.path.exists(path):
+      raise FileNotFoundError(f"sentencepiece model not found: {path}")
+    with open(path, "rb") as f:
+      return cls(f.read())
+
+  def save(self, path: str) -> None:
+    with open(path, "wb") as f:
+      f.write(self._model_proto)
+
+  def __getstate__(self) -> bytes:
+    return self._model_proto
+
+  def __setstate__(self, model_proto: bytes) -> None:
+    self.__init__(model_proto)
+
+  @property
+  def model_proto(self) -> bytes:
+    return self._model_proto
+
+  @property
+  def vocab_size(self) -> int:
+    return self._processor.vocab_size()
+
+  @property
+  def bos_id(self) -> int:
+    return self._processor.bos_id()
+
+  @property
+  def eos_id(self) -> int:
+    return self._processor.eos_id()
+
+  @property
+  def pad_id(self) -> int:
+    return self._processor.pad_id()
+
+  def encode(self, text: str) -> list[int]:
+    return self._processor.encode(text)
+
+  def decode(self, ids: Sequence[int]) -> str:
+    return self._processor.decode([int(i) for i in ids])
+
+  def token_to_id(self, token: str) -> int:
+    token_id = self._processor.piece_to_id(token)
+    if token_id == self._processor.unk_id() and token != self._processor.id_to_piece(token_id):
+      raise ValueError(f"{token!r} is not a single token of this sentencepiece model")
+    return token_id
+
+
+def _training_sentences(texts: Iterable[str]) -> Iterator[str]:
+  """Sentencepiece trains on lines: split documents at newlines, skip empty lines."""
+  for text in texts:
+    for line in text.split("\n"):
+      if line:
+        yield line
+
+
+def train_sentencepiece(texts: Iterable[str], *, vocab_size: int = 1024,
+                        user_defined_symbols: Sequence[str] = SPECIAL_TOKENS,
+                        max_sentences: int = 2_000_000) -> SentencePieceTokenizer:
+  """Trains a byte-fallback BPE model in memory; deterministic for the same texts.
+
+  Args:
+    texts: documents (any iterable of str, e.g. `read_documents(...)`); newlines split
+      them into training sentences.
+    vocab_size: the most ids (a small corpus may give fewer), counting the 4 special
+      ids, 256 byte pieces and `user_defined_symbols`.
+    user_defined_symbols: strings that always encode as one token.
+    max_sentences: at most this many training sentences are used (the first ones).
+
+  Returns:
+    The trained tokenizer (`.save(path)` writes the `.model` file).
+  """
+  model = io.BytesIO()
+  spm.SentencePieceTrainer.train(
+      sentence_iterator=_training_sentences(texts), model_writer=model,
+      model_type="bpe", vocab_size=vocab_size, byte_fallback=True, split_digits=True,
+      character_coverage=1.0, normalization_rule_name="identity", add_dummy_prefix=False,
+      remove_extra_whitespaces=False, hard_vocab_limit=False,
+      user_defined_symbols=list(user_defined_symbols),
+      pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+      input_sentence_size=max_sentences, shuffle_input_sentence=False,
+      max_sentence_length=1 << 16, num_threads=1, minloglevel=2)
+  return SentencePieceTokenizer(model.getvalue())
+
+
+def train_sentencepiece_from_files(paths: Sequence[str], **options) -> SentencePieceTokenizer:
+  """`train_sentencepiece` on the lines of UTF-8 text files (read lazily)."""
+  def lines() -> Iterator[str]:
+    for path in paths:
+      if not os.path.exists(path):
+        raise FileNotFoundError(f"tokenizer training file not found: {path}")
+      with open(path, encoding="utf-8") as f:
+        yield from (line.rstrip("\n") for line in f)
+  return train_sentencepiece(lines(), **options)
+
+
+_BOS_NAMES = ("<s>", "<|begin_of_text|>", "<bos>", "[CLS]")
+_EOS_NAMES = ("</s>", "<|end_of_text|>", "<|endoftext|>", "<eos>", "<|im_end|>", "[SEP]")
+_PAD_NAMES = ("<pad>", "<|pad|>", "[PAD]", "<|finetune_right_pad_id|>")
+
+
+class HuggingFaceTokenizer:
+  """A `tokenizer.json` (Hugging Face `tokenizers`) behind the `Tokenizer` protocol.
+
+  Special tokens are given by name or found among common names; a missing bos or pad
+  falls back to the eos id (padding is masked out by `segment_ids == 0` anyway).
+  """
+
+  def __init__(self, path: str, *, bos_token: Optional[str] = None,
+               eos_token: Optional[str] = None, pad_token: Optional[str] = None):
+    if not os.path.exists(path):
+      raise FileNotFoundError(f"tokenizer.json not found: {path}")
+    self._path = path
+    self._tokenizer = tokenizers.Tokenizer.from_file(path)
+    self._eos_id = self._find_id(eos_token, _EOS_NAMES, "eos")
+    if self._eos_id is None:
+      raise ValueError(f"{path}: no eos token among {_EOS_NAMES}; pass eos_token=")
+    bos_id = self._find_id(bos_token, _BOS_NAMES, "bos")
+    pad_id = self._find_id(pad_token, _PAD_NAMES, "pad")
+    self._bos_id = self._eos_id if bos_id is None else bos_id
+    self._pad_id = self._eos_id if pad_id is None else pad_id
+
+  def _find_id(self, name: Optional[str], candidates: Sequence[str], role: str) -> Optional[int]:
+    if name is not None:
+      token_id = self._tokenizer.token_to_id(name)
+      if token_id is None:
+        raise ValueError(f"{self._path}: {role} token {name!r} is not in the vocabulary")
+      return token_id
+    for candidate in candidates:
+      if (token_id := self._tokenizer.token_to_id(candidate)) is not None:
+        return token_id
+    return None
+
+  def __getstate__(self) -> dict:
+    return {"path": self._path, "tokenizer_json": self._tokenizer.to_str(),
+            "ids": (self._bos_id, self._eos_id, self._pad_id)}
+
+  def __setstate__(self, state: dict) -> None:
+    self._path = state["path"]
+    self._tokenizer = tokenizers.Tokenizer.from_str(state["tokenizer_json"])
+    self._bos_id, self._eos_id, self._pad_id = state["ids"]
+
+  @property
+  def vocab_size(self) -> int:
+    return self._tokenizer.get_vocab_size(with_added_tokens=True)
+
+  @property
+  def bos_id(self) -> int:
+    return self._bos_id
+
+  @property
+  def eos_id(self) -> int:
+    return self._eos_id
+
+  @property
+  def pad_id(self) -> int:
+    return self._pad_id
+
+  def encode(self, text: str) -> list[int]:
+    return self._tokenizer.encode(text, add_special_tokens=False).ids
+
+  def decode(self, ids: Sequence[int]) -> str:
+    control = {self._bos_id, self._eos_id, self._pad_id}
+    return self._tokenizer.decode([int(i) for i in ids if i not in control],
+                                  skip_special_tokens=False)
+
+  def token_to_id(self, token: str) -> int:
+    token_id = self._tokenizer.token_to_id(token)
+    if token_id is None:
+      raise ValueError(f"{token!r} is not a single token of {self._path}")
+    return token_id
+
+
+def load_tokenizer(path: str) -> Tokenizer:
+  """Loads a sentencepiece `.model` or a Hugging Face `tokenizer.json` by extension."""
+  if path.endswith(".json"):
+    return HuggingFaceTokenizer(path)
+  if path.endswith(".model"):
+    return SentencePieceTokenizer.load(path)
+  raise ValueError(f"unknown tokenizer file type (want .model or .json): {path}")
