@@ -1,0 +1,24 @@
+"""Nemotron-H-8B shapes on an FSDP x tensor mesh (tensor 4, FSDP over the rest).
+
+Shape-only here: the tests lower its train step for 64 devices without allocating; a
+real run needs a matching tokenizer and corpus in ``config.data``.
+"""
+
+from configs import base
+
+
+def get_config():
+  config = base.get_config()
+  config.model = base.model_section("nemotron_h_8b", remat="full")
+  config.train.steps = 100_000
+  config.train.global_batch_size = 512
+  config.train.seq_len = 8192
+  config.train.log_every = 20
+  config.optimizer.learning_rate = 3e-4
+  config.optimizer.schedule = "wsd"
+  config.optimizer.warmup_steps = 2000
+  config.optimizer.decay_fraction = 0.2
+  config.optimizer.final_lr_fraction = 0.0
+  config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, -1, 4
+  config.checkpoint.every_steps = 500
+  return config

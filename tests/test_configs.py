@@ -1,0 +1,116 @@
+"""Every run config parses, builds its model and maps every logical axis to its mesh."""
+
+import glob
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+from absl import flags
+from ml_collections import config_flags
+
+from configs import base
+from model import lm
+from train import sharding
+from train import trainer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_FILES = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
+CONFIG_FILES = [f for f in CONFIG_FILES if not f.endswith("__init__.py")]
+# Devices each config is meant for (the rest: whatever the mesh's fixed sizes need).
+DEVICES = {"nemotron_h_8b": 64, "nemotron_h_4b": 64, "llama_1b": 64}
+
+
+def load(path):
+  spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def test_every_experiment_has_a_config():
+  names = {os.path.basename(f)[:-3] for f in CONFIG_FILES}
+  assert {"base", "tiny_hybrid", "hybrid_125m", "llama_1b", "nemotron_h_8b",
+          "nemotron_h_4b"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: os.path.basename(p)[:-3])
+def test_config_parses_and_maps_to_its_mesh(path):
+  config = load(path)
+  name = os.path.basename(path)[:-3]
+  num_devices = DEVICES.get(name, 8)
+  model_cfg = trainer.check_config(config, num_devices)
+  assert set(config) == {"model", "data", "optimizer", "train", "mesh", "checkpoint",
+                         "sample"}
+  assert lm.count_params(model_cfg) > 0
+  mesh = sharding.abstract_mesh(config.mesh, num_devices)
+  shardings = sharding.param_shardings(model_cfg, mesh, config.mesh.logical_axis_rules)
+  assert len(shardings) == len(lm.abstract_params(model_cfg))
+  assert os.path.exists(config.data.tokenizer_path)
+
+
+def test_model_section_keeps_the_preset_unless_overridden():
+  config = base.get_config()
+  config.model = base.model_section("llama_1b", d_model=256)
+  model_cfg = base.model_config(config)
+  assert model_cfg.d_model == 256 and model_cfg.n_heads == 32 and model_cfg.tie_embeddings
+  with pytest.raises(ValueError, match="d_modle"):
+    base.model_section("tiny", d_modle=3)
+  with pytest.raises(ValueError, match="unknown model config name"):
+    base.model_section("tiny_llama")
+
+
+def parse(argv):
+  """The config the command line would get (config_flags with our own argv)."""
+  argv = ["prog", f"--config={os.path.join(ROOT, 'configs', 'tiny_hybrid.py')}", *argv]
+  flag_values = flags.FlagValues()
+  config_flag = config_flags.DEFINE_config_file("config", flag_values=flag_values,
+                                                lock_config=True, sys_argv=argv)
+  flag_values(argv)
+  return config_flag.value
+
+
+def test_command_line_overrides_are_typed_and_checked():
+  config = parse(["--config.model.d_model=96", "--config.train.steps=7",
+                  "--config.optimizer.learning_rate=1"])
+  assert base.model_config(config).d_model == 96
+  assert config.train.steps == 7 and config.optimizer.learning_rate == 1.0
+  with pytest.raises(flags.IllegalFlagValueError, match="steps"):
+    parse(["--config.train.steps=1.5"])
+  with pytest.raises(flags.IllegalFlagValueError, match="d_model"):
+    parse(["--config.model.d_model=wide"])
+  with pytest.raises(AttributeError, match="stepz"):
+    parse(["--config.train.stepz=3"])
+
+
+def test_bad_values_fail_before_compiling_naming_the_field():
+  config = parse(["--config.model.pattern=M*X"])
+  with pytest.raises(ValueError, match="pattern"):
+    trainer.check_config(config, 8)
+  config = parse(["--config.train.global_batch_size=12"])
+  with pytest.raises(ValueError, match="global_batch_size"):
+    trainer.check_config(config, 8)
+  config = parse(["--config.optimizer.schedule=linear"])
+  with pytest.raises(ValueError, match="schedule"):
+    trainer.check_config(config, 8)
+  config = parse(["--config.mesh.tensor=3"])
+  with pytest.raises(ValueError, match="mesh"):
+    trainer.check_config(config, 8)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("--config.train.stepz=3", 'no such config field: \'stepz\' Did you mean "steps"'),
+    ("--config.train.steps=many", "--config.train.steps=many"),
+    ("--config.model.n_kv_heads=3", "ModelConfig.n_kv_heads=3"),
+])
+def test_command_line_reports_a_bad_override_in_one_line(override, message, tmp_path):
+  result = subprocess.run(
+      [sys.executable, "-m", "train.main", "--config=configs/tiny_hybrid.py",
+       f"--workdir={tmp_path}", override],
+      cwd=ROOT, capture_output=True, text=True, timeout=120,
+      env={**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu"})
+  assert result.returncode != 0
+  assert message in result.stderr
+  assert "Traceback" not in result.stderr
+  assert not os.listdir(tmp_path)  # nothing written, nothing compiled

@@ -1,0 +1,184 @@
+"""Meshes and shardings: logical axis names → mesh axes by one rules table.
+
+The mesh always has the axes ``('data', 'fsdp', 'tensor')`` (sizes from the run config,
+-1 = all remaining devices). Parameters carry logical axes (``lm.logical_axes``), and
+``logical_axis_rules`` maps each logical name to mesh axes, e.g.::
+
+    (('batch', ('data', 'fsdp')), ('embed', 'fsdp'), ('mlp', 'tensor'), ('head_dim', None))
+
+A name may appear several times: its candidates are tried in order and the first whose
+mesh axes divide the dimension and are not yet used by another dimension of the same
+array wins; otherwise the dimension is replicated. So one rules table serves every model
+size and a tiny model on a big mesh simply replicates what does not divide.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Optional, Union
+
+import jax
+import numpy as np
+import optax
+from jax.sharding import AbstractMesh, AxisType, Mesh, NamedSharding, PartitionSpec
+
+from model import lm
+from model.config import ModelConfig
+
+MESH_AXES = ("data", "fsdp", "tensor")
+BATCH = "batch"  # logical name of the batch dimension of inputs
+
+MeshAxes = Union[None, str, tuple[str, ...]]
+Rules = Sequence[tuple[str, MeshAxes]]
+AnyMesh = Union[Mesh, AbstractMesh]
+
+
+def mesh_shape(mesh_config, num_devices: int) -> dict[str, int]:
+  """Axis sizes {'data': d, 'fsdp': f, 'tensor': t}; at most one size may be -1 (fill)."""
+  sizes = {name: int(mesh_config[name]) for name in MESH_AXES}
+  fill = [name for name, size in sizes.items() if size == -1]
+  if len(fill) > 1:
+    raise ValueError(f"mesh: only one axis may be -1 (fill), got {sizes}")
+  bad = [name for name, size in sizes.items() if size == 0 or size < -1]
+  if bad:
+    raise ValueError(f"mesh: axis sizes must be positive or -1, got {sizes}")
+  known = math.prod(size for size in sizes.values() if size != -1)
+  if fill:
+    if num_devices % known:
+      raise ValueError(f"mesh {sizes}: {num_devices} devices are not a multiple of {known}")
+    sizes[fill[0]] = num_devices // known
+  if math.prod(sizes.values()) != num_devices:
+    raise ValueError(f"mesh {sizes} needs {math.prod(sizes.values())} devices, "
+                     f"there are {num_devices}")
+  return sizes
+
+
+def make_mesh(mesh_config, devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
+  """A mesh with GSPMD (Auto) axes over ``devices`` (default: all global devices)."""
+  devices = jax.devices() if devices is None else list(devices)
+  sizes = mesh_shape(mesh_config, len(devices))
+  return jax.make_mesh(tuple(sizes.values()), MESH_AXES, devices=devices,
+                       axis_types=(AxisType.Auto,) * len(MESH_AXES))
+
+
+def abstract_mesh(mesh_config, num_devices: int) -> AbstractMesh:
+  """A device-less mesh for ahead-of-time lowering to a topology we do not have."""
+  sizes = mesh_shape(mesh_config, num_devices)
+  return AbstractMesh(tuple(sizes.values()), MESH_AXES,
+                      axis_types=(AxisType.Auto,) * len(MESH_AXES))
+
+
+def _as_tuple(axes: MeshAxes) -> tuple[str, ...]:
+  if axes is None:
+    return ()
+  return (axes,) if isinstance(axes, str) else tuple(axes)
+
+
+def check_rules(rules: Rules, logical_names: Sequence[str]) -> None:
+  """Every logical name must have a rule and every rule must name known mesh axes."""
+  for name, axes in rules:
+    unknown = [axis for axis in _as_tuple(axes) if axis not in MESH_AXES]
+    if unknown:
+      raise ValueError(f"logical_axis_rules: {name!r} maps to unknown mesh axes {unknown}; "
+                       f"mesh axes are {MESH_AXES}")
+  missing = sorted(set(logical_names) - {name for name, _ in rules})
+  if missing:
+    raise ValueError(f"logical_axis_rules has no rule for logical axes {missing} "
+                     "(map them to mesh axes, or to None to replicate)")
+
+
+def logical_to_mesh_spec(logical: PartitionSpec, shape: Sequence[int], rules: Rules,
+                         mesh: AnyMesh) -> PartitionSpec:
+  """The mesh PartitionSpec of one array with logical axes ``logical`` and ``shape``."""
+  if len(logical) != len(shape):
+    raise ValueError(f"logical axes {logical} do not match shape {tuple(shape)}")
+  used: set[str] = set()
+  physical = []
+  for name, dim in zip(logical, shape):
+    chosen = None
+    if name is not None:
+      for rule_name, axes in rules:
+        if rule_name != name:
+          continue
+        axes = tuple(a for a in _as_tuple(axes) if mesh.shape[a] > 1)
+        size = math.prod(mesh.shape[a] for a in axes)
+        if not used.intersection(axes) and dim % size == 0:
+          chosen = axes
+          break
+    if chosen:
+      used.update(chosen)
+      physical.append(chosen[0] if len(chosen) == 1 else chosen)
+    else:
+      physical.append(None)
+  return PartitionSpec(*physical)
+
+
+def logical_shardings(logical_tree, abstract_tree, mesh: AnyMesh, rules: Rules):
+  """NamedSharding tree for arrays ``abstract_tree`` with logical axes ``logical_tree``."""
+  return jax.tree.map(
+      lambda spec, x: NamedSharding(mesh, logical_to_mesh_spec(spec, x.shape, rules, mesh)),
+      logical_tree, abstract_tree,
+      is_leaf=lambda x: isinstance(x, PartitionSpec))
+
+
+def param_shardings(cfg: ModelConfig, mesh: AnyMesh, rules: Rules):
+  """NamedSharding tree of ``lm.init(rng, cfg)`` under ``rules``."""
+  logical = lm.logical_axes(cfg)
+  names = {name for spec in jax.tree.leaves(logical, is_leaf=lambda x: isinstance(
+      x, PartitionSpec)) for name in spec if name is not None}
+  check_rules(rules, sorted(names))
+  return logical_shardings(logical, lm.abstract_params(cfg), mesh, rules)
+
+
+def replicated(mesh: AnyMesh) -> NamedSharding:
+  return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharding(mesh: AnyMesh, rules: Rules) -> NamedSharding:
+  """Sharding of (batch, seq) inputs: the batch dimension over the 'batch' rule's axes."""
+  axes = next((_as_tuple(a) for name, a in rules if name == BATCH), ())
+  return NamedSharding(mesh, PartitionSpec(axes or None, None))
+
+
+def batch_parallelism(mesh: AnyMesh, rules: Rules) -> int:
+  """How many ways the batch dimension is split."""
+  axes = next((_as_tuple(a) for name, a in rules if name == BATCH), ())
+  return math.prod(mesh.shape[a] for a in axes)
+
+
+def optimizer_state_shardings(optimizer: optax.GradientTransformation, abstract_opt_state,
+                              param_shardings, mesh: AnyMesh):
+  """Moments shard like their parameters; counters and other scalars are replicated."""
+  return optax.tree_map_params(
+      optimizer, lambda _, sharding: sharding, abstract_opt_state, param_shardings,
+      transform_non_params=lambda _: replicated(mesh),
+      is_leaf=lambda x: isinstance(x, NamedSharding))
+
+
+def with_shardings(abstract_tree, shardings):
+  """ShapeDtypeStructs that carry their sharding (for ``lower`` and orbax restore)."""
+  return jax.tree.map(
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract_tree, shardings)
+
+
+def bytes_per_device(abstract_tree, shardings) -> int:
+  """Bytes one device holds of ``abstract_tree`` under ``shardings`` (largest shard)."""
+  return sum(
+      math.prod(s.shard_shape(x.shape)) * np.dtype(x.dtype).itemsize
+      for x, s in zip(jax.tree.leaves(abstract_tree), jax.tree.leaves(shardings)))
+
+
+def global_batch(local_batch: Mapping[str, np.ndarray], sharding: NamedSharding
+                 ) -> dict[str, jax.Array]:
+  """Device arrays of the global batch from this process's rows (b_local, ...)."""
+  return {name: jax.make_array_from_process_local_data(sharding, value)
+          for name, value in local_batch.items()}
+
+
+def global_batch_from_full(full_batch: Mapping[str, np.ndarray], sharding: NamedSharding
+                           ) -> dict[str, jax.Array]:
+  """Device arrays of a batch every process holds whole (each keeps its devices' rows)."""
+  return {name: jax.make_array_from_callback(value.shape, sharding,
+                                             lambda index, value=value: value[index])
+          for name, value in full_batch.items()}
