@@ -41,8 +41,7 @@ def test_config_parses_and_maps_to_its_mesh(path):
   name = os.path.basename(path)[:-3]
   num_devices = DEVICES.get(name, 8)
   model_cfg = trainer.check_config(config, num_devices)
-  assert set(config) == {"model", "data", "optimizer", "train", "mesh", "checkpoint",
-                         "sample"}
+  assert {"model", "data", "optimizer", "train", "mesh", "checkpoint", "sample"} <= set(config)
   assert lm.count_params(model_cfg) > 0
   mesh = sharding.abstract_mesh(config.mesh, num_devices)
   shardings = sharding.param_shardings(model_cfg, mesh, config.mesh.logical_axis_rules)

@@ -1,0 +1,31 @@
+r"""RLP: reinforcement as a pretraining objective (rl/rlp.py, methods.md §1).
+
+  python -m rl.main --config=configs/rlp.py --workdir=runs/rlp \
+      --config.init_checkpoint=runs/tiny
+
+Thoughts are sampled at ``rlp.positions`` of the pretraining corpus (``data``); the
+paper's defaults are G=16, thought_len=2048, temperature 0.7, τ=0.999, LR 1e-6 constant;
+these CPU defaults are smaller. ε is not given in the paper (0.2 here).
+"""
+
+from configs import base
+
+
+def get_config():
+  config = base.get_config()
+  config.loop = "rlp"
+  config.init_checkpoint = ""
+  config.model = base.model_section("tiny", vocab_size=1024, d_model=64, pattern="*-*-",
+                                    mlp_dim=128, head_dim=16)
+  config.rlp = dict(group_size=4, thought_len=8, context_len=64, temperature=0.7,
+                    ema_decay=0.999, epsilon=0.2, positions="uniform")
+  config.train.steps = 50
+  config.train.seq_len = 128
+  config.train.global_batch_size = 8
+  config.train.log_every = 10
+  config.optimizer.learning_rate = 1e-5
+  config.optimizer.schedule = "constant"
+  config.optimizer.warmup_steps = 0
+  config.optimizer.weight_decay = 0.0
+  config.checkpoint.every_steps = 50
+  return config

@@ -1,0 +1,82 @@
+"""Registered RL pieces: advantage estimators, per-token policy losses, loss aggregations.
+
+A loop picks each by a config string (``ADVANTAGE_ESTIMATORS.get('grpo')``), so GRPO,
+RLOO and RLP share one update path (``rl/policy_update.py``). Shapes: b sequences,
+l tokens, g samples per group (rewards are (prompts g)).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from rl.registry import Registry
+
+ADVANTAGE_ESTIMATORS = Registry("advantage estimator")
+POLICY_LOSSES = Registry("policy loss")
+LOSS_AGGREGATIONS = Registry("loss aggregation")
+
+
+@ADVANTAGE_ESTIMATORS.register("grpo")
+def group_normalized_advantages(rewards_PG: jax.Array, eps: float = 1e-6) -> jax.Array:
+  """GRPO: A_i = (r_i − mean_j r_j) / (std_j r_j + eps) within each prompt's group.
+
+  The population std (ddof 0) is used; a group with equal rewards gets A = 0.
+  """
+  rewards_PG = rewards_PG.astype(jnp.float32)
+  mean_P1 = jnp.mean(rewards_PG, axis=-1, keepdims=True)
+  std_P1 = jnp.std(rewards_PG, axis=-1, keepdims=True)
+  return (rewards_PG - mean_P1) / (std_P1 + eps)
+
+
+@ADVANTAGE_ESTIMATORS.register("rloo")
+def leave_one_out_advantages(rewards_PG: jax.Array) -> jax.Array:
+  """RLOO / RLP (methods.md §1): A_i = G/(G−1)·(r_i − mean_j r_j).
+
+  Equal to r_i minus the mean of the other G−1 rewards of the group.
+  """
+  g = rewards_PG.shape[-1]
+  if g < 2:
+    raise ValueError(f"leave-one-out advantages need at least 2 samples per group, got {g}")
+  rewards_PG = rewards_PG.astype(jnp.float32)
+  return g / (g - 1) * (rewards_PG - jnp.mean(rewards_PG, axis=-1, keepdims=True))
+
+
+@POLICY_LOSSES.register("ppo_clip")
+def clipped_surrogate(log_probs_BL: jax.Array, behaviour_log_probs_BL: jax.Array,
+                      advantages_B1: jax.Array, *, epsilon_low: float, epsilon_high: float
+                      ) -> tuple[jax.Array, dict]:
+  """Per-token −min(ρ·A, clip(ρ, 1−ε_l, 1+ε_h)·A), ρ = exp(log π_θ − log π_behaviour).
+
+  Returns (loss (b l), {'clipped': (b l) 1 where the clipped term is the active one,
+  'ratio': ρ (b l)}).
+  """
+  ratio_BL = jnp.exp(log_probs_BL - behaviour_log_probs_BL)
+  unclipped_BL = ratio_BL * advantages_B1
+  clipped_BL = jnp.clip(ratio_BL, 1.0 - epsilon_low, 1.0 + epsilon_high) * advantages_B1
+  return -jnp.minimum(unclipped_BL, clipped_BL), {
+      "clipped": (clipped_BL < unclipped_BL).astype(jnp.float32), "ratio": ratio_BL}
+
+
+def kl_k3(log_probs: jax.Array, reference_log_probs: jax.Array) -> jax.Array:
+  """Per-token KL(π_θ ‖ π_ref) estimate exp(d) − d − 1, d = log π_ref − log π_θ (≥ 0)."""
+  delta = reference_log_probs - log_probs
+  return jnp.exp(delta) - delta - 1.0
+
+
+@LOSS_AGGREGATIONS.register("token")
+def token_mean(per_token_BL: jax.Array, mask_BL: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Mean over all action tokens of the batch (DAPO). Returns (value, weight = tokens)."""
+  mask_BL = mask_BL.astype(jnp.float32)
+  weight = jnp.sum(mask_BL)
+  return jnp.sum(per_token_BL * mask_BL) / jnp.maximum(weight, 1.0), weight
+
+
+@LOSS_AGGREGATIONS.register("sequence")
+def sequence_mean(per_token_BL: jax.Array, mask_BL: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Mean over tokens within each sequence, then over sequences (GRPO, RLP's
+  L = mean_i (1/|c_i|) Σ_u ...). Returns (value, weight = sequences)."""
+  mask_BL = mask_BL.astype(jnp.float32)
+  per_sequence_B = (jnp.sum(per_token_BL * mask_BL, axis=-1)
+                    / jnp.maximum(jnp.sum(mask_BL, axis=-1), 1.0))
+  return jnp.mean(per_sequence_B), jnp.asarray(per_token_BL.shape[0], jnp.float32)

@@ -1,0 +1,158 @@
+"""Knowledge distillation: the teacher's forward pass runs inside the student's jitted step.
+
+Token-level (word-level) distillation on packed LM batches (``data.packing`` rows):
+
+    loss = (1 − α)·D(teacher ‖ student) + α·CE(student, targets),   α = hard_label_weight
+
+with D a registered divergence over the vocabulary at every loss position, logits
+divided by ``temperature`` (τ) and the divergence scaled by τ² (Hinton et al.):
+  forward_kl   KL(p_T ‖ p_S) = Σ_v p_T (log p_T − log p_S)          (mean-seeking)
+  reverse_kl   KL(p_S ‖ p_T) = Σ_v p_S (log p_S − log p_T)          (mode-seeking)
+  top_k_kl     KL(p̃_T ‖ p_S) over the teacher's k most likely tokens, p̃_T the teacher
+               renormalised on them (what a stored top-k logit cache allows); k = vocab
+               gives forward_kl exactly.
+Teacher and student may differ in family and size; they must share the vocabulary.
+
+Sequence-level distillation (Kim & Rush): the teacher samples completions of prompts
+(``rl.generate``) and the student trains on them (``sequence_batch``), usually with
+α = 1 (pure hard labels on the teacher's tokens).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+from model import lm
+from model.config import ModelConfig
+from rl import generate as generate_lib
+from rl.registry import Registry
+from rl.state import DistillState
+from train import loss as loss_lib
+from train import step as step_lib
+
+DIVERGENCES = Registry("distillation divergence")
+
+
+@DIVERGENCES.register("forward_kl")
+def forward_kl(student_logits: jax.Array, teacher_logits: jax.Array, top_k: int = 0
+               ) -> jax.Array:
+  """KL(p_T ‖ p_S) per position. logits (... v) → (...)."""
+  del top_k
+  teacher_log_p = jax.nn.log_softmax(teacher_logits, axis=-1)
+  student_log_p = jax.nn.log_softmax(student_logits, axis=-1)
+  return jnp.sum(jnp.exp(teacher_log_p) * (teacher_log_p - student_log_p), axis=-1)
+
+
+@DIVERGENCES.register("reverse_kl")
+def reverse_kl(student_logits: jax.Array, teacher_logits: jax.Array, top_k: int = 0
+               ) -> jax.Array:
+  """KL(p_S ‖ p_T) per position. logits (... v) → (...)."""
+  del top_k
+  teacher_log_p = jax.nn.log_softmax(teacher_logits, axis=-1)
+  student_log_p = jax.nn.log_softmax(student_logits, axis=-1)
+  return jnp.sum(jnp.exp(student_log_p) * (student_log_p - teacher_log_p), axis=-1)
+
+
+@DIVERGENCES.register("top_k_kl")
+def top_k_kl(student_logits: jax.Array, teacher_logits: jax.Array, top_k: int = 0
+             ) -> jax.Array:
+  """KL(p̃_T ‖ p_S) over the teacher's top-k tokens (p̃_T renormalised on them)."""
+  if top_k <= 0:
+    raise ValueError(f"top_k_kl needs top_k >= 1, got {top_k}")
+  top_logits_K, top_ids_K = jax.lax.top_k(teacher_logits, top_k)
+  teacher_log_p_K = jax.nn.log_softmax(top_logits_K, axis=-1)
+  student_log_p_K = jnp.take_along_axis(jax.nn.log_softmax(student_logits, axis=-1),
+                                        top_ids_K, axis=-1)
+  return jnp.sum(jnp.exp(teacher_log_p_K) * (teacher_log_p_K - student_log_p_K), axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillConfig:
+  """divergence: a name in DIVERGENCES; top_k: for top_k_kl; temperature: τ;
+  hard_label_weight: α of the cross-entropy on the data's own targets."""
+  divergence: str = "forward_kl"
+  top_k: int = 0
+  temperature: float = 1.0
+  hard_label_weight: float = 0.0
+
+  def __post_init__(self):
+    DIVERGENCES.get(self.divergence)
+    if self.divergence == "top_k_kl" and self.top_k < 1:
+      raise ValueError("DistillConfig: divergence 'top_k_kl' needs top_k >= 1")
+    if not 0.0 <= self.hard_label_weight <= 1.0:
+      raise ValueError(f"DistillConfig.hard_label_weight={self.hard_label_weight}: "
+                       "must be in [0, 1]")
+    if self.temperature <= 0:
+      raise ValueError(f"DistillConfig.temperature={self.temperature}: must be > 0")
+
+
+def check_compatible(student_cfg: ModelConfig, teacher_cfg: ModelConfig) -> None:
+  if student_cfg.vocab_size != teacher_cfg.vocab_size:
+    raise ValueError(f"teacher vocab_size={teacher_cfg.vocab_size} != student "
+                     f"vocab_size={student_cfg.vocab_size}: distillation compares "
+                     "distributions over the same vocabulary")
+
+
+def make_distill_loss(teacher_params, student_cfg: ModelConfig, teacher_cfg: ModelConfig,
+                      config: DistillConfig):
+  """loss_fn(params, batch, rng) over packed rows; the teacher runs without gradient.
+
+  aux: 'distill' (the divergence, token mean), 'cross_entropy', 'accuracy', 'weight'.
+  """
+  check_compatible(student_cfg, teacher_cfg)
+  divergence = DIVERGENCES.get(config.divergence)
+  tau = config.temperature
+
+  def loss_fn(params, batch, rng):
+    del rng
+    inputs = dict(positions=batch["positions"], segment_ids=batch["segment_ids"])
+    student_BLV, _ = lm.forward(params, batch["tokens"], student_cfg, **inputs)
+    teacher_BLV, _ = lm.forward(teacher_params, batch["tokens"], teacher_cfg, **inputs)
+    teacher_BLV = jax.lax.stop_gradient(teacher_BLV)
+    per_token_BL = tau ** 2 * divergence(student_BLV / tau, teacher_BLV / tau, config.top_k)
+    mask_BL = batch["loss_mask"]
+    weight = jnp.sum(mask_BL)
+    distill = jnp.sum(per_token_BL * mask_BL) / jnp.maximum(weight, 1.0)
+    ce, ce_aux = loss_lib.cross_entropy(student_BLV, batch["targets"], mask_BL)
+    alpha = config.hard_label_weight
+    aux = {"distill": distill, "cross_entropy": ce, "accuracy": ce_aux["accuracy"],
+           "weight": weight}
+    return (1.0 - alpha) * distill + alpha * ce, aux
+
+  return loss_fn
+
+
+def make_distill_step(student_cfg: ModelConfig, teacher_cfg: ModelConfig, optimizer,
+                      config: DistillConfig, *, grad_accum_steps: int = 1,
+                      learning_rate_fn: Optional = None):
+  """``step(state: DistillState, batch) -> (state, metrics)``; the teacher's weights are
+  read from the state (an argument of the jitted step, never a captured constant)."""
+  check_compatible(student_cfg, teacher_cfg)
+
+  def step(state: DistillState, batch: dict):
+    loss_fn = make_distill_loss(state.teacher_params, student_cfg, teacher_cfg, config)
+    return step_lib.make_train_step(loss_fn, optimizer, grad_accum_steps=grad_accum_steps,
+                                    learning_rate_fn=learning_rate_fn)(state, batch)
+
+  return step
+
+
+def sequence_batch(prompt_BP: jax.Array, prompt_mask_BP: jax.Array,
+                   generation: generate_lib.Generation, pad_id: int) -> dict:
+  """Packed-row features (``data.packing.ROW_FEATURES``) of prompts + teacher samples,
+  the loss on the sampled tokens only. Shapes (b, p + n)."""
+  tokens_BL = jnp.concatenate([prompt_BP.astype(jnp.int32), generation.tokens], axis=1)
+  segment_ids_BL = jnp.concatenate([prompt_mask_BP.astype(jnp.int32), generation.mask],
+                                   axis=1)
+  is_sample_BL = jnp.concatenate([jnp.zeros_like(prompt_mask_BP, jnp.int32), generation.mask],
+                                 axis=1)
+  loss_mask_BL = jnp.pad(is_sample_BL[:, 1:], ((0, 0), (0, 1))).astype(jnp.float32)
+  targets_BL = jnp.where(loss_mask_BL > 0, jnp.roll(tokens_BL, -1, axis=1), pad_id)
+  return {"tokens": tokens_BL, "targets": targets_BL.astype(jnp.int32),
+          "segment_ids": segment_ids_BL,
+          "positions": generate_lib.prompt_positions(segment_ids_BL),
+          "loss_mask": loss_mask_BL}

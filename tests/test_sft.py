@@ -1,0 +1,127 @@
+"""SFT: chat template, reasoning toggle, assistant-only loss mask through packing, a step."""
+
+import importlib
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from data import config as data_config
+from data import tokenizer as tokenizer_lib
+from model import config as mcfg
+from model import lm
+from rl import chat
+from rl import runner
+from rl import sft
+from train.state import TrainState
+
+PROBLEM = {"question": "What is 12 + 7?",
+           "solution": "<think>\nAdd the ones: 2 + 7 = 9.\nSo 12 + 7 = 19.\n</think>\nAnswer: 19",
+           "answer": "19"}
+DIALOGUE = [
+    {"role": "system", "content": chat.THINKING_OFF},
+    {"role": "user", "content": "Name a colour."},
+    {"role": "assistant", "content": "Blue."},
+    {"role": "user", "content": "Another one?"},
+    {"role": "assistant", "content": "Green."},
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+  return tokenizer_lib.load_tokenizer(data_config.corpus_path("tokenizer.model"))
+
+
+def assistant_ids(messages, tokenizer):
+  end = tokenizer.token_to_id(tokenizer_lib.END_OF_TURN)
+  return [tokenizer.encode(m["content"]) + [end] for m in messages if m["role"] == "assistant"]
+
+
+def test_target_weights_are_exactly_the_assistant_turns(tokenizer):
+  ids, weights = chat.tokenize(DIALOGUE, tokenizer)
+  assert ids.shape == weights.shape
+  runs, current = [], []
+  for token, weight in zip(ids.tolist(), weights.tolist()):
+    if weight:
+      current.append(token)
+    elif current:
+      runs.append(current)
+      current = []
+  runs += [current] if current else []
+  assert runs == assistant_ids(DIALOGUE, tokenizer)
+  prompt, prompt_weights = chat.tokenize(DIALOGUE[:2], tokenizer, add_generation_prompt=True)
+  assert prompt[-1] == tokenizer.token_to_id(tokenizer_lib.ASSISTANT)
+  assert not prompt_weights.any()
+
+
+def test_packed_loss_mask_covers_exactly_assistant_tokens(tokenizer):
+  records = [{"messages": DIALOGUE},
+             {"messages": chat.conversation("Say hi.", answer="Hi!", thinking=False)}]
+  batch = next(iter(sft.packed_batches(records, tokenizer, seq_len=96, batch_size=1,
+                                       toggle="none")))
+  tokens, targets, mask, segments = (batch[k][0] for k in
+                                     ("tokens", "targets", "loss_mask", "segment_ids"))
+  assert segments.max() >= 2, "both conversations should share the row"
+  for segment in range(1, segments.max() + 1):
+    in_segment = segments == segment
+    learned = targets[in_segment & (mask > 0)].tolist()
+    text = tokenizer.decode(tokens[in_segment])
+    messages = DIALOGUE if "colour" in text else records[1]["messages"]
+    assert learned == sum(assistant_ids(messages, tokenizer), [])
+  # No target ever crosses into another conversation or into padding.
+  assert np.all(mask[segments == 0] == 0)
+  next_segment = np.append(segments[1:], 0)
+  assert np.all(mask[next_segment != segments] == 0)
+
+
+def test_reasoning_toggle_changes_the_template(tokenizer):
+  on, off = sft.record_conversations(PROBLEM, "pair")
+  on_text, off_text = chat.render(on), chat.render(off)
+  assert on_text == (f"<|system|>detailed thinking on<|end|><|user|>What is 12 + 7?<|end|>"
+                     f"<|assistant|><think>Add the ones: 2 + 7 = 9.\nSo 12 + 7 = 19.</think>"
+                     f"Answer: 19<|end|>")
+  assert off_text == ("<|system|>detailed thinking off<|end|><|user|>What is 12 + 7?<|end|>"
+                      "<|assistant|>Answer: 19<|end|>")
+  think = tokenizer.token_to_id(tokenizer_lib.THINK_START)
+  on_ids, on_weights = chat.tokenize(on, tokenizer)
+  off_ids, _ = chat.tokenize(off, tokenizer)
+  assert think in on_ids[on_weights > 0].tolist() and think not in off_ids.tolist()
+  assert [len(sft.record_conversations(PROBLEM, t)) for t in ("on", "off", "none")] == [1, 1, 1]
+  assert chat.prompt_ids("Hi", tokenizer, thinking=True) != chat.prompt_ids(
+      "Hi", tokenizer, thinking=False)
+
+
+def test_bad_conversations_raise(tokenizer):
+  with pytest.raises(ValueError, match="role"):
+    chat.tokenize([{"role": "robot", "content": "x"}], tokenizer)
+  with pytest.raises(ValueError, match="empty"):
+    chat.tokenize([], tokenizer)
+  with pytest.raises(ValueError, match="reasoning"):
+    chat.conversation("q", answer="a", thinking=True)
+  with pytest.raises(ValueError, match="toggle"):
+    sft.record_conversations(PROBLEM, "maybe")
+
+
+def test_sft_step_lowers_the_assistant_loss(tokenizer):
+  records = [PROBLEM, {"messages": DIALOGUE}]
+  batches = iter(sft.packed_batches(records, tokenizer, seq_len=64, batch_size=4))
+  batch = next(batches)
+  cfg = mcfg.tiny(vocab_size=tokenizer.vocab_size, d_model=32, mlp_dim=64)
+  optimizer = optax.adam(1e-2)
+  state = TrainState.create(lm.init(jax.random.PRNGKey(0), cfg), optimizer,
+                            jax.random.PRNGKey(1))
+  step = jax.jit(sft.make_sft_step(cfg, optimizer), donate_argnums=0)
+  losses = []
+  for _ in range(8):
+    state, metrics = step(state, batch)
+    losses.append(float(metrics["loss"]))
+  assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_sft_config_runs_on_a_mesh(tmp_path):
+  """configs/sft.py through the CLI driver: two steps, data-parallel over 8 CPU devices."""
+  config = importlib.import_module("configs.sft").get_config()
+  config.train.steps, config.train.seq_len, config.optimizer.warmup_steps = 2, 64, 1
+  result = runner.run(config, str(tmp_path))
+  assert result["step"] == 2 and np.isfinite(result["metrics"]["loss"])
