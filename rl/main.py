@@ -16,6 +16,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from rl import runner
+from train import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Run config (configs/*.py).",
                                           lock_config=True)
@@ -23,22 +24,17 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and l
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl parsing; a bad flag or config override ends the run with one clear line."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    sys.exit(f"error: {e}\nusage: python -m rl.main --config=configs/<loop>.py "
-             "--workdir=<dir> [--config.<section>.<field>=<value> ...]")
-  except (AttributeError, KeyError, TypeError, ValueError) as e:
-    sys.exit(f"error: bad config override: {e}")
-
-
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  runner.run(_CONFIG.value, _WORKDIR.value)
+  cli.quiet_library_logging()
+  try:
+    runner.run(_CONFIG.value, _WORKDIR.value)
+  except (ValueError, FileNotFoundError) as e:
+    sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=cli.flags_parser(
+      "python -m rl.main --config=configs/<loop>.py --workdir=<dir> "
+      "[--config.<section>.<field>=<value> ...]"))

@@ -293,8 +293,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       mesh, jax.sharding.PartitionSpec(batch_axes, *([None] * (np.ndim(x) - 1))))
   step = None
   logger = metrics_lib.MetricsLogger(workdir, total_steps=config.train.steps)
+  if int(state.step):
+    start = f"resuming at step {int(state.step)}"
+  else:
+    start = f"from {config.init_checkpoint or 'scratch'}"
   print(f"{config.loop}: {lm.count_params(model_cfg):,} parameters, mesh {dict(mesh.shape)}, "
-        f"from {'step ' + str(int(state.step)) if int(state.step) else 'scratch'}", flush=True)
+        f"{start}", flush=True)
   metrics = {}
   for i in range(int(state.step), config.train.steps):
     batch = loop.next_batch(state, i)

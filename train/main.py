@@ -16,6 +16,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from train import cli
 from train import distributed
 from train import trainer
 
@@ -29,25 +30,10 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl parsing that turns a bad config override into one clear line, not a traceback."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    sys.exit(f"error: {e}\nusage: python -m train.main --config=configs/<name>.py "
-             "--workdir=<dir> [--config.<section>.<field>=<value> ...]")
-  except (AttributeError, KeyError, TypeError, ValueError) as e:
-    # config_flags raises AttributeError "'name' Did you mean ..." for an unknown field.
-    what = "no such config field" if isinstance(e, AttributeError) else "bad config"
-    while e.args and isinstance(e.args[0], BaseException):
-      e = e.args[0]  # AttributeError(KeyError(message))
-    message = " ".join(str(e.args[0] if e.args else e).split())
-    sys.exit(f"error: {what}: {message}")
-
-
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  cli.quiet_library_logging()
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   try:
     prepared = trainer.setup(_CONFIG.value, _WORKDIR.value)
@@ -57,4 +43,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=cli.flags_parser(
+      "python -m train.main --config=configs/<name>.py --workdir=<dir> "
+      "[--config.<section>.<field>=<value> ...]"))

@@ -94,9 +94,11 @@ class MetricsLogger:
       self._events.close()
 
 
+# Shown when present: pretraining's, then the post-training loops' headline metrics.
 _CONSOLE_FORMATS = (("loss", "loss {:.4f}"), ("learning_rate", "lr {:.2e}"),
                     ("grad_norm", "grad_norm {:.3f}"), ("tokens_per_s", "tok/s {:,.0f}"),
-                    ("mfu", "mfu {:.1%}"))
+                    ("mfu", "mfu {:.1%}"), ("reward_mean", "reward {:.4f}"),
+                    ("kl", "kl {:.4f}"), ("accuracy", "acc {:.3f}"))
 
 
 def format_line(step: int, total_steps: int, scalars: dict[str, float]) -> str:
