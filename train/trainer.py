@@ -122,7 +122,8 @@ def run(r: Run, loss_fn: Optional[loss_lib.LossFn] = None) -> dict[str, Any]:
   """Trains from ``r.state`` to ``train.steps``, checkpointing and logging, then samples.
 
   ``loss_fn`` replaces the next-token loss (it gets the data iterator's batches).
-  Returns {'step', 'metrics' (the last logged), 'samples' [(prompt, continuation)]}.
+  Returns {'step', 'metrics' (the last logged), 'samples' [(prompt, continuation)],
+  'state' (the final TrainState; ``r.state`` was donated to the first step)}.
   """
   config, primary = r.config, jax.process_index() == 0
   total_steps = config.train.steps
@@ -177,7 +178,7 @@ def run(r: Run, loss_fn: Optional[loss_lib.LossFn] = None) -> dict[str, Any]:
     for prompt, continuation in samples:
       print(f"  {prompt!r} → {continuation!r}", flush=True)
   r.checkpointer.close()
-  return {"step": int(state.step), "metrics": metrics, "samples": samples}
+  return {"step": int(state.step), "metrics": metrics, "samples": samples, "state": state}
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
