@@ -50,11 +50,8 @@ def forward_kl(student_logits: jax.Array, teacher_logits: jax.Array, top_k: int 
 @DIVERGENCES.register("reverse_kl")
 def reverse_kl(student_logits: jax.Array, teacher_logits: jax.Array, top_k: int = 0
                ) -> jax.Array:
-  """KL(p_S ‖ p_T) per position. logits (... v) → (...)."""
-  del top_k
-  teacher_log_p = jax.nn.log_softmax(teacher_logits, axis=-1)
-  student_log_p = jax.nn.log_softmax(student_logits, axis=-1)
-  return jnp.sum(jnp.exp(student_log_p) * (student_log_p - teacher_log_p), axis=-1)
+  """KL(p_S ‖ p_T) per position: forward KL with the roles swapped."""
+  return forward_kl(teacher_logits, student_logits, top_k)
 
 
 @DIVERGENCES.register("top_k_kl")
