@@ -4,6 +4,7 @@ import json
 
 import grain
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from data import config as config_lib
@@ -284,7 +285,6 @@ def test_sft_config_learns_only_the_solution():
 
 
 def test_orbax_checkpoints_the_iterator_with_the_grain_handler(tmp_path):
-  ocp = pytest.importorskip("orbax.checkpoint")
   config = _config(tmp_path, {"a": _letter_documents("a"), "b": _letter_documents("b")},
                    [config_lib.stage_config("mix", {"a": 0.5, "b": 0.5})])
   make = lambda: pipeline.make_iterator(config, seq_len=12, global_batch_size=2,

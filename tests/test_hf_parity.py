@@ -16,13 +16,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import safetensors.numpy as safetensors_numpy
+import torch
+import transformers
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-safetensors_numpy = pytest.importorskip("safetensors.numpy")
-
-from model import hf  # pylint: disable=g-import-not-at-top
-from model import lm  # pylint: disable=g-import-not-at-top
+from model import hf
+from model import lm
 
 VOCAB, BATCH, LENGTH = 256, 3, 24
 LEFT_PADS = (0, 5, 13)
