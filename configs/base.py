@@ -84,3 +84,12 @@ def get_config() -> ml_collections.ConfigDict:
       prompts=("Once upon a time", "What is 23 + 19?\n", "Mia put the"),
       max_new_tokens=48, temperature=0.0, seed=0))
   return config
+
+
+def use_constant_learning_rate(config: ml_collections.ConfigDict,
+                               learning_rate: float) -> None:
+  """The RL papers' optimizer: a constant learning rate, no warmup, no weight decay."""
+  config.optimizer.learning_rate = learning_rate
+  config.optimizer.schedule = "constant"
+  config.optimizer.warmup_steps = 0
+  config.optimizer.weight_decay = 0.0

@@ -27,9 +27,6 @@ def get_config():
       thinking=base.config_dict.placeholder(bool))
   config.train.steps = 60
   config.train.log_every = 10
-  config.optimizer.learning_rate = 3e-4
-  config.optimizer.schedule = "constant"
-  config.optimizer.warmup_steps = 0
-  config.optimizer.weight_decay = 0.0
+  base.use_constant_learning_rate(config, 3e-4)
   config.checkpoint.every_steps = 30
   return config

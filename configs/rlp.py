@@ -23,9 +23,6 @@ def get_config():
   config.train.seq_len = 128
   config.train.global_batch_size = 8
   config.train.log_every = 10
-  config.optimizer.learning_rate = 1e-5
-  config.optimizer.schedule = "constant"
-  config.optimizer.warmup_steps = 0
-  config.optimizer.weight_decay = 0.0
+  base.use_constant_learning_rate(config, 1e-5)
   config.checkpoint.every_steps = 50
   return config
