@@ -28,7 +28,7 @@ import torch  # pylint: disable=g-import-not-at-top
 import transformers  # pylint: disable=g-import-not-at-top
 
 from model import hf  # pylint: disable=g-import-not-at-top
-from rl import generate as generate_lib  # pylint: disable=g-import-not-at-top
+from model import generate as generate_lib  # pylint: disable=g-import-not-at-top
 
 VOCAB = 1024
 MODELS = {

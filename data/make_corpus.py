@@ -10,6 +10,8 @@ Files:
                                       problems (`reasoning_tasks`), half with <think>;
                                       validation questions never occur in training
   modsum.jsonl                        all 1000 "a b c = s" sums, half with a thought
+  sums.jsonl, sums_valid.jsonl        every "a+b=" with a < 100, b < 3 as a question/answer
+                                      record, 80/20 split (the GRPO CPU task)
   tokenizer.model                     sentencepiece BPE trained on the three training files
 """
 
@@ -31,7 +33,9 @@ NUM_ENGLISH, NUM_ENGLISH_VALID = 2800, 200
 NUM_REASONING, NUM_REASONING_VALID = 2500, 300
 VOCAB_SIZE = 1024
 CORPUS_FILES = ("english.txt", "english_valid.txt", "reasoning.jsonl",
-                "reasoning_valid.jsonl", "modsum.jsonl", "tokenizer.model")
+                "reasoning_valid.jsonl", "modsum.jsonl", "sums.jsonl", "sums_valid.jsonl",
+                "tokenizer.model")
+SUMS_MAX_A, SUMS_MAX_B, SUMS_VALID_FRACTION = 99, 2, 0.2
 
 
 def english_documents(rng: random.Random, count: int,
@@ -78,15 +82,20 @@ def write_corpus(out_dir: str) -> list[str]:
       random.Random(f"{SEED}-reasoning-valid"), NUM_REASONING_VALID,
       exclude_questions=frozenset(p["question"] for p in reasoning))
   sums = modular_sums(random.Random(f"{SEED}-modsum"))
+  small_sums = reasoning_tasks.small_sums(SUMS_MAX_A, SUMS_MAX_B)
+  random.Random(f"{SEED}-sums").shuffle(small_sums)
+  num_sums_valid = round(SUMS_VALID_FRACTION * len(small_sums))
   paths = [os.path.join(out_dir, name) for name in CORPUS_FILES]
   _write_text(paths[0], "\n\n".join(english) + "\n")
   _write_text(paths[1], "\n\n".join(english_valid) + "\n")
   _write_jsonl(paths[2], reasoning)
   _write_jsonl(paths[3], reasoning_valid)
   _write_jsonl(paths[4], sums)
+  _write_jsonl(paths[5], small_sums[num_sums_valid:])
+  _write_jsonl(paths[6], small_sums[:num_sums_valid])
   tokenizer = tokenizer_lib.train_sentencepiece(
       english + [p["text"] for p in reasoning + sums], vocab_size=VOCAB_SIZE)
-  tokenizer.save(paths[5])
+  tokenizer.save(paths[7])
   return paths
 
 

@@ -305,6 +305,13 @@ def modular_sum(a: int, b: int, c: int, think: bool) -> dict[str, str]:
           "answer": str(answer), "text": f"{question} {solution}"}
 
 
+def small_sums(max_a: int, max_b: int) -> list[dict[str, str]]:
+  """Every ``{"kind": "math", "question": "a+b=", "answer": "a+b"}`` with a <= max_a,
+  b <= max_b: the short-answer task of the GRPO CPU defaults."""
+  return [{"kind": "math", "question": f"{a}+{b}=", "answer": str(a + b)}
+          for a in range(max_a + 1) for b in range(max_b + 1)]
+
+
 def extract_answer(generated: str) -> Optional[str]:
   """The text of the last "Answer: ..." line, without a final period; None if absent."""
   answers = _ANSWER_LINE.findall(generated)

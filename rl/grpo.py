@@ -28,10 +28,10 @@ import numpy as np
 from data import tokenizer as tokenizer_lib
 from model.config import ModelConfig
 from rl import algorithms
-from rl import chat
-from rl import generate as generate_lib
+from data import chat
+from model import generate as generate_lib
 from rl import policy_update
-from rl import prompts as prompts_lib
+from data import prompts as prompts_lib
 from rl import rewards as rewards_lib
 from rl import sequences
 from rl.state import GRPOState

@@ -15,8 +15,8 @@ import jax.numpy as jnp
 from model import lm
 from model.config import ModelConfig
 from rl import algorithms
-from rl import generate as generate_lib
-from rl import sampling
+from model import generate as generate_lib
+from model import sampling
 from train.loss import LossFn
 
 

@@ -45,7 +45,7 @@ import numpy as np
 from model import lm
 from model.config import ModelConfig
 from rl import algorithms
-from rl import generate as generate_lib
+from model import generate as generate_lib
 from rl import policy_update
 from rl import sequences
 from rl import state as state_lib

@@ -34,13 +34,13 @@ from data import pipeline
 from data import tokenizer as tokenizer_lib
 from model import lm
 from model.config import ModelConfig
-from rl import chat
-from rl import distill
-from rl import generate as generate_lib
+from data import chat
+from train import distill
+from model import generate as generate_lib
 from rl import grpo
 from rl import policy_update
 from rl import rlp
-from rl import sft
+from train import sft
 from rl import state as state_lib
 from rl import tasks
 from train import checkpoint as checkpoint_lib

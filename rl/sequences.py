@@ -16,7 +16,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rl import generate as generate_lib
+from model import generate as generate_lib
 
 
 def concat_prompt_completion(prompt_BP: jax.Array, prompt_mask_BP: jax.Array,

@@ -10,8 +10,8 @@ import pytest
 
 from model import config as mcfg
 from model import lm
-from rl import distill
-from rl import generate as gen
+from train import distill
+from model import generate as gen
 from rl import runner
 from rl import state as state_lib
 

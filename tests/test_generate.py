@@ -7,8 +7,8 @@ import pytest
 
 from model import config as mcfg
 from model import lm
-from rl import generate as gen
-from rl import sampling
+from model import generate as gen
+from model import sampling
 
 PROMPTS = ([5, 9, 14, 3, 7, 22], [11, 4], [8, 30, 2, 19])
 NEW = 6

@@ -14,14 +14,14 @@ from data import tokenizer as tokenizer_lib
 from model import config as mcfg
 from model import lm
 from rl import algorithms
-from rl import generate as gen
+from model import generate as gen
 from rl import grpo
 from rl import policy_update
-from rl import prompts
+from data import prompts
 from rl import rewards
 from rl import runner
 from rl import sequences
-from rl import sft
+from train import sft
 from rl import state as state_lib
 from rl import tasks
 from train.state import TrainState

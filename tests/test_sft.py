@@ -11,9 +11,9 @@ from data import config as data_config
 from data import tokenizer as tokenizer_lib
 from model import config as mcfg
 from model import lm
-from rl import chat
+from data import chat
 from rl import runner
-from rl import sft
+from train import sft
 from train.state import TrainState
 
 PROBLEM = {"question": "What is 12 + 7?",

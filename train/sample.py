@@ -12,7 +12,7 @@ import jax
 from jax.experimental import multihost_utils
 
 from model.config import ModelConfig
-from rl import generate as generate_lib
+from model import generate as generate_lib
 
 
 def sample(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], *,

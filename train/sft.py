@@ -28,7 +28,7 @@ import numpy as np
 from data import packing
 from data import tokenizer as tokenizer_lib
 from model.config import ModelConfig
-from rl import chat
+from data import chat
 from train import loss as loss_lib
 from train import step as step_lib
 

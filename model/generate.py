@@ -30,7 +30,7 @@ import numpy as np
 
 from model import lm
 from model.config import ModelConfig
-from rl import sampling as sampling_lib
+from model import sampling as sampling_lib
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,8 +28,8 @@ import jax.numpy as jnp
 
 from model import lm
 from model.config import ModelConfig
-from rl import generate as generate_lib
-from rl.registry import Registry
+from model import generate as generate_lib
+from train.registry import Registry
 from rl.state import DistillState
 from train import loss as loss_lib
 from train import step as step_lib

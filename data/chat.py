@@ -107,6 +107,11 @@ def tokenize(messages: Sequence[Message], tokenizer: tokenizer_lib.Tokenizer, *,
   return np.asarray(ids, np.int32), np.asarray(weights, np.int32)
 
 
+def stop_token_ids(tokenizer: tokenizer_lib.Tokenizer) -> tuple[int, ...]:
+  """Ids that end an assistant turn: the template's end-of-turn marker and eos."""
+  return (tokenizer.token_to_id(tokenizer_lib.END_OF_TURN), tokenizer.eos_id)
+
+
 def prompt_ids(question: str, tokenizer: tokenizer_lib.Tokenizer, *,
                thinking: Optional[bool] = None) -> list[int]:
   """Token ids of a generation prompt for one user question."""
