@@ -4,11 +4,12 @@
 """
 
 from configs import base
+from train import config as run_config
 
 
 def get_config():
   config = base.get_config()
-  config.model = base.model_section("hybrid_125m", remat="dots")
+  config.model = run_config.model_section("hybrid_125m", remat="dots")
   config.train.steps = 20_000
   config.train.global_batch_size = 32
   config.train.seq_len = 4096

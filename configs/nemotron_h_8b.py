@@ -5,11 +5,12 @@ real run needs a matching tokenizer and corpus in ``config.data``.
 """
 
 from configs import base
+from train import config as run_config
 
 
 def get_config():
   config = base.get_config()
-  config.model = base.model_section("nemotron_h_8b", remat="full")
+  config.model = run_config.model_section("nemotron_h_8b", remat="full")
   config.train.steps = 100_000
   config.train.global_batch_size = 512
   config.train.seq_len = 8192

@@ -1,24 +1,27 @@
-r"""SFT with the chat template and the reasoning toggle (rl/sft.py).
+r"""SFT with the chat template and the reasoning toggle (train/sft.py).
 
-  python -m rl.main --config=configs/sft.py --workdir=runs/sft
-  python -m rl.main --config=configs/sft.py --workdir=runs/sft_sums \
-      --config.sft.records=small_sums --config.train.steps=80
+  python -m train.main --config=configs/sft.py --workdir=runs/sft
+  python -m train.main --config=configs/sft.py --workdir=runs/sft_sums \
+      --config.sft.records=data/corpus/sums.jsonl --config.train.steps=80 \
+      --config.train.seq_len=64
 
-``sft.records``: a JSONL of reasoning problems (question/solution/answer; 'pair' makes the
-"detailed thinking on/off" pair of each) or of {"messages": [...]}, or 'small_sums'.
+``sft.records``: a JSONL of reasoning problems (question/solution/answer; 'pair' makes
+the "detailed thinking on/off" pair of each), of question/answer pairs, or of
+{"messages": [...]}. Evaluation: greedy accuracy on held-out problems, thinking off.
 """
 
 from configs import base
+from data import config as data_config
+from train import config as run_config
 
 
 def get_config():
   config = base.get_config()
   config.loop = "sft"
-  config.init_checkpoint = ""      # a train.main / rl.main workdir; "" = random init
-  config.model = base.model_section("tiny", vocab_size=1024, d_model=64, pattern="*-*-",
-                                    mlp_dim=128, head_dim=16)
-  config.sft = dict(records=config.data.sources.reasoning.path, toggle="pair",
-                    num_packing_bins=8, max_a=99, max_b=2)
+  config.model = run_config.model_section("tiny", vocab_size=1024, d_model=64, pattern="*-*-",
+                                          mlp_dim=128, head_dim=16)
+  config.sft = dict(records=data_config.corpus_path("reasoning.jsonl"), toggle="pair",
+                    num_packing_bins=8)
   config.train.steps = 200
   config.train.seq_len = 256
   config.train.global_batch_size = 16
@@ -26,4 +29,5 @@ def get_config():
   config.optimizer.learning_rate = 3e-3
   config.optimizer.warmup_steps = 10
   config.checkpoint.every_steps = 100
+  config.eval = base.eval_section(template="chat", thinking=False, max_new_tokens=32)
   return config

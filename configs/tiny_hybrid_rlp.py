@@ -1,7 +1,7 @@
-r"""The main job's RL step: RLP (methods.md §1) on the pretrained tiny_hybrid model.
+r"""The main job's RL step: RLP (arXiv 2510.01265) on the pretrained tiny_hybrid model.
 
   python -m train.main --config=configs/tiny_hybrid.py --workdir=runs/tiny
-  python -m rl.main --config=configs/tiny_hybrid_rlp.py --workdir=runs/tiny_rlp
+  python -m train.main --config=configs/tiny_hybrid_rlp.py --workdir=runs/tiny_rlp
 """
 
 from configs import rlp

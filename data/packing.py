@@ -110,14 +110,15 @@ class RowOfPacked(grain.transforms.Map):
 
 
 def pack_chunks(chunks: grain.IterDataset, *, seq_len: int, pad_id: int, num_packing_bins: int,
-                seed: int) -> grain.IterDataset:
-  """First-fit packs chunks into rows of `ROW_FEATURES`; bins are shuffled with `seed`.
+                seed: int, shuffle_bins: bool = True) -> grain.IterDataset:
+  """First-fit packs chunks into rows of `ROW_FEATURES`; bins are shuffled with `seed`
+  (or emitted in order without `shuffle_bins`).
 
   Larger `num_packing_bins` means less padding; the packer emits all bins whenever a
   chunk fits in none of them.
   """
   packed = grain.experimental.FirstFitPackIterDataset(
       chunks, length_struct={"tokens": seq_len, "target_weights": seq_len},
-      num_packing_bins=num_packing_bins, seed=seed, shuffle_bins=True,
+      num_packing_bins=num_packing_bins, seed=seed, shuffle_bins=shuffle_bins,
       padding_struct={"tokens": pad_id, "target_weights": 0})
   return packed.map(RowOfPacked(pad_id))

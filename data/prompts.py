@@ -1,9 +1,15 @@
-"""Nemotron-CrossThink question templates (methods.md §3): multiple choice and open-ended.
+"""Prompts of task records, shared by evaluation and RL: one builder, three templates.
 
-An example is a dict with ``kind`` ('mcq', 'open' or 'math'), ``question``, ``answer``
-(an option letter for 'mcq') and, for 'mcq', ``options`` (a list of option texts).
-Both templates ask for the final answer in ``\\boxed{}``, which the ``crossthink``
-reward checks (``rl/rewards.py``).
+A record is a dict with ``question``, ``answer`` (an option letter for 'mcq'), optionally
+``kind`` ('mcq', 'open' or 'math') and, for 'mcq', ``options`` (option texts).
+
+Templates (``prompt_ids``):
+  text        the question and a newline, no chat markup: how a pretrained model saw
+              the shipped reasoning corpus; generation stops at eos.
+  chat        the question as the user turn of the chat template (``data/chat.py``),
+              with the reasoning toggle as system prompt; stops at end of turn.
+  crossthink  Nemotron-CrossThink (arXiv 2504.13941): the multiple-choice or open-ended
+              instruction asking for the answer in ``\\boxed{}`` as the user turn.
 """
 
 from __future__ import annotations
@@ -12,6 +18,11 @@ import re
 import string
 from collections.abc import Mapping
 from typing import Optional
+
+from data import chat
+from data import tokenizer as tokenizer_lib
+
+TEMPLATES = ("text", "chat", "crossthink")
 
 MCQ_INSTRUCTION = ("Answer the following multiple-choice question. Think step by step, then "
                    "put the letter of the correct option in \\boxed{}.")
@@ -41,12 +52,11 @@ def open_ended_prompt(question: str) -> str:
 
 
 def prompt_text(example: Mapping) -> str:
-  """The templated question of an example, by its kind."""
-  if example["kind"] == "mcq":
+  """The templated question of an example: multiple choice for kind 'mcq', else
+  open-ended."""
+  if example.get("kind") == "mcq":
     return multiple_choice_prompt(example["question"], list(example["options"]))
-  if example["kind"] in ("open", "math"):
-    return open_ended_prompt(example["question"])
-  raise ValueError(f"example kind {example['kind']!r}: want 'mcq', 'open' or 'math'")
+  return open_ended_prompt(example["question"])
 
 
 def to_open_ended(example: Mapping) -> Optional[dict]:
@@ -62,3 +72,20 @@ def to_open_ended(example: Mapping) -> Optional[dict]:
   if _OPTION_DEPENDENT.search(example["question"]) or len(answer.split()) > MAX_OPEN_ANSWER_WORDS:
     return None
   return {"kind": "open", "question": example["question"], "answer": answer}
+
+
+def prompt_ids(record: Mapping, tokenizer: tokenizer_lib.Tokenizer, *, template: str,
+               thinking: Optional[bool] = None) -> list[int]:
+  """Token ids of the generation prompt of a record under ``template``."""
+  if template == "text":
+    return tokenizer.encode(record["question"] + "\n")
+  if template == "chat":
+    return chat.prompt_ids(record["question"], tokenizer, thinking=thinking)
+  if template == "crossthink":
+    return chat.prompt_ids(prompt_text(record), tokenizer, thinking=thinking)
+  raise ValueError(f"prompt template {template!r}: want one of {TEMPLATES}")
+
+
+def stop_token_ids(tokenizer: tokenizer_lib.Tokenizer, template: str) -> tuple[int, ...]:
+  """The ids that end a completion of a ``template`` prompt."""
+  return (tokenizer.eos_id,) if template == "text" else chat.stop_token_ids(tokenizer)

@@ -61,12 +61,23 @@ def _expand(path: str) -> list[str]:
   return paths
 
 
+def read_text(file_path: str) -> str:
+  """A UTF-8 file's text; a ValueError names the file and the first bad byte."""
+  with open(file_path, "rb") as f:
+    data = f.read()
+  try:
+    return data.decode("utf-8")
+  except UnicodeDecodeError as e:
+    line = data[:e.start].count(b"\n") + 1
+    raise ValueError(f"{file_path}:{line}: not UTF-8 text (byte {e.start}: "
+                     f"{data[e.start:e.start + 1]!r})") from None
+
+
 def read_text_documents(path: str) -> list[str]:
   """Documents of text files: blank-line separated, stripped, empty ones skipped."""
   documents = []
   for file_path in _expand(path):
-    with open(file_path, encoding="utf-8") as f:
-      file_documents = [d.strip() for d in _BLANK_LINES.split(f.read())]
+    file_documents = [d.strip() for d in _BLANK_LINES.split(read_text(file_path))]
     file_documents = [d for d in file_documents if d]
     if not file_documents:
       raise ValueError(f"{file_path}: no documents (the file is empty or blank)")
@@ -77,25 +88,42 @@ def read_text_documents(path: str) -> list[str]:
 def read_jsonl_documents(path: str, field: str, prompt_field: str = "",
                          prompt_separator: str = "\n") -> list[Document]:
   """`(prompt, text)` from JSONL files; errors name the file, line and field."""
-  documents = []
+  return [_document_of_record(record, where, field, prompt_field, prompt_separator)
+          for where, record in read_located_records(path)]
+
+
+def read_records(path: str, required: tuple[str, ...] = ()) -> list[dict]:
+  """The JSON objects of JSONL files (one per non-blank line); errors name the file and
+  line of invalid JSON, a non-object, or a record without a ``required`` field."""
+  records = []
+  for where, record in read_located_records(path):
+    if missing := [name for name in required if name not in record]:
+      raise ValueError(f"{where}: missing field {missing[0]!r} (record has {sorted(record)})")
+    records.append(record)
+  return records
+
+
+def read_located_records(path: str) -> list[tuple[str, dict]]:
+  """('file:line', object) of every non-blank line of the JSONL files at ``path``, for
+  callers that check records themselves and name the line at fault."""
+  located = []
   for file_path in _expand(path):
-    with open(file_path, encoding="utf-8") as f:
-      file_documents = [_jsonl_document(line, f"{file_path}:{number}", field, prompt_field,
-                                        prompt_separator)
-                        for number, line in enumerate(f, start=1) if line.strip()]
-    if not file_documents:
-      raise ValueError(f"{file_path}: no documents (the file is empty or blank)")
-    documents.extend(file_documents)
-  return documents
-
-
-def _jsonl_document(line: str, where: str, field: str, prompt_field: str,
-                    prompt_separator: str) -> Document:
-  try:
-    record = json.loads(line)
-  except json.JSONDecodeError as e:
-    raise ValueError(f"{where}: invalid JSON ({e.msg})") from e
-  return _document_of_record(record, where, field, prompt_field, prompt_separator)
+    count = len(located)
+    for number, line in enumerate(read_text(file_path).split("\n"), start=1):
+      if not line.strip():
+        continue
+      where = f"{file_path}:{number}"
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: invalid JSON ({e.msg})") from None
+      if not isinstance(record, dict):
+        raise ValueError(f"{where}: a record must be a JSON object, got "
+                         f"{type(record).__name__}")
+      located.append((where, record))
+    if len(located) == count:
+      raise ValueError(f"{file_path}: no records (the file is empty or blank)")
+  return located
 
 
 def _document_of_record(record: Any, where: str, field: str, prompt_field: str,

@@ -1,112 +1,84 @@
-"""GRPO: G samples per prompt, verifiable rewards, group-relative advantages, clipped
-importance-ratio surrogate, optional KL to a frozen reference.
+"""GRPO (arXiv 2402.03300): G samples per prompt, verifiable rewards, group-relative
+advantages, clipped importance-ratio surrogate, optional KL to a frozen reference.
 
-One iteration:
-  1. ``collect`` (host): template and left-pad B prompts to ``max_prompt_len`` slots,
-     repeat each G times, sample with the jitted prefill/decode (``rl.generate``), decode
-     the completions and score them with the configured rewards (``rl.rewards``). All
-     input errors (empty batch, prompt too long, a reward that raises) surface here,
-     before the state is touched.
+One iteration (``LOOP``, ``loop='grpo'``):
+  1. ``Rollouts`` (host, every process its share of the prompts): draw B/G prompts by a
+     step-seeded order over the records (each epoch a new permutation), template them
+     (``data/prompts.py``), sample G completions each with the current weights as one
+     sharded generation (``train/generation.py``), decode and score them with the
+     configured rewards (``rl/rewards.py``). Input errors (a prompt over budget, too few
+     records, a reward that raises) surface before the state is touched.
   2. ``step(state, batch)`` (jitted, state donated): advantages by the registered
      estimator over each prompt's group, reference log-probs when kl_coef > 0, then the
-     shared policy update (``rl.policy_update``): per token
+     shared policy update (``rl/policy_update.py``): per token
      −min(ρ·A, clip(ρ, 1−ε_l, 1+ε_h)·A) with ρ against the sampler's behaviour
      log-probs, aggregated per token or per sequence.
-Rows are prompt-major: row i·G + g is sample g of prompt i.
+Rows are prompt-major: row i·G + g is sample g of prompt i. ``train.global_batch_size``
+counts sequences (B = prompts × G); ``train.seq_len`` is the row width, prompt budget
+plus ``grpo.max_new_tokens``.
+
+The ``grpo`` config section: records (JSONL of {question, answer[, kind, options]}),
+group_size, max_new_tokens, temperature, top_k, top_p, advantage_estimator,
+aggregation, epsilon_low, epsilon_high, kl_coef, rewards ({name: weight}), template
+('chat' or 'crossthink'), thinking.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
-from typing import Optional
+import functools
+from typing import Any
 
+import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from data import tokenizer as tokenizer_lib
+from data import answers
+from data import prompts as prompts_lib
+from data import sources
+from model import generate as generate_lib
 from model.config import ModelConfig
 from rl import algorithms
-from data import chat
-from model import generate as generate_lib
 from rl import policy_update
-from data import prompts as prompts_lib
 from rl import rewards as rewards_lib
 from rl import sequences
-from rl.state import GRPOState
+from train import config as config_lib
+from train import generation
 from train import step as step_lib
+from train.loops import Context, ExtraWeights, Loop, StepSeededBatches
+from train.state import TrainState
 
-TEMPLATES = ("plain", "crossthink")
 POLICY_BATCH_KEYS = ("tokens", "segment_ids", "action_mask", "behaviour_log_probs")
+
+
+@flax.struct.dataclass
+class GRPOState(TrainState):
+  reference_params: Any = None     # the frozen starting weights, when kl_coef > 0
 
 
 @dataclasses.dataclass(frozen=True)
 class GRPOConfig:
-  """group_size: G samples per prompt; max_prompt_len: prompt slots (longer prompts are
-  an error); sampling: the rollout decode (its temperature should equal loss.temperature);
-  loss: the policy update; advantage_estimator: a name in ADVANTAGE_ESTIMATORS;
-  rewards: ((reward name, weight), ...); template: 'plain' (the question as the user
-  turn) or 'crossthink' (``rl.prompts``); thinking: the reasoning toggle of the system
-  prompt (None: no system prompt)."""
-  sampling: generate_lib.SamplingConfig
+  """group_size: G samples per prompt; loss: the policy update; advantage_estimator: a
+  name in ADVANTAGE_ESTIMATORS; rewards: ((reward name, weight), ...)."""
   loss: policy_update.PolicyLossConfig = policy_update.PolicyLossConfig()
   group_size: int = 4
-  max_prompt_len: int = 64
   advantage_estimator: str = "grpo"
   rewards: tuple[tuple[str, float], ...] = (("math", 1.0),)
-  template: str = "plain"
-  thinking: Optional[bool] = None
 
   def __post_init__(self):
     if self.group_size < 2:
       raise ValueError(f"GRPOConfig.group_size={self.group_size}: groups need >= 2 samples")
-    if self.template not in TEMPLATES:
-      raise ValueError(f"GRPOConfig.template={self.template!r}: want one of {TEMPLATES}")
     algorithms.ADVANTAGE_ESTIMATORS.get(self.advantage_estimator)
     for name, _ in self.rewards:
       rewards_lib.REWARDS.get(name)
-
-
-def prompt_ids(example: Mapping, tokenizer: tokenizer_lib.Tokenizer,
-               config: GRPOConfig) -> list[int]:
-  question = (prompts_lib.prompt_text(example) if config.template == "crossthink"
-              else example["question"])
-  return chat.prompt_ids(question, tokenizer, thinking=config.thinking)
-
-
-def collect(params, examples: Sequence[Mapping], tokenizer: tokenizer_lib.Tokenizer,
-            rng: jax.Array, *, model_cfg: ModelConfig, config: GRPOConfig
-            ) -> tuple[dict, dict]:
-  """Samples G completions per example and scores them.
-
-  Returns (batch for ``step``: the policy batch (B·G, max_prompt_len + n) and
-  'rewards' (B·G,); info: 'completions' (texts) and 'reward_parts' {name: (B·G,)}).
-  Raises ValueError (empty batch, prompt too long) or RewardError.
-  """
-  if not examples:
-    raise ValueError("GRPO got an empty batch of prompts")
-  prompt_BP, mask_BP = generate_lib.left_pad(
-      [prompt_ids(e, tokenizer, config) for e in examples], pad_id=tokenizer.pad_id,
-      width=config.max_prompt_len)
-  g = config.group_size
-  prompt_RP, mask_RP = np.repeat(prompt_BP, g, axis=0), np.repeat(mask_BP, g, axis=0)
-  generation = generate_lib.generate(params, prompt_RP, mask_RP, rng, model_cfg=model_cfg,
-                                     sampling=config.sampling)
-  tokens_RN, mask_RN = np.asarray(generation.tokens), np.asarray(generation.mask)
-  completions = [tokenizer.decode(t[m > 0]) for t, m in zip(tokens_RN, mask_RN)]
-  rewards_R, parts = rewards_lib.score(dict(config.rewards), completions,
-                                       [e for e in examples for _ in range(g)])
-  batch = sequences.concat_prompt_completion(jnp.asarray(prompt_RP), jnp.asarray(mask_RP),
-                                             generation)
-  batch["rewards"] = jnp.asarray(rewards_R)
-  return batch, {"completions": completions, "reward_parts": parts}
 
 
 def make_grpo_step(model_cfg: ModelConfig, optimizer, config: GRPOConfig, *,
                    grad_accum_steps: int = 1, learning_rate_fn=None):
   """``step(state: GRPOState, batch) -> (state, metrics)``; jit it with donation.
 
+  batch: the policy batch (``rl/sequences.py``) and 'rewards' (b,).
   metrics: the update's ('loss', 'policy_loss', 'clip_fraction', 'ratio', 'kl', norms)
   plus 'reward_mean', 'reward_std', 'solved_groups' (share of groups whose rewards are
   all equal, hence zero advantage) and 'completion_length'.
@@ -137,19 +109,147 @@ def make_grpo_step(model_cfg: ModelConfig, optimizer, config: GRPOConfig, *,
   return step
 
 
-def evaluate(params, examples: Sequence[Mapping], tokenizer: tokenizer_lib.Tokenizer, *,
-             model_cfg: ModelConfig, config: GRPOConfig, batch_size: int = 64) -> float:
-  """Mean reward of greedy completions (accuracy for 0/1 rewards)."""
-  greedy = dataclasses.replace(config.sampling, temperature=0.0, top_k=0, top_p=1.0)
-  scores = []
-  for start in range(0, len(examples), batch_size):
-    chunk = list(examples[start:start + batch_size])
-    prompt_BP, mask_BP = generate_lib.left_pad(
-        [prompt_ids(e, tokenizer, config) for e in chunk], pad_id=tokenizer.pad_id,
-        width=config.max_prompt_len)
-    out = generate_lib.generate(params, prompt_BP, mask_BP, jax.random.PRNGKey(0),
-                                model_cfg=model_cfg, sampling=greedy)
-    texts = [tokenizer.decode(t[m > 0]) for t, m in zip(np.asarray(out.tokens),
-                                                        np.asarray(out.mask))]
-    scores.append(rewards_lib.score(dict(config.rewards), texts, chunk)[0])
-  return float(np.mean(np.concatenate(scores)))
+# ------------------------------------------------------------------------------ the loop
+
+
+def grpo_config(ctx: Context) -> GRPOConfig:
+  g = ctx.config.grpo
+  return GRPOConfig(
+      loss=policy_update.PolicyLossConfig(
+          aggregation=g.aggregation, epsilon_low=g.epsilon_low, epsilon_high=g.epsilon_high,
+          kl_coef=g.kl_coef, temperature=g.temperature),
+      group_size=g.group_size, advantage_estimator=g.advantage_estimator,
+      rewards=tuple((name, float(weight)) for name, weight in g.rewards.items()))
+
+
+def make_step(ctx: Context):
+  return make_grpo_step(ctx.model_cfg, ctx.optimizer, grpo_config(ctx),
+                        grad_accum_steps=ctx.config.train.grad_accum_steps,
+                        learning_rate_fn=ctx.schedule)
+
+
+def prompt_budget(ctx: Context) -> int:
+  return ctx.config.train.seq_len - ctx.config.grpo.max_new_tokens
+
+
+def read_examples(ctx: Context) -> tuple[list[dict], list[list[int]]]:
+  """(records, their prompt ids); errors name the line of a record without a question
+  or answer, of an unknown kind, or whose prompt exceeds the budget."""
+  g = ctx.config.grpo
+  budget = prompt_budget(ctx)
+  examples, prompts = [], []
+  for where, record in sources.read_located_records(g.records):
+    for field in ("question", "answer"):
+      if field not in record:
+        raise ValueError(f"{where}: missing field {field!r} (record has {sorted(record)})")
+    if record.get("kind", "math") == "mcq" and not record.get("options"):
+      raise ValueError(f"{where}: an 'mcq' record needs 'options'")
+    ids = prompts_lib.prompt_ids(record, ctx.tokenizer, template=g.template,
+                                 thinking=g.thinking)
+    if len(ids) > budget:
+      raise ValueError(
+          f"{where}: the prompt has {len(ids)} tokens, more than the budget of {budget} "
+          f"(train.seq_len={ctx.config.train.seq_len} - grpo.max_new_tokens="
+          f"{g.max_new_tokens}): raise train.seq_len or drop the record")
+    examples.append(dict(record, kind=answers.record_kind(record)))
+    prompts.append(ids)
+  return examples, prompts
+
+
+class Rollouts(StepSeededBatches):
+  """GRPO's batches: completions of the step's prompts by the current weights, scored.
+
+  The prompts of step t are positions t·P .. t·P+P−1 of an endless sequence of
+  permutations of the records (permutation e seeded by (seed, e)), so every record is
+  used once per epoch and a resumed run draws what an uninterrupted one would.
+  """
+
+  def __init__(self, ctx: Context, examples: list[dict], prompts: list[list[int]]):
+    self._ctx = ctx
+    self._examples = examples
+    self._prompts = prompts
+    g = ctx.config.grpo
+    self._config = grpo_config(ctx)
+    self._group_size = g.group_size
+    self._prompts_per_step = ctx.config.train.global_batch_size // g.group_size
+    self._sampling = generate_lib.SamplingConfig(
+        max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_k=g.top_k,
+        top_p=g.top_p, stop_tokens=prompts_lib.stop_token_ids(ctx.tokenizer, g.template),
+        pad_id=ctx.tokenizer.pad_id)
+
+  @functools.lru_cache(maxsize=4)
+  def _permutation(self, epoch: int) -> np.ndarray:
+    seed = self._ctx.config.train.seed
+    return np.random.default_rng([seed, epoch]).permutation(len(self._examples))
+
+  def prompt_indices(self, step: int) -> list[int]:
+    n, p = len(self._examples), self._prompts_per_step
+    positions = range(step * p, (step + 1) * p)
+    return [int(self._permutation(s // n)[s % n]) for s in positions]
+
+  def __call__(self, state: GRPOState, step: int) -> dict[str, np.ndarray]:
+    g = self._group_size
+    chosen = [i for i in self.prompt_indices(step) for _ in range(g)]
+    rng = jax.random.fold_in(jax.random.PRNGKey(self._ctx.config.train.seed), step)
+    rows = generation.generate_rows(
+        self._ctx, state.params, [self._prompts[i] for i in chosen], rng,
+        sampling=self._sampling, width=prompt_budget(self._ctx), row_multiple=g)
+    texts = [self._ctx.tokenizer.decode(ids.tolist()) for ids in rows.completions()]
+    examples = [self._examples[chosen[r]] for r in rows.rows]
+    rewards, _ = rewards_lib.score(dict(self._config.rewards), texts, examples)
+    batch = sequences.concat_prompt_completion(rows.prompt, rows.prompt_mask, rows)
+    batch = {name: np.asarray(value) for name, value in batch.items()}
+    batch["rewards"] = rewards
+    return batch
+
+
+def make_batches(ctx: Context) -> Rollouts:
+  g = ctx.config.grpo
+  grpo_config(ctx)  # unknown rewards or estimators fail here, naming them
+  if g.template not in prompts_lib.TEMPLATES:
+    raise config_lib.ConfigError(f"grpo.template={g.template!r}: want one of "
+                                 f"{prompts_lib.TEMPLATES}")
+  rows = ctx.config.train.global_batch_size
+  unit = ctx.row_unit(g.group_size)
+  if rows % unit:
+    raise config_lib.ConfigError(
+        f"train.global_batch_size={rows} (sequences: prompts × grpo.group_size="
+        f"{g.group_size}) must be a multiple of {unit}, so that the batch shards and every "
+        "process gets whole groups")
+  if prompt_budget(ctx) < 1:
+    raise config_lib.ConfigError(f"grpo.max_new_tokens={g.max_new_tokens} leaves no room for "
+                                 f"a prompt in train.seq_len={ctx.config.train.seq_len}")
+  examples, prompts = read_examples(ctx)
+  if len(examples) < rows // g.group_size:
+    raise config_lib.ConfigError(
+        f"grpo.records={g.records} has {len(examples)} records, fewer than the "
+        f"{rows // g.group_size} prompts per step (train.global_batch_size / "
+        "grpo.group_size)")
+  return Rollouts(ctx, examples, prompts)
+
+
+def abstract_batch(ctx: Context) -> dict:
+  shape = (ctx.config.train.global_batch_size, ctx.config.train.seq_len)
+  spec = lambda dtype, s=shape: jax.ShapeDtypeStruct(s, dtype)
+  return {"tokens": spec(jnp.int32), "segment_ids": spec(jnp.int32),
+          "action_mask": spec(jnp.float32), "behaviour_log_probs": spec(jnp.float32),
+          "rewards": spec(jnp.float32, shape[:1])}
+
+
+def extra_weights(ctx: Context) -> dict[str, ExtraWeights]:
+  if ctx.config.grpo.kl_coef > 0:
+    return {"reference_params": ExtraWeights(ctx.model_cfg, source="copy")}
+  return {}
+
+
+LOOP = Loop(
+    make_step=make_step, make_batches=make_batches, abstract_batch=abstract_batch,
+    state_type=GRPOState, extra_weights=extra_weights, sections=("grpo",),
+    ranges={"grpo.group_size": config_lib.Range(low=2, integer=True),
+            "grpo.max_new_tokens": config_lib.POSITIVE_INT,
+            "grpo.temperature": config_lib.POSITIVE,
+            "grpo.top_k": config_lib.NON_NEGATIVE_INT,
+            "grpo.top_p": config_lib.Range(low=0, high=1, low_open=True),
+            "grpo.epsilon_low": config_lib.NON_NEGATIVE,
+            "grpo.epsilon_high": config_lib.NON_NEGATIVE,
+            "grpo.kl_coef": config_lib.NON_NEGATIVE})

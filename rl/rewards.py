@@ -18,13 +18,14 @@ import numpy as np
 
 from data import answers
 from data import tokenizer as tokenizer_lib
+from train.loops import LoopError
 from train.registry import Registry
 
 RewardFn = Callable[[str, Mapping], float]
 REWARDS: Registry[RewardFn] = Registry("reward")
 
 
-class RewardError(RuntimeError):
+class RewardError(LoopError):
   """A reward function raised; the message names the reward, sample and completion."""
 
 

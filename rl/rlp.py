@@ -36,23 +36,34 @@ given in the paper: 0.2 on both sides here.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import chex
+import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from data import tokenizer as tokenizer_lib
+from model import generate as generate_lib
 from model import lm
 from model.config import ModelConfig
 from rl import algorithms
-from model import generate as generate_lib
 from rl import policy_update
 from rl import sequences
-from rl import state as state_lib
-from rl.state import RLPState
+from train import config as config_lib
+from train import pretrain
+from train import state as state_lib
 from train import step as step_lib
+from train.loops import Context, ExtraWeights, IteratorBatches, Loop
+from train.state import TrainState
 
 POSITION_MODES = ("uniform", "document_end")
+
+
+@flax.struct.dataclass
+class RLPState(TrainState):
+  ema_params: Any = None           # the no-think EMA baseline φ
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,3 +251,59 @@ def make_rlp_step(model_cfg: ModelConfig, optimizer, config: RLPConfig, *,
     return state, metrics
 
   return step
+
+
+# ------------------------------------------------------------------------------ the loop
+
+
+def rlp_config(ctx: Context) -> RLPConfig:
+  r = ctx.config.rlp
+  return RLPConfig(
+      think_start=ctx.tokenizer.token_to_id(tokenizer_lib.THINK_START),
+      think_end=ctx.tokenizer.token_to_id(tokenizer_lib.THINK_END),
+      pad_id=ctx.tokenizer.pad_id, group_size=r.group_size, thought_len=r.thought_len,
+      context_len=r.context_len, temperature=r.temperature, ema_decay=r.ema_decay,
+      epsilon_low=r.epsilon, epsilon_high=r.epsilon, positions=r.positions)
+
+
+def make_step(ctx: Context):
+  return make_rlp_step(ctx.model_cfg, ctx.optimizer, rlp_config(ctx),
+                       learning_rate_fn=ctx.schedule)
+
+
+class TextRows(IteratorBatches):
+  """Rows of ordinary text from the data pipeline, checked before the step."""
+
+  def __init__(self, iterator, *, rows, config: RLPConfig):
+    super().__init__(iterator, keys=("tokens", "segment_ids"), rows=rows)
+    self._config = config
+
+  def __call__(self, state, step: int) -> dict[str, np.ndarray]:
+    batch = super().__call__(state, step)
+    check_batch(batch, self._config)
+    return batch
+
+
+def make_batches(ctx: Context) -> TextRows:
+  iterator_batches = pretrain.make_batches(ctx)
+  return TextRows(iterator_batches.iterator, rows=iterator_batches.rows, config=rlp_config(ctx))
+
+
+def abstract_batch(ctx: Context) -> dict:
+  batch = pretrain.abstract_lm_batch(ctx)
+  return {key: batch[key] for key in ("tokens", "segment_ids")}
+
+
+def extra_weights(ctx: Context) -> dict[str, ExtraWeights]:
+  return {"ema_params": ExtraWeights(ctx.model_cfg, source="copy")}
+
+
+LOOP = Loop(
+    make_step=make_step, make_batches=make_batches, abstract_batch=abstract_batch,
+    state_type=RLPState, extra_weights=extra_weights, sections=("rlp",),
+    ranges={"rlp.group_size": config_lib.Range(low=2, integer=True),
+            "rlp.thought_len": config_lib.POSITIVE_INT,
+            "rlp.context_len": config_lib.POSITIVE_INT,
+            "rlp.temperature": config_lib.POSITIVE,
+            "rlp.ema_decay": config_lib.OPEN_FRACTION,
+            "rlp.epsilon": config_lib.NON_NEGATIVE})

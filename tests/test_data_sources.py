@@ -89,7 +89,7 @@ def test_bad_inputs_name_the_file_line_and_field(tmp_path):
   with pytest.raises(ValueError, match="blank.txt: no documents"):
     open_("text", tmp_path / "blank.txt")
   (tmp_path / "empty.jsonl").write_text("")
-  with pytest.raises(ValueError, match="empty.jsonl: no documents"):
+  with pytest.raises(ValueError, match="empty.jsonl: no records"):
     open_("jsonl", tmp_path / "empty.jsonl")
   (tmp_path / "rows.jsonl").write_text(json.dumps({"text": "ok"}) + "\n" +
                                        json.dumps({"body": "no text"}) + "\n")

@@ -13,26 +13,41 @@ divided by ``temperature`` (τ) and the divergence scaled by τ² (Hinton et al.
                gives forward_kl exactly.
 Teacher and student may differ in family and size; they must share the vocabulary.
 
-Sequence-level distillation (Kim & Rush): the teacher samples completions of prompts
-(``rl.generate``) and the student trains on them (``sequence_batch``), usually with
-α = 1 (pure hard labels on the teacher's tokens).
+Sequence-level distillation (Kim & Rush, arXiv 1606.07947): the teacher samples
+completions of prompts (``model.generate``) and the student trains on them
+(``sequence_batch``), usually with α = 1 (pure hard labels on the teacher's tokens).
+
+The loop (``LOOP``, ``loop='distill'``): the state carries the teacher's weights
+(``DistillState.teacher_params``, from ``teacher.checkpoint``: a run's workdir or a
+Hugging Face directory). Config sections: ``teacher`` (model, checkpoint) and
+``distill`` (mode 'logits' on the data pipeline's rows or 'sequence' on teacher
+samples of ``prompts_path`` questions; divergence, top_k, temperature,
+hard_label_weight, max_new_tokens, sample_temperature, thinking).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Any, Optional
 
+import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from data import chat
+from data import sources
+from model import generate as generate_lib
 from model import lm
 from model.config import ModelConfig
-from model import generate as generate_lib
-from train.registry import Registry
-from rl.state import DistillState
+from train import config as config_lib
+from train import generation
 from train import loss as loss_lib
+from train import pretrain
 from train import step as step_lib
+from train.loops import Context, ExtraWeights, Loop, StepSeededBatches
+from train.registry import Registry
+from train.state import TrainState
 
 DIVERGENCES = Registry("distillation divergence")
 
@@ -138,18 +153,113 @@ def make_distill_step(student_cfg: ModelConfig, teacher_cfg: ModelConfig, optimi
   return step
 
 
-def sequence_batch(prompt_BP: jax.Array, prompt_mask_BP: jax.Array,
-                   generation: generate_lib.Generation, pad_id: int) -> dict:
-  """Packed-row features (``data.packing.ROW_FEATURES``) of prompts + teacher samples,
-  the loss on the sampled tokens only. Shapes (b, p + n)."""
-  tokens_BL = jnp.concatenate([prompt_BP.astype(jnp.int32), generation.tokens], axis=1)
-  segment_ids_BL = jnp.concatenate([prompt_mask_BP.astype(jnp.int32), generation.mask],
-                                   axis=1)
-  is_sample_BL = jnp.concatenate([jnp.zeros_like(prompt_mask_BP, jnp.int32), generation.mask],
-                                 axis=1)
+def sequence_batch(prompt_BP, prompt_mask_BP, tokens_BN, mask_BN, pad_id: int) -> dict:
+  """Packed-row features (``data.packing.ROW_FEATURES``) of left-padded prompts followed
+  by sampled tokens (``mask_BN`` 1 on them), the loss on the samples only. (b, p + n)."""
+  prompt_mask_BP = jnp.asarray(prompt_mask_BP, jnp.int32)
+  mask_BN = jnp.asarray(mask_BN, jnp.int32)
+  tokens_BL = jnp.concatenate([jnp.asarray(prompt_BP, jnp.int32),
+                               jnp.asarray(tokens_BN, jnp.int32)], axis=1)
+  segment_ids_BL = jnp.concatenate([prompt_mask_BP, mask_BN], axis=1)
+  is_sample_BL = jnp.concatenate([jnp.zeros_like(prompt_mask_BP), mask_BN], axis=1)
   loss_mask_BL = jnp.pad(is_sample_BL[:, 1:], ((0, 0), (0, 1))).astype(jnp.float32)
   targets_BL = jnp.where(loss_mask_BL > 0, jnp.roll(tokens_BL, -1, axis=1), pad_id)
   return {"tokens": tokens_BL, "targets": targets_BL.astype(jnp.int32),
           "segment_ids": segment_ids_BL,
           "positions": generate_lib.prompt_positions(segment_ids_BL),
           "loss_mask": loss_mask_BL}
+
+
+# ------------------------------------------------------------------------------ the loop
+
+
+@flax.struct.dataclass
+class DistillState(TrainState):
+  teacher_params: Any = None
+
+
+MODES = ("logits", "sequence")
+
+
+def teacher_config(ctx: Context) -> ModelConfig:
+  return config_lib.model_config(ctx.config.teacher.model)
+
+
+def distill_config(ctx: Context) -> DistillConfig:
+  d = ctx.config.distill
+  return DistillConfig(divergence=d.divergence, top_k=d.top_k, temperature=d.temperature,
+                       hard_label_weight=d.hard_label_weight)
+
+
+def make_step(ctx: Context):
+  train = ctx.config.train
+  return make_distill_step(ctx.model_cfg, teacher_config(ctx), ctx.optimizer,
+                           distill_config(ctx), grad_accum_steps=train.grad_accum_steps,
+                           learning_rate_fn=ctx.schedule)
+
+
+class TeacherSamples(StepSeededBatches):
+  """Sequence-level batches: each step the teacher samples answers to prompts drawn by
+  a step-seeded generator (so a resume sees the same prompts and samples)."""
+
+  def __init__(self, ctx: Context, prompts: list[list[int]]):
+    self._ctx = ctx
+    self._prompts = prompts
+    d = ctx.config.distill
+    self._prompt_len = ctx.config.train.seq_len - d.max_new_tokens
+    self._sampling = generate_lib.SamplingConfig(
+        max_new_tokens=d.max_new_tokens, temperature=d.sample_temperature,
+        stop_tokens=chat.stop_token_ids(ctx.tokenizer), pad_id=ctx.tokenizer.pad_id)
+    self._teacher_cfg = teacher_config(ctx)
+
+  def __call__(self, state: DistillState, step: int) -> dict[str, np.ndarray]:
+    seed = self._ctx.config.train.seed
+    chosen = np.random.default_rng([seed, step]).choice(
+        len(self._prompts), self._ctx.config.train.global_batch_size)
+    rows = generation.generate_rows(
+        self._ctx, state.teacher_params, [self._prompts[i] for i in chosen],
+        jax.random.fold_in(jax.random.PRNGKey(seed), step), sampling=self._sampling,
+        model_cfg=self._teacher_cfg, width=self._prompt_len)
+    batch = sequence_batch(rows.prompt, rows.prompt_mask, rows.tokens, rows.mask,
+                           self._ctx.tokenizer.pad_id)
+    return {name: np.asarray(value) for name, value in batch.items()}
+
+
+def make_batches(ctx: Context):
+  d = ctx.config.distill
+  if d.mode not in MODES:
+    raise config_lib.ConfigError(f"distill.mode={d.mode!r}: want one of {MODES}")
+  if d.mode == "logits":
+    return pretrain.make_batches(ctx)
+  prompt_len = ctx.config.train.seq_len - d.max_new_tokens
+  if prompt_len < 1:
+    raise config_lib.ConfigError(f"distill.max_new_tokens={d.max_new_tokens} leaves no room "
+                                 f"for a prompt in train.seq_len={ctx.config.train.seq_len}")
+  prompts = []
+  for where, record in sources.read_located_records(d.prompts_path):
+    if "question" not in record:
+      raise ValueError(f"{where}: missing field 'question'")
+    ids = chat.prompt_ids(record["question"], ctx.tokenizer, thinking=d.thinking)
+    if len(ids) <= prompt_len:
+      prompts.append(ids)
+  if not prompts:
+    raise config_lib.ConfigError(
+        f"no prompt of distill.prompts_path={d.prompts_path} fits {prompt_len} tokens "
+        "(train.seq_len - distill.max_new_tokens)")
+  return TeacherSamples(ctx, prompts)
+
+
+def extra_weights(ctx: Context) -> dict[str, ExtraWeights]:
+  teacher = teacher_config(ctx)
+  check_compatible(ctx.model_cfg, teacher)
+  return {"teacher_params": ExtraWeights(teacher, source=ctx.config.teacher.checkpoint)}
+
+
+LOOP = Loop(
+    make_step=make_step, make_batches=make_batches, abstract_batch=pretrain.abstract_lm_batch,
+    state_type=DistillState, extra_weights=extra_weights, sections=("distill", "teacher"),
+    ranges={"distill.top_k": config_lib.NON_NEGATIVE_INT,
+            "distill.temperature": config_lib.POSITIVE,
+            "distill.hard_label_weight": config_lib.FRACTION,
+            "distill.max_new_tokens": config_lib.POSITIVE_INT,
+            "distill.sample_temperature": config_lib.NON_NEGATIVE})

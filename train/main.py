@@ -1,16 +1,17 @@
-r"""Command-line entry point for pretraining.
+r"""The one command line for every loop.
 
-  python -m train.main --config=configs/tiny_hybrid.py --workdir=runs/tiny \
-      --config.train.steps=200 --config.optimizer.learning_rate=1e-3
+  python -m train.main --config=configs/<experiment>.py --workdir=runs/<name> \
+      [--config.<section>.<field>=<value> ...]
 
-Any config field can be overridden as ``--config.<section>.<field>=value``; unknown
-fields and values of the wrong type stop the run before anything is compiled. For
-multi-process runs see train/README.md.
+``config.loop`` picks the loop (pretrain, sft, distill, grpo, rlp; ``train/loops.py``).
+Rerunning the same command resumes from the newest intact checkpoint. A mistyped
+override, a value out of range or a missing file stops the run before anything is
+compiled or written; every failure ends with one ``error:`` line and a non-zero exit
+(SIGTERM: a checkpoint, then exit 0). For multi-process runs see train/README.md.
 """
 
 from __future__ import annotations
 
-import sys
 
 from absl import app
 from absl import flags
@@ -18,7 +19,7 @@ from ml_collections import config_flags
 
 from train import cli
 from train import distributed
-from train import trainer
+from train import driver
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Run config file (configs/*.py).",
                                           lock_config=True)
@@ -34,12 +35,9 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   cli.quiet_library_logging()
-  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  try:
-    prepared = trainer.setup(_CONFIG.value, _WORKDIR.value)
-  except (ValueError, FileNotFoundError) as e:
-    sys.exit(f"error: {e}")
-  trainer.run(prepared)
+  with cli.errors_as_one_line():
+    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    driver.run(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
-"""Training metrics: throughput and MFU, and one logger for console, JSONL and TensorBoard."""
+"""A run's metrics: throughput and MFU, and one logger for console, JSONL and TensorBoard."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import time
-from typing import Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
-from train import tensorboard
+import tensorboardX
 
 # Dense bf16 peak FLOP/s per device, matched against ``jax.Device.device_kind`` by
 # substring, first match wins (so specific names go before general ones).
@@ -37,7 +39,7 @@ def peak_flops_per_device(device_kind: str) -> Optional[float]:
 
 
 class Throughput:
-  """Tokens/s and MFU between calls to ``measure`` (call it right after a device sync)."""
+  """Step time, tokens/s and MFU between calls to ``measure`` (call it after a sync)."""
 
   def __init__(self, *, tokens_per_step: int, flops_per_token: float, num_devices: int,
                device_kind: str):
@@ -52,56 +54,105 @@ class Throughput:
     self._last_time, self._last_step = time.perf_counter(), step
 
   def measure(self, step: int) -> dict[str, float]:
-    """{'tokens_per_s', 'mfu' (when the device's peak is known)} since the last call."""
+    """{'step_time_s', 'tokens_per_s', 'mfu' (when the device's peak is known)} since the
+    last call; {} on the first."""
     now = time.perf_counter()
     if self._last_time is None or step <= self._last_step:
       self.start(step)
       return {}
-    tokens_per_s = (step - self._last_step) * self._tokens_per_step / (now - self._last_time)
+    step_time = (now - self._last_time) / (step - self._last_step)
     self.start(step)
-    out = {"tokens_per_s": tokens_per_s}
+    out = {"step_time_s": step_time, "tokens_per_s": self._tokens_per_step / step_time}
     if self._peak:
-      out["mfu"] = tokens_per_s * self._flops_per_token / (self._num_devices * self._peak)
+      out["mfu"] = out["tokens_per_s"] * self._flops_per_token / (self._num_devices * self._peak)
     return out
 
 
-class MetricsLogger:
-  """Writes scalars to the console, ``workdir/metrics.jsonl`` and TensorBoard.
+def read_records(path: str) -> list[dict]:
+  """The JSON records of a ``metrics.jsonl`` / ``eval.jsonl`` ([] if absent)."""
+  if not os.path.exists(path):
+    return []
+  with open(path, encoding="utf-8") as f:
+    return [json.loads(line) for line in f if line.strip()]
 
-  Only the primary process writes files; the others log nothing.
+
+def keep_records_up_to(path: str, step: int) -> None:
+  """Drops the records of steps after ``step`` (a resumed run logs them again)."""
+  if not os.path.exists(path):
+    return
+  kept = [record for record in read_records(path) if record.get("step", 0) <= step]
+  temporary = path + ".tmp"
+  with open(temporary, "w", encoding="utf-8") as f:
+    f.writelines(json.dumps(record) + "\n" for record in kept)
+  os.replace(temporary, path)
+
+
+class MetricsLogger:
+  """Writes records to the console, ``metrics.jsonl`` / ``eval.jsonl`` and TensorBoard.
+
+  Numbers go everywhere; strings (e.g. the data stage) to JSONL and the console only.
+  Only the primary process writes; the others log nothing. ``start_step``: a resumed
+  run's first step; TensorBoard forgets what an earlier attempt logged after it.
   """
 
-  def __init__(self, workdir: str, *, total_steps: int, primary: bool = True):
+  def __init__(self, workdir: str, *, total_steps: int, start_step: int = 0,
+               primary: bool = True):
     self._total_steps = total_steps
     self._primary = primary
     if primary:
-      os.makedirs(workdir, exist_ok=True)
-      self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
-      self._events = tensorboard.EventFileWriter(os.path.join(workdir, "tensorboard"))
+      self._paths = {kind: os.path.join(workdir, f"{kind}.jsonl") for kind in ("metrics", "eval")}
+      self._tensorboard = tensorboardX.SummaryWriter(
+          os.path.join(workdir, "tensorboard"), purge_step=start_step + 1 if start_step else None,
+          flush_secs=10)
 
-  def write(self, step: int, scalars: dict[str, float]) -> None:
+  def write(self, step: int, record: Mapping[str, Any], *, kind: str = "metrics") -> None:
+    """One record of ``kind`` ('metrics' or 'eval') at ``step``."""
     if not self._primary:
       return
-    scalars = {name: float(value) for name, value in scalars.items()}
-    self._jsonl.write(json.dumps({"step": step, **scalars}) + "\n")
-    self._jsonl.flush()
-    self._events.scalars(step, scalars)
-    print(format_line(step, self._total_steps, scalars), flush=True)
+    record = plain(dict(record))
+    with open(self._paths[kind], "a", encoding="utf-8") as f:
+      f.write(json.dumps({"step": step, **record}) + "\n")
+    for name, value in record.items():
+      if isinstance(value, (int, float)):
+        self._tensorboard.add_scalar(name if kind == "metrics" else f"eval/{name}", value, step)
+    print(format_line(step, self._total_steps, record, kind=kind), flush=True)
 
   def close(self) -> None:
     if self._primary:
-      self._jsonl.close()
-      self._events.close()
+      self._tensorboard.close()
 
 
-# Shown when present: pretraining's, then the post-training loops' headline metrics.
+def plain(value: Any) -> Any:
+  """JSON-friendly values: numpy and jax scalars become Python numbers, in nested dicts
+  and lists too."""
+  if isinstance(value, (str, bool, int, float)) or value is None:
+    return value
+  if isinstance(value, Mapping):
+    return {str(k): plain(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [plain(v) for v in value]
+  return value.item() if hasattr(value, "item") else float(value)
+
+
+# Shown when present, in this order: the loops' headline metrics, then speed.
 _CONSOLE_FORMATS = (("loss", "loss {:.4f}"), ("learning_rate", "lr {:.2e}"),
-                    ("grad_norm", "grad_norm {:.3f}"), ("tokens_per_s", "tok/s {:,.0f}"),
-                    ("mfu", "mfu {:.1%}"), ("reward_mean", "reward {:.4f}"),
-                    ("kl", "kl {:.4f}"), ("accuracy", "acc {:.3f}"))
+                    ("grad_norm", "grad_norm {:.3f}"), ("reward_mean", "reward {:.4f}"),
+                    ("kl", "kl {:.4f}"), ("accuracy", "acc {:.3f}"),
+                    ("tokens_per_s", "tok/s {:,.0f}"), ("mfu", "mfu {:.1%}"),
+                    ("step_time_s", "{:.3f} s/step"), ("stage", "stage {}"))
 
 
-def format_line(step: int, total_steps: int, scalars: dict[str, float]) -> str:
+def format_line(step: int, total_steps: int, record: Mapping[str, Any], *,
+                kind: str = "metrics") -> str:
+  """The console line of a record: headline metrics, speed and, from the step time, the
+  time left."""
   parts = [f"step {step}/{total_steps}"]
-  parts += [fmt.format(scalars[name]) for name, fmt in _CONSOLE_FORMATS if name in scalars]
+  if kind == "eval":
+    parts += ["eval"] + [f"{name} {value:.4g}" for name, value in record.items()
+                         if isinstance(value, (int, float))]
+    return " | ".join(parts)
+  parts += [fmt.format(record[name]) for name, fmt in _CONSOLE_FORMATS if name in record]
+  if "step_time_s" in record:
+    eta = record["step_time_s"] * (total_steps - step)
+    parts.append(f"ETA {datetime.timedelta(seconds=round(eta))}")
   return " | ".join(parts)

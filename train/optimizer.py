@@ -60,6 +60,7 @@ def make_optimizer(config, total_steps: int
   schedule = learning_rate_schedule(config, total_steps)
   adamw = optax.adamw(schedule, b1=config.b1, b2=config.b2, eps=config.eps,
                       weight_decay=config.weight_decay, mask=decay_mask)
-  if config.grad_clip_norm > 0:
-    return optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), adamw), schedule
-  return adamw, schedule
+  # Always a chain, so that the optimizer state's structure (what a checkpoint holds) does
+  # not depend on whether clipping is on: 0 clips at infinity, i.e. never.
+  clip_norm = config.grad_clip_norm if config.grad_clip_norm > 0 else float("inf")
+  return optax.chain(optax.clip_by_global_norm(clip_norm), adamw), schedule

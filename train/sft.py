@@ -1,36 +1,39 @@
 """Supervised fine-tuning on chat-templated conversations, loss on assistant tokens only.
 
-Data: records → conversations (``rl/chat.py``; reasoning problems become Llama-Nemotron
-toggle pairs) → ids and target weights (1 on assistant tokens) → the pretraining packer
-(``data.packing``), which keeps every target inside its own conversation, restarts
-positions per conversation and masks the loss by the target weights. So a packed batch
-is a pretraining batch and the step is the pretraining step over the masked LM loss:
-
-    step = train.step.make_train_step(train.loss.make_lm_loss(model_cfg), optimizer)
+Data: records → conversations (``data/chat.py``; reasoning problems become
+Llama-Nemotron toggle pairs, arXiv 2505.00949) → ids and target weights (1 on assistant
+tokens) → the pretraining packer (``data.packing``), which keeps every target inside its
+own conversation, restarts positions per conversation and masks the loss by the target
+weights. So a packed batch is a pretraining batch and the step is pretraining's
+(``train.pretrain.make_lm_step``).
 
 Record formats (one JSON object per line):
-  {"messages": [{"role": ..., "content": ...}, ...]}           a conversation as is
-  {"question": ..., "solution": ..., "answer": ...}             a reasoning problem
+  {"messages": [{"role": ..., "content": ...}, ...]}    a conversation as is
+  {"question": ..., "solution": ..., "answer": ...}      a reasoning problem
+  {"question": ..., "answer": ...}                       a question answered directly
 (``data/reasoning_tasks.py`` problems: the solution's steps, optionally inside
 ``<think>``, then a final ``Answer: ...`` line.)
+
+The ``sft`` config section: records (a JSONL path), toggle ('pair', 'on', 'off' or
+'none', see ``record_conversations``), num_packing_bins.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 import grain
 import numpy as np
 
-from data import packing
-from data import tokenizer as tokenizer_lib
-from model.config import ModelConfig
 from data import chat
-from train import loss as loss_lib
-from train import step as step_lib
+from data import packing
+from data import sources
+from data import tokenizer as tokenizer_lib
+from train import config as config_lib
+from train import pretrain
+from train.loops import Context, IteratorBatches, Loop
 
 TOGGLES = ("pair", "on", "off", "none")
 
@@ -48,12 +51,15 @@ def record_conversations(record: Mapping, toggle: str) -> list[list[dict[str, st
   toggle: 'pair' gives both Llama-Nemotron variants of a reasoning problem ("detailed
   thinking on" with ``<think>steps</think>`` + final line, "off" with the final line
   alone); 'on' / 'off' only one of them; 'none' no system prompt and the solution
-  verbatim. ``messages`` records are used as they are.
+  verbatim. ``messages`` records are used as they are, question/answer records answer
+  directly.
   """
   if toggle not in TOGGLES:
     raise ValueError(f"toggle={toggle!r}: want one of {TOGGLES}")
   if "messages" in record:
     return [list(record["messages"])]
+  if "solution" not in record:
+    return [chat.conversation(record["question"], answer=str(record["answer"]))]
   if toggle == "none":
     return [chat.conversation(record["question"], answer=record["solution"])]
   reasoning, final = split_solution(record["solution"])
@@ -73,18 +79,21 @@ class TokenizeConversations(grain.experimental.FlatMapTransform):
     return [chat.tokenize(c, self.tokenizer) for c in record_conversations(record, self.toggle)]
 
 
-def read_records(path: str) -> list[dict]:
-  """JSONL records; raises ValueError naming the line of a malformed one."""
+def read_records(path: str, tokenizer: tokenizer_lib.Tokenizer, toggle: str) -> list[dict]:
+  """The SFT records of a JSONL file; a ValueError names the line of a record that is
+  not a conversation, a reasoning problem or a question/answer pair."""
   records = []
-  with open(path, encoding="utf-8") as f:
-    for number, line in enumerate(f, 1):
-      if line.strip():
-        try:
-          records.append(json.loads(line))
-        except json.JSONDecodeError as e:
-          raise ValueError(f"{path}:{number}: not JSON ({e})") from e
-  if not records:
-    raise ValueError(f"{path}: no records")
+  for where, record in sources.read_located_records(path):
+    if "messages" not in record and not ("question" in record and (
+        "solution" in record or "answer" in record)):
+      raise ValueError(f"{where}: an SFT record needs 'messages', or 'question' with "
+                       f"'solution' or 'answer' (it has {sorted(record)})")
+    try:
+      for conversation in record_conversations(record, toggle):
+        chat.tokenize(conversation, tokenizer)
+    except (ValueError, TypeError, KeyError) as e:
+      raise ValueError(f"{where}: {e}") from None
+    records.append(record)
   return records
 
 
@@ -102,9 +111,24 @@ def packed_batches(records: Sequence[Mapping], tokenizer: tokenizer_lib.Tokenize
   return rows.batch(batch_size)
 
 
-def make_sft_step(model_cfg: ModelConfig, optimizer, *, z_loss: float = 0.0,
-                  grad_accum_steps: int = 1, learning_rate_fn: Optional = None):
-  """The SFT update ``step(state, batch) -> (state, metrics)`` (jit it with ``jit_step``)."""
-  return step_lib.make_train_step(loss_lib.make_lm_loss(model_cfg, z_loss), optimizer,
-                                  grad_accum_steps=grad_accum_steps,
-                                  learning_rate_fn=learning_rate_fn)
+def make_batches(ctx: Context) -> IteratorBatches:
+  config = ctx.config
+  if config.sft.toggle not in TOGGLES:
+    raise config_lib.ConfigError(f"sft.toggle={config.sft.toggle!r}: want one of {TOGGLES}")
+  index, count, rows = pretrain.process_share(ctx)
+  records = read_records(config.sft.records, ctx.tokenizer, config.sft.toggle)
+  if len(records) < count:
+    raise config_lib.ConfigError(f"sft.records={config.sft.records} has {len(records)} "
+                                 f"records, fewer than the {count} processes")
+  batch_size = config.train.global_batch_size // count
+  iterator = iter(packed_batches(
+      records, ctx.tokenizer, seq_len=config.train.seq_len, batch_size=batch_size,
+      toggle=config.sft.toggle, seed=config.train.seed,
+      num_packing_bins=config.sft.num_packing_bins, process_index=index,
+      process_count=count))
+  return IteratorBatches(iterator, rows=rows)
+
+
+LOOP = Loop(make_step=pretrain.make_lm_step, make_batches=make_batches,
+            abstract_batch=pretrain.abstract_lm_batch, sections=("sft",),
+            ranges={"sft.num_packing_bins": config_lib.POSITIVE_INT})

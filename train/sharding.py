@@ -135,10 +135,28 @@ def replicated(mesh: AnyMesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec())
 
 
+def row_sharding(mesh: AnyMesh, rules: Rules, rank: int) -> NamedSharding:
+  """Sharding of a (rows, ...) input of rank ``rank``: rows over the 'batch' rule's axes."""
+  axes = next((_as_tuple(a) for name, a in rules if name == BATCH), ())
+  return NamedSharding(mesh, PartitionSpec(axes or None, *([None] * (rank - 1))))
+
+
 def batch_sharding(mesh: AnyMesh, rules: Rules) -> NamedSharding:
   """Sharding of (batch, seq) inputs: the batch dimension over the 'batch' rule's axes."""
-  axes = next((_as_tuple(a) for name, a in rules if name == BATCH), ())
-  return NamedSharding(mesh, PartitionSpec(axes or None, None))
+  return row_sharding(mesh, rules, 2)
+
+
+def process_rows(rows_sharding: NamedSharding, num_rows: int) -> slice:
+  """The rows of a (num_rows, ...) array that this process's devices hold, as one slice:
+  what it supplies to ``jax.make_array_from_process_local_data`` and reads back."""
+  indices = rows_sharding.addressable_devices_indices_map((num_rows, 1)).values()
+  ranges = sorted({index[0].indices(num_rows)[:2] for index in indices})
+  start, stop = ranges[0][0], max(end for _, end in ranges)
+  covered = sum(end - begin for begin, end in ranges)
+  if covered != stop - start:
+    raise ValueError(f"this process's devices hold non-contiguous rows {ranges} of "
+                     f"{num_rows}: order the mesh so that each process holds one block")
+  return slice(start, stop)
 
 
 def batch_parallelism(mesh: AnyMesh, rules: Rules) -> int:
@@ -167,6 +185,24 @@ def bytes_per_device(abstract_tree, shardings) -> int:
   return sum(
       math.prod(s.shard_shape(x.shape)) * np.dtype(x.dtype).itemsize
       for x, s in zip(jax.tree.leaves(abstract_tree), jax.tree.leaves(shardings)))
+
+
+def process_blocks(rows_sharding: NamedSharding) -> int:
+  """How many distinct row blocks the processes hold (1 when every process holds all
+  rows, the process count when the rows are split over every process)."""
+  shape = (math.prod(rows_sharding.mesh.shape[a] for a in _as_tuple(rows_sharding.spec[0])), 1)
+  blocks = {}
+  for device, index in rows_sharding.devices_indices_map(shape).items():
+    blocks.setdefault(device.process_index, set()).add(index[0].indices(shape[0])[:2])
+  return len({frozenset(ranges) for ranges in blocks.values()})
+
+
+def local_rows(x: jax.Array) -> np.ndarray:
+  """This process's rows (``process_rows``) of a global array sharded over its rows."""
+  shards = {}
+  for shard in x.addressable_shards:
+    shards.setdefault(shard.index[0].start or 0, shard.data)
+  return np.concatenate([np.asarray(shards[start]) for start in sorted(shards)])
 
 
 def global_batch(local_batch: Mapping[str, np.ndarray], sharding: NamedSharding

@@ -1,7 +1,19 @@
-"""The state every training loop carries: step, parameters, optimizer state, rng."""
+"""The state every training loop carries: step, parameters, optimizer state, rng.
+
+A loop that reads a second set of weights (a teacher, a frozen reference, an EMA copy)
+subclasses ``TrainState`` with one more field per set, e.g.::
+
+    @flax.struct.dataclass
+    class RLPState(TrainState):
+      ema_params: Any = None
+
+``create`` and ``state_shardings`` build any such subclass from the extra weights by
+name, so the driver handles every loop's state the same way.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import flax.struct
@@ -36,6 +48,21 @@ class TrainState:
                opt_state=optimizer.init(params), rng=rng)
 
 
+def create(state_type: type, params, optimizer: optax.GradientTransformation,
+           rng: jax.Array, **extra_params) -> TrainState:
+  """A fresh ``state_type`` around ``params`` and its extra weights, e.g.
+  ``teacher_params=...`` for a state type with that field."""
+  base = TrainState.create(params, optimizer, rng)
+  return state_type(step=base.step, params=base.params, opt_state=base.opt_state,
+                    rng=base.rng, **extra_params)
+
+
+def extra_param_names(state_type: type) -> tuple[str, ...]:
+  """The fields a TrainState subclass adds (its extra sets of weights)."""
+  base = {field.name for field in dataclasses.fields(TrainState)}
+  return tuple(f.name for f in dataclasses.fields(state_type) if f.name not in base)
+
+
 def init_state(rng: jax.Array, cfg: ModelConfig, optimizer: optax.GradientTransformation
                ) -> TrainState:
   """Randomly initialised parameters; jit it with ``out_shardings`` to create them sharded."""
@@ -49,11 +76,12 @@ def abstract_state(cfg: ModelConfig, optimizer: optax.GradientTransformation) ->
 
 
 def state_shardings(abstract: TrainState, param_shardings, optimizer: optax.GradientTransformation,
-                    mesh) -> TrainState:
-  """Shardings of a TrainState: optimizer moments follow their parameters, scalars replicate."""
+                    mesh, **extra_param_shardings) -> TrainState:
+  """Shardings of a TrainState (or subclass): optimizer moments follow their parameters,
+  scalars replicate, each extra set of weights gets its given shardings."""
   replicated = sharding.replicated(mesh)
-  return TrainState(
+  return type(abstract)(
       step=replicated, params=param_shardings,
       opt_state=sharding.optimizer_state_shardings(optimizer, abstract.opt_state,
                                                    param_shardings, mesh),
-      rng=replicated)
+      rng=replicated, **extra_param_shardings)

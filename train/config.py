@@ -1,0 +1,168 @@
+"""The run config: the model section, and the checks every run passes before compiling.
+
+A run config is an ``ml_collections.ConfigDict`` (one file per experiment in
+``configs/``) with these sections, read by the driver for every loop:
+
+  loop             the loop's name in ``train.loops`` (default 'pretrain')
+  init_checkpoint  weights to start from: a run's workdir or a Hugging Face directory
+  model            ``name`` of a preset in ``model.config.NAMED`` plus one slot per
+                   ModelConfig field; None keeps the preset's value (``model_config``)
+  data             see ``data/config.py``
+  optimizer        see ``train/optimizer.py``
+  train            steps, global_batch_size, seq_len, grad_accum_steps, z_loss, seed,
+                   log_every, read_global_batch
+  mesh             mesh axis sizes and ``logical_axis_rules`` (``train/sharding.py``)
+  checkpoint       every_steps, max_to_keep, async_save
+  eval             see ``train/evaluate.py``
+  sample           prompts continued by the trained model at the end of a run
+
+A loop may read more sections (e.g. ``grpo``); ``check`` refuses a section no part of
+the run reads, so a config cannot be run by the wrong loop and silently do something
+else. Every number has a range, checked here with the field named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
+
+import ml_collections
+from ml_collections import config_dict
+
+from model import config as model_config_lib
+
+COMMON_SECTIONS = ("loop", "init_checkpoint", "model", "data", "optimizer", "train", "mesh",
+                   "checkpoint", "eval", "sample")
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+  """Allowed values of a number: ``low``/``high`` bounds, each open or closed."""
+  low: float = -math.inf
+  high: float = math.inf
+  low_open: bool = False
+  high_open: bool = False
+  integer: bool = False
+
+  def why_not(self, value: Any) -> Optional[str]:
+    """None if ``value`` is allowed, else what it must be."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+      return "must be a number"
+    if self.integer and not isinstance(value, int):
+      return "must be an integer"
+    if math.isnan(value):
+      return "must not be NaN"
+    too_low = value <= self.low if self.low_open else value < self.low
+    too_high = value >= self.high if self.high_open else value > self.high
+    if too_low or too_high:
+      return f"must be in {self.describe()}"
+    return None
+
+  def describe(self) -> str:
+    left = "(" if self.low_open else "["
+    right = ")" if self.high_open else "]"
+    return f"{left}{self.low:g}, {self.high:g}{right}"
+
+
+POSITIVE_INT = Range(low=1, integer=True)
+NON_NEGATIVE_INT = Range(low=0, integer=True)
+POSITIVE = Range(low=0, low_open=True)
+NON_NEGATIVE = Range(low=0)
+FRACTION = Range(low=0, high=1)
+OPEN_FRACTION = Range(low=0, high=1, high_open=True)
+
+# The common sections' numbers; loops add theirs (``train.loops.Loop.ranges``).
+RANGES: dict[str, Range] = {
+    "train.steps": POSITIVE_INT,
+    "train.global_batch_size": POSITIVE_INT,
+    "train.seq_len": Range(low=2, integer=True),
+    "train.grad_accum_steps": POSITIVE_INT,
+    "train.z_loss": NON_NEGATIVE,
+    "train.seed": NON_NEGATIVE_INT,
+    "train.log_every": POSITIVE_INT,
+    "optimizer.learning_rate": NON_NEGATIVE,
+    "optimizer.warmup_steps": NON_NEGATIVE_INT,
+    "optimizer.decay_fraction": FRACTION,
+    "optimizer.final_lr_fraction": FRACTION,
+    "optimizer.b1": OPEN_FRACTION,
+    "optimizer.b2": OPEN_FRACTION,
+    "optimizer.eps": POSITIVE,
+    "optimizer.weight_decay": NON_NEGATIVE,
+    "optimizer.grad_clip_norm": NON_NEGATIVE,
+    "checkpoint.every_steps": POSITIVE_INT,
+    "checkpoint.max_to_keep": POSITIVE_INT,
+    "eval.every_steps": NON_NEGATIVE_INT,
+    "eval.batch_size": POSITIVE_INT,
+    "eval.max_text_rows": NON_NEGATIVE_INT,
+    "eval.max_records": NON_NEGATIVE_INT,
+    "eval.samples": NON_NEGATIVE_INT,
+    "eval.temperature": NON_NEGATIVE,
+    "eval.max_new_tokens": POSITIVE_INT,
+    "sample.max_new_tokens": POSITIVE_INT,
+    "sample.temperature": NON_NEGATIVE,
+}
+
+
+class ConfigError(ValueError):
+  """A run config that cannot run; the message names the field."""
+
+
+def model_section(name: str, **overrides) -> ml_collections.ConfigDict:
+  """``name`` of a model preset and a typed slot per ModelConfig field (None = preset)."""
+  model_config_lib.named(name)  # fails early on an unknown name
+  section = ml_collections.ConfigDict({"name": name})
+  fields = {field.name: field for field in dataclasses.fields(model_config_lib.ModelConfig)}
+  for field in fields.values():
+    kind = tuple if field.default is None else type(field.default)
+    section[field.name] = config_dict.placeholder(kind)
+  for key, value in overrides.items():
+    if key not in fields:
+      raise ConfigError(f"model override {key!r} is not a ModelConfig field")
+    section[key] = value
+  return section
+
+
+def model_config(section: ml_collections.ConfigDict) -> model_config_lib.ModelConfig:
+  """The frozen ModelConfig of a model section: the preset with every non-None field set."""
+  overrides = {key: tuple(value) if isinstance(value, list) else value
+               for key, value in section.items() if key != "name" and value is not None}
+  return model_config_lib.named(section.name, **overrides)
+
+
+def _get(config: ml_collections.ConfigDict, dotted: str) -> Any:
+  value = config
+  for part in dotted.split("."):
+    if not isinstance(value, (ml_collections.ConfigDict, Mapping)) or part not in value:
+      return _MISSING
+    value = value[part]
+  return value
+
+
+_MISSING = object()
+
+
+def check_ranges(config: ml_collections.ConfigDict, ranges: Mapping[str, Range]) -> None:
+  """Raises ConfigError naming the first field outside its range (absent fields pass)."""
+  for dotted, allowed in ranges.items():
+    value = _get(config, dotted)
+    if value is _MISSING or value is None:
+      continue
+    if (why := allowed.why_not(value)) is not None:
+      raise ConfigError(f"{dotted}={value!r} {why}")
+
+
+def check_sections(config: ml_collections.ConfigDict, loop_name: str,
+                   loop_sections: Sequence[str]) -> None:
+  """Every section is one the driver or the loop reads, and the loop's are present."""
+  for section in loop_sections:
+    if section not in config:
+      raise ConfigError(f"loop {loop_name!r} needs a config section {section!r}")
+  readers = set(COMMON_SECTIONS) | set(loop_sections)
+  for section in config:
+    if section not in readers:
+      raise ConfigError(
+          f"config section {section!r} is not read by loop {loop_name!r} (it reads "
+          f"{sorted(loop_sections) or 'only the common sections'}); set loop= to the loop "
+          f"this config is for, or remove the section")

@@ -1,0 +1,334 @@
+"""The one driver under every loop: config → checks → mesh, state, batches → jitted steps,
+with checkpoints, evaluation, logs and a record of the run.
+
+``config.loop`` picks the loop (``train/loops.py``); what differs between loops (state
+type, extra weights, step, batch source) is the loop's, everything here is shared:
+
+  check(config)   every check that needs no data and no compilation: the loop's config
+                  sections, every number's range, the model, the mesh and batch split
+  build(...)      the parts a compile needs (context, abstract state and shardings, the
+                  pure step): used by ``run`` and by ``train/aot.py``
+  run(...)        opens the data and the workdir, restores the newest intact checkpoint
+                  (exact resume: state, data iterator and host samplers) or initialises,
+                  then steps, logging, evaluating and checkpointing.
+
+Failures end the run with one clear line (``train/main.py``) and an intact workdir:
+a non-finite loss or gradient norm stops before that state is saved; SIGTERM saves at
+the next step boundary and exits cleanly; any error waits for the save in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import signal
+import time
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from data import tokenizer as tokenizer_lib
+from model import generate as generate_lib
+from model import lm
+from model.config import ModelConfig
+from train import checkpoint as checkpoint_lib
+from train import config as config_lib
+from train import evaluate as evaluate_lib
+from train import generation
+from train import loops
+from train import metrics as metrics_lib
+from train import optimizer as optimizer_lib
+from train import sharding
+from train import state as state_lib
+from train import workdir as workdir_lib
+from train.loops import Context
+
+# The metrics the non-finite guard reads after every step (param_norm: of the new state).
+GUARDED_METRICS = ("loss", "grad_norm", "param_norm")
+
+
+class NonFiniteError(RuntimeError):
+  """A step produced a NaN or infinite loss or gradient norm."""
+
+
+class Preempted(Exception):
+  """SIGTERM: the run saved a checkpoint and stops (exit 0)."""
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def loop_name(config: ml_collections.ConfigDict) -> str:
+  return config.get("loop", "pretrain")
+
+
+def check(config: ml_collections.ConfigDict, num_devices: int
+          ) -> tuple[loops.Loop, ModelConfig]:
+  """Every check that needs no data and no compilation; (loop, model config)."""
+  loop = loops.get(loop_name(config))
+  config_lib.check_sections(config, loop_name(config), loop.sections)
+  config_lib.check_ranges(config, {**config_lib.RANGES, **loop.ranges})
+  model_cfg = config_lib.model_config(config.model)
+  train = config.train
+  optimizer_lib.learning_rate_schedule(config.optimizer, train.steps)
+  mesh = sharding.abstract_mesh(config.mesh, num_devices)
+  rules = config.mesh.logical_axis_rules
+  sharding.param_shardings(model_cfg, mesh, rules)  # every logical axis has a rule
+  batch_ways = sharding.batch_parallelism(mesh, rules)
+  if train.global_batch_size % (batch_ways * train.grad_accum_steps):
+    raise config_lib.ConfigError(
+        f"train.global_batch_size={train.global_batch_size} must be a multiple of the "
+        f"batch sharding ({batch_ways} ways) times train.grad_accum_steps="
+        f"{train.grad_accum_steps}")
+  init = config.get("init_checkpoint", "")
+  if init and not os.path.isdir(init):
+    raise FileNotFoundError(f"init_checkpoint={init}: no such directory")
+  return loop, model_cfg
+
+
+# ------------------------------------------------------------------------------ build
+
+
+@dataclasses.dataclass(frozen=True)
+class Built:
+  """What a compile needs: the context, the loop and its step, the state's shapes and
+  shardings. Nothing here holds data or device memory."""
+  loop: loops.Loop
+  ctx: Context
+  extra_weights: dict[str, loops.ExtraWeights]
+  abstract_state: Any
+  state_shardings: Any
+  step: loops.StepFn
+
+  @property
+  def abstract_state_with_shardings(self):
+    return sharding.with_shardings(self.abstract_state, self.state_shardings)
+
+  def batch_shardings(self, abstract_batch: dict) -> dict:
+    return {name: self.ctx.row_sharding(len(x.shape)) for name, x in abstract_batch.items()}
+
+  def jit_step(self, abstract_batch: dict):
+    """The step jitted with shardings; the state is donated (updated in place)."""
+    return jax.jit(self.step, in_shardings=(self.state_shardings,
+                                            self.batch_shardings(abstract_batch)),
+                   out_shardings=(self.state_shardings, sharding.replicated(self.ctx.mesh)),
+                   donate_argnums=0)
+
+
+def make_state(state_type: type, params, optimizer, rng, extra: dict[str, Any]):
+  """The loop's state around ``params``; an extra set given as None copies them."""
+  extra = {name: jax.tree.map(jnp.copy, params) if value is None else value
+           for name, value in extra.items()}
+  return state_lib.create(state_type, params, optimizer, rng, **extra)
+
+
+def build(config: ml_collections.ConfigDict, mesh, tokenizer: tokenizer_lib.Tokenizer
+          ) -> Built:
+  """The loop's context, step and state layout on ``mesh`` (a Mesh or AbstractMesh)."""
+  loop, model_cfg = check(config, mesh.size)
+  optimizer, schedule = optimizer_lib.make_optimizer(config.optimizer, config.train.steps)
+  ctx = Context(config=config, model_cfg=model_cfg, tokenizer=tokenizer, mesh=mesh,
+                optimizer=optimizer, schedule=schedule)
+  extra_weights = loop.extra_weights(ctx)
+  abstract_extra = {name: lm.abstract_params(w.model_cfg) for name, w in extra_weights.items()}
+  abstract = jax.eval_shape(
+      lambda params, extra: make_state(loop.state_type, params, optimizer,
+                                       jax.random.PRNGKey(0), extra),
+      lm.abstract_params(model_cfg), abstract_extra)
+  state_shardings = state_lib.state_shardings(
+      abstract, ctx.param_shardings(), optimizer, mesh,
+      **{name: ctx.param_shardings(w.model_cfg) for name, w in extra_weights.items()})
+  return Built(loop=loop, ctx=ctx, extra_weights=extra_weights, abstract_state=abstract,
+               state_shardings=state_shardings, step=loop.make_step(ctx))
+
+
+def load_tokenizer(config: ml_collections.ConfigDict, model_cfg: ModelConfig):
+  tokenizer = tokenizer_lib.load_tokenizer(config.data.tokenizer_path)
+  if tokenizer.vocab_size > model_cfg.vocab_size:
+    raise config_lib.ConfigError(
+        f"data.tokenizer_path={config.data.tokenizer_path} has {tokenizer.vocab_size} ids "
+        f"but model.vocab_size={model_cfg.vocab_size}")
+  return tokenizer
+
+
+# -------------------------------------------------------------------------------- run
+
+
+def initial_state(built: Built, report: Callable[[str], None]):
+  """Fresh state: weights from ``init_checkpoint`` (or random), extras per the loop."""
+  config, ctx = built.ctx.config, built.ctx
+  shardings = built.state_shardings
+  seed = config.train.seed
+  if config.init_checkpoint:
+    params = checkpoint_lib.load_params(config.init_checkpoint, ctx.model_cfg,
+                                        shardings.params, report=report)
+  else:
+    params = jax.jit(functools.partial(lm.init, cfg=ctx.model_cfg),
+                     out_shardings=shardings.params)(jax.random.PRNGKey(seed))
+  extra = {}
+  for index, (name, weights) in enumerate(built.extra_weights.items()):
+    extra_shardings = getattr(shardings, name)
+    if weights.source == "copy":
+      extra[name] = None
+    elif weights.source:
+      extra[name] = checkpoint_lib.load_params(weights.source, weights.model_cfg,
+                                               extra_shardings, report=report)
+    else:
+      extra[name] = jax.jit(functools.partial(lm.init, cfg=weights.model_cfg),
+                            out_shardings=extra_shardings)(jax.random.PRNGKey(seed + 1 + index))
+  make = functools.partial(make_state, built.loop.state_type, optimizer=ctx.optimizer)
+  return jax.jit(lambda p, r, e: make(p, rng=r, extra=e), out_shardings=shardings)(
+      params, jax.random.PRNGKey(seed), extra)
+
+
+def _guard(step: int, metrics: dict, last_saved: Optional[int], directory: str) -> None:
+  for name in GUARDED_METRICS:
+    if name in metrics and not np.isfinite(metrics[name]):
+      kept = (f"the last checkpoint is step {last_saved} in {directory}"
+              if last_saved else "no checkpoint was written")
+      raise NonFiniteError(f"step {step}: {name} is {float(metrics[name])}; the run stopped "
+                           f"without saving this state ({kept}); lower "
+                           "optimizer.learning_rate or check the data")
+
+
+class _SigtermFlag:
+  """Turns SIGTERM into a flag read at the next step boundary (single-process runs;
+  multi-process jobs use jax's preemption sync point through orbax)."""
+
+  def __init__(self):
+    self.raised = False
+    self._previous = None
+
+  def __enter__(self):
+    if jax.process_count() == 1:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.raised = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Runs ``config.loop`` to ``train.steps`` steps in ``workdir`` (resuming if it has
+  checkpoints); returns the summary also written to ``workdir/summary.json``.
+
+  Raises ConfigError / ValueError / FileNotFoundError for bad input (before anything is
+  written), WorkdirError, CheckpointMismatchError, NonFiniteError; Preempted after a
+  SIGTERM save.
+  """
+  started = time.time()
+  primary = jax.process_index() == 0
+  report = (lambda message: print(message, flush=True)) if primary else (lambda message: None)
+  name = loop_name(config)
+  _, model_cfg = check(config, jax.device_count())
+  tokenizer = load_tokenizer(config, model_cfg)
+  built = build(config, sharding.make_mesh(config.mesh), tokenizer)
+  ctx = built.ctx
+  batches = built.loop.make_batches(ctx)
+  evaluator = evaluate_lib.Evaluator.create(ctx)
+  abstract_batch = built.loop.abstract_batch(ctx)
+  num_rows = next(iter(abstract_batch.values())).shape[0]
+
+  directory = workdir_lib.Workdir(workdir)
+  if primary:
+    directory.open()
+  checkpointer = checkpoint_lib.Checkpointer(
+      directory.path("checkpoints"), every_steps=config.checkpoint.every_steps,
+      max_to_keep=config.checkpoint.max_to_keep, async_save=config.checkpoint.async_save)
+  logger = None
+  try:
+    if checkpointer.all_steps():
+      state, start_step = checkpointer.restore(built.abstract_state_with_shardings, batches,
+                                               loop=name, report=report)
+      origin = f"resuming at step {start_step}"
+    else:
+      state, start_step = initial_state(built, report), 0
+      origin = f"from {config.init_checkpoint or 'scratch'}"
+    params_count = lm.count_params(model_cfg)
+    if primary:
+      for kind in ("metrics", "eval"):
+        metrics_lib.keep_records_up_to(directory.path(f"{kind}.jsonl"), start_step)
+      workdir_lib.write_json(directory.path("config.json"), {
+          **json.loads(config.to_json_best_effort()),
+          "model_resolved": dataclasses.asdict(model_cfg), "num_params": params_count})
+    report(f"{name}: {params_count:,} parameters, mesh {dict(ctx.mesh.shape)}, "
+           f"{sharding.bytes_per_device(built.abstract_state, built.state_shardings):,} "
+           f"state bytes per device, {origin}")
+    logger = metrics_lib.MetricsLogger(directory.root, total_steps=config.train.steps,
+                                       start_step=start_step, primary=primary)
+    train_step = built.jit_step(abstract_batch)
+    throughput = metrics_lib.Throughput(
+        tokens_per_step=config.train.global_batch_size * config.train.seq_len,
+        flops_per_token=lm.flops_per_token(model_cfg, config.train.seq_len),
+        num_devices=ctx.mesh.size, device_kind=jax.devices()[0].device_kind)
+    last_saved = checkpointer.latest_step()
+    logged = metrics_lib.read_records(directory.path("metrics.jsonl")) if primary else []
+    train_metrics, eval_metrics = (logged[-1] if logged else {}), {}
+    with _SigtermFlag() as sigterm:
+      for step in range(start_step, config.train.steps):
+        batch = ctx.to_global(batches(state, step), num_rows)
+        state, step_metrics = train_step(state, batch)
+        done = step + 1
+        step_metrics = jax.device_get(step_metrics)
+        _guard(done, step_metrics, last_saved, checkpointer.directory)
+        if (done == start_step + 1 or done % config.train.log_every == 0
+            or done == config.train.steps):
+          train_metrics = {**step_metrics, **throughput.measure(done), **batches.progress()}
+          logger.write(done, train_metrics)
+        if config.eval.every_steps and done % config.eval.every_steps == 0:
+          eval_metrics = evaluator(state.params, done)
+          logger.write(done, eval_metrics, kind="eval")
+        preempted = sigterm.raised or checkpointer.reached_preemption(done)
+        if checkpointer.save(done, state, batches, loop=name,
+                             force=done == config.train.steps or preempted):
+          last_saved = done
+        if preempted:
+          raise Preempted(f"preempted: saved step {done} in {checkpointer.directory}; rerun "
+                          "the same command to resume")
+    every = config.eval.every_steps
+    evaluated_last_step = eval_metrics and every and config.train.steps % every == 0
+    if not evaluated_last_step and (evaluator.text or evaluator.records):
+      eval_metrics = evaluator(state.params, config.train.steps)
+      logger.write(config.train.steps, eval_metrics, kind="eval")
+    samples = sample_continuations(ctx, state.params, config.sample)
+    for prompt, continuation in samples:
+      report(f"sample: {prompt!r} → {continuation!r}")
+    summary = {"loop": name, "step": int(state.step), "num_params": params_count,
+               "train": train_metrics, "eval": eval_metrics,
+               "samples": [{"prompt": p, "continuation": c} for p, c in samples],
+               "wall_time_s": time.time() - started}
+    if primary:
+      workdir_lib.write_json(directory.path("summary.json"), metrics_lib.plain(summary))
+    summary["state"] = state
+    return summary
+  finally:
+    checkpointer.close()
+    if logger is not None:
+      logger.close()
+    directory.close()
+
+
+def sample_continuations(ctx: Context, params, section) -> list[tuple[str, str]]:
+  """Continuations of ``section.prompts`` (greedy at temperature 0), a collective; every
+  process gets all of them."""
+  prompts = list(section.prompts)
+  if not prompts:
+    return []
+  sampling = generate_lib.SamplingConfig(
+      max_new_tokens=section.max_new_tokens, temperature=section.temperature,
+      pad_id=ctx.tokenizer.pad_id, stop_tokens=(ctx.tokenizer.eos_id,))
+  rows = generation.generate_rows(ctx, params, [ctx.tokenizer.encode(p) for p in prompts],
+                                  jax.random.PRNGKey(section.seed), sampling=sampling,
+                                  all_rows=True)
+  texts = [ctx.tokenizer.decode(ids.tolist()) for ids in rows.completions()]
+  return list(zip(prompts, texts))

@@ -1,0 +1,234 @@
+r"""Evaluation: held-out LM loss on text files, task accuracy on records.
+
+Run by the driver every ``eval.every_steps`` steps and at the end of every loop, and
+standalone on any checkpoint, ours or a Hugging Face directory::
+
+  python -m train.evaluate --config=configs/<experiment>.py --checkpoint=<dir> [--output=<dir>]
+
+The ``eval`` section of a run config:
+
+  every_steps     evaluate every this many steps (0: only at the end of the run)
+  text_files      {name: path}: held-out text (a text file of blank-line separated
+                  documents, or a JSONL file's 'text'); the mean next-token loss of
+                  each, packed into rows of ``train.seq_len``
+  max_text_rows   at most this many rows per file (0: all)
+  records         JSONL of ``{question, answer[, options, kind]}`` ("": no task eval)
+  max_records     the first this many records (0: all)
+  template        how a record becomes a prompt: 'text', 'chat' or 'crossthink'
+                  (``data/prompts.py``)
+  thinking        the reasoning toggle for chat prompts (None: no system prompt)
+  samples         k: also sample k completions per record at ``temperature`` for pass@k
+                  and maj@k (0: greedy only)
+  temperature     sampling temperature of those k samples
+  max_new_tokens  completion budget
+  batch_size      records per generation call and rows per loss batch
+
+Figures: ``loss/<name>`` per text file; ``pass@1`` (greedy), ``pass@k`` (unbiased
+estimator of Chen et al., arXiv 2107.03374, from the k samples), ``maj@k`` (the most
+frequent final answer of the k samples is right), ``length`` (mean completion tokens,
+greedy) and ``correct_length`` (the same over correct completions). Answers are
+extracted and checked by ``data.answers``, as the RL rewards are.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import math
+from collections.abc import Mapping, Sequence
+
+import grain
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+
+from data import answers
+from data import packing
+from data import prompts as prompts_lib
+from data import sources
+from model import generate as generate_lib
+from train import generation
+from train import loss as loss_lib
+from train.loops import Context
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+  """P(at least one of k samples drawn without replacement from n, c of them right, is
+  right) = 1 − C(n−c, k) / C(n, k) (Chen et al. 2021)."""
+  if not 0 <= c <= n or not 1 <= k <= n:
+    raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
+  if n - c < k:
+    return 1.0
+  return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def majority_is_correct(final_answers: Sequence[str], correct: Sequence[bool]) -> bool:
+  """Whether the most frequent final answer (ties: the first seen) is a correct one."""
+  normalized = [" ".join(a.split()) for a in final_answers]
+  counts = collections.Counter(normalized)
+  voted = max(counts, key=lambda a: (counts[a], -normalized.index(a)))
+  return bool(correct[normalized.index(voted)])
+
+
+# --------------------------------------------------------------------------- LM loss
+
+
+def read_documents(path: str) -> list[str]:
+  """Documents of a text file (blank-line separated) or of a JSONL file's 'text'."""
+  if path.endswith(".jsonl"):
+    return [text for _, text in sources.read_jsonl_documents(path, "text")]
+  return sources.read_text_documents(path)
+
+
+def text_rows(path: str, tokenizer, *, seq_len: int, max_rows: int,
+              num_packing_bins: int) -> dict[str, np.ndarray]:
+  """The documents of a file packed in file order into (rows, seq_len) arrays."""
+  documents = read_documents(path)
+  chunks = grain.MapDataset.source(documents).map(
+      lambda text: packing.tokenize_document(("", text), tokenizer, add_bos=False))
+  chunks = grain.experimental.FlatMapIterDataset(chunks.to_iter_dataset(),
+                                                 packing.SplitIntoChunks(seq_len))
+  rows = packing.pack_chunks(chunks, seq_len=seq_len, pad_id=tokenizer.pad_id,
+                             num_packing_bins=num_packing_bins, seed=0, shuffle_bins=False)
+  out = collections.defaultdict(list)
+  for index, row in enumerate(rows):
+    if max_rows and index == max_rows:
+      break
+    for name, value in row.items():
+      out[name].append(value)
+  return {name: np.stack(values) for name, values in out.items()}
+
+
+@functools.lru_cache(maxsize=8)
+def _loss_sums(model_cfg):
+  loss_fn = loss_lib.make_lm_loss(model_cfg)
+
+  @jax.jit
+  def sums(params, batch):
+    _, aux = loss_fn(params, batch, None)
+    return aux["cross_entropy"] * aux["weight"], aux["weight"]
+  return sums
+
+
+def lm_loss(ctx: Context, params, rows: Mapping[str, np.ndarray], batch_size: int,
+            model_cfg=None) -> float:
+  """Mean next-token loss over ``rows`` (a collective: every process passes them all)."""
+  sums = _loss_sums(model_cfg or ctx.model_cfg)
+  unit = batch_size * ctx.batch_parallelism // math.gcd(batch_size, ctx.batch_parallelism)
+  total = count = 0.0
+  num_rows = len(rows["tokens"])
+  for start in range(0, num_rows, unit):
+    batch = {name: value[start:start + unit] for name, value in rows.items()}
+    short = unit - len(batch["tokens"])
+    if short:  # empty rows: no loss
+      batch = {name: np.concatenate([value, np.zeros((short,) + value.shape[1:], value.dtype)])
+               for name, value in batch.items()}
+    local = {name: value[ctx.process_rows(unit)] for name, value in batch.items()}
+    loss_sum, weight = sums(params, ctx.to_global(local, unit))
+    total, count = total + float(loss_sum), count + float(weight)
+  return total / max(count, 1.0)
+
+
+# ------------------------------------------------------------------------- task accuracy
+
+
+def _all_processes_sum(values: np.ndarray) -> np.ndarray:
+  if jax.process_count() == 1:
+    return values
+  return np.asarray(multihost_utils.process_allgather(values)).sum(axis=0)
+
+
+@dataclasses.dataclass
+class Evaluator:
+  """The evaluation of one run config (text rows and records read once, up front)."""
+  ctx: Context
+  text: dict[str, dict[str, np.ndarray]]
+  records: list[dict]
+  prompts: list[list[int]]
+
+  @classmethod
+  def create(cls, ctx: Context, tokenizer=None) -> "Evaluator":
+    """Reads the eval files; errors name the file, line or field (before any compile)."""
+    section = ctx.config.eval
+    tokenizer = tokenizer or ctx.tokenizer
+    text = {name: text_rows(path, tokenizer, seq_len=ctx.config.train.seq_len,
+                            max_rows=section.max_text_rows,
+                            num_packing_bins=ctx.config.data.num_packing_bins)
+            for name, path in section.text_files.items()}
+    records, prompts = [], []
+    if section.records:
+      records = sources.read_records(section.records, required=("question", "answer"))
+      records = records[:section.max_records or None]
+      prompts = [prompts_lib.prompt_ids(r, tokenizer, template=section.template,
+                                        thinking=section.thinking) for r in records]
+      longest = max(map(len, prompts))
+      budget = section.max_new_tokens
+      if longest + budget > 1 << 16:
+        raise ValueError(f"eval.records={section.records}: a prompt of {longest} tokens plus "
+                         f"eval.max_new_tokens={budget} is too long")
+    return cls(ctx, text, records, prompts)
+
+  def __call__(self, params, step: int = 0) -> dict[str, float]:
+    """The figures (a collective: every process calls it)."""
+    section = self.ctx.config.eval
+    out = {f"loss/{name}": lm_loss(self.ctx, params, rows, section.batch_size)
+           for name, rows in self.text.items()}
+    if self.records:
+      out.update(self._accuracy(params, step))
+    return out
+
+  def _sampling(self, temperature: float) -> generate_lib.SamplingConfig:
+    section = self.ctx.config.eval
+    return generate_lib.SamplingConfig(
+        max_new_tokens=section.max_new_tokens, temperature=temperature,
+        stop_tokens=prompts_lib.stop_token_ids(self.ctx.tokenizer, section.template),
+        pad_id=self.ctx.tokenizer.pad_id)
+
+  def _generate(self, params, prompt_indices: list[int], rng, temperature: float,
+                row_multiple: int = 1):
+    """(record index, completion text, completion tokens) of this process's rows."""
+    section = self.ctx.config.eval
+    width = max(len(self.prompts[i]) for i in prompt_indices)
+    out = []
+    chunk = section.batch_size * row_multiple
+    for start in range(0, len(prompt_indices), chunk):
+      indices = prompt_indices[start:start + chunk]
+      local = generation.generate_rows(
+          self.ctx, params, [self.prompts[i] for i in indices],
+          jax.random.fold_in(rng, start), sampling=self._sampling(temperature), width=width,
+          row_multiple=row_multiple)
+      for row, ids in zip(local.rows, local.completions()):
+        out.append((indices[row], self.ctx.tokenizer.decode(ids.tolist()), len(ids)))
+    return out
+
+  def _accuracy(self, params, step: int) -> dict[str, float]:
+    section = self.ctx.config.eval
+    rng = jax.random.fold_in(jax.random.PRNGKey(self.ctx.config.train.seed), step)
+    n = len(self.records)
+    # Greedy: pass@1, lengths.
+    correct = lengths = correct_lengths = 0.0
+    for i, text, length in self._generate(params, list(range(n)), rng, 0.0):
+      right = answers.is_correct(text, self.records[i])
+      correct += right
+      lengths += length
+      correct_lengths += length * right
+    totals = [correct, lengths, correct_lengths]
+    k = section.samples
+    if k:
+      by_record = collections.defaultdict(list)
+      indices = [i for i in range(n) for _ in range(k)]
+      for i, text, _ in self._generate(params, indices, jax.random.fold_in(rng, 1),
+                                          section.temperature, row_multiple=k):
+        by_record[i].append((answers.final_answer(text) or "",
+                             answers.is_correct(text, self.records[i])))
+      passed = sum(pass_at_k(k, sum(ok for _, ok in samples), k)
+                   for samples in by_record.values())
+      voted = sum(majority_is_correct(*zip(*samples)) for samples in by_record.values())
+      totals += [passed, voted]
+    totals = _all_processes_sum(np.asarray(totals, np.float64))
+    out = {"pass@1": totals[0] / n, "length": totals[1] / n,
+           "correct_length": totals[2] / max(totals[0], 1.0)}
+    if k:
+      out.update({f"pass@{k}": totals[3] / n, f"maj@{k}": totals[4] / n})
+    return out

@@ -1,0 +1,215 @@
+"""The loop registry: what a training loop contributes, and the context it is built in.
+
+``config.loop`` names a loop; ``get(name)`` imports the module registered for it and
+returns its ``LOOP``. A loop is a ``Loop``: its state type and the extra weights that
+state carries (teacher, reference, EMA), a step builder (the pure ``step(state, batch)
+-> (state, metrics)`` the driver jits with shardings), a batch source (host-side, with a
+checkpointable state) and the abstract batch the step takes (for ahead-of-time
+compilation). Everything else (mesh, shardings, state, checkpoints, logging,
+evaluation) is the driver's (``train/driver.py``), written once for every loop.
+
+A new loop is a module defining ``LOOP = Loop(...)`` plus one line in ``LOOP_MODULES``.
+``train/`` finds the loops in ``rl/`` by module path, so it never imports them
+statically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Optional, Protocol
+
+import jax
+import ml_collections
+import numpy as np
+import optax
+
+from data import tokenizer as tokenizer_lib
+from model.config import ModelConfig
+from train import sharding
+from train.config import ConfigError, Range
+from train.state import TrainState
+
+LOOP_MODULES = {
+    "pretrain": "train.pretrain",
+    "sft": "train.sft",
+    "distill": "train.distill",
+    "grpo": "rl.grpo",
+    "rlp": "rl.rlp",
+}
+
+StepFn = Callable[[Any, dict], tuple[Any, dict]]
+
+
+class LoopError(RuntimeError):
+  """A loop's host-side work failed (e.g. a reward function raised); the message says
+  which part and on what."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+  """A run config and what is derived from it once, for every loop's builders."""
+  config: ml_collections.ConfigDict
+  model_cfg: ModelConfig
+  tokenizer: tokenizer_lib.Tokenizer
+  mesh: Any                      # jax.sharding.Mesh, or an AbstractMesh ahead of time
+  optimizer: optax.GradientTransformation
+  schedule: optax.Schedule
+
+  @property
+  def rules(self):
+    return self.config.mesh.logical_axis_rules
+
+  def param_shardings(self, model_cfg: Optional[ModelConfig] = None):
+    return sharding.param_shardings(model_cfg or self.model_cfg, self.mesh, self.rules)
+
+  def row_sharding(self, rank: int) -> jax.sharding.NamedSharding:
+    """Sharding of a (rows, ...) array of rank ``rank``: rows over the batch axes."""
+    return sharding.row_sharding(self.mesh, self.rules, rank)
+
+  @property
+  def batch_parallelism(self) -> int:
+    return sharding.batch_parallelism(self.mesh, self.rules)
+
+  def process_rows(self, num_rows: int) -> slice:
+    """The rows of a (num_rows, ...) batch this process supplies and reads back."""
+    return sharding.process_rows(self.row_sharding(2), num_rows)
+
+  def row_unit(self, row_multiple: int = 1) -> int:
+    """The smallest row count that splits evenly over the batch shards and gives every
+    process a multiple of ``row_multiple`` rows (e.g. whole groups of samples)."""
+    blocks = sharding.process_blocks(self.row_sharding(2))
+    return math.lcm(self.batch_parallelism, blocks * row_multiple)
+
+  def to_global(self, local_batch: Mapping[str, np.ndarray], num_rows: int
+                ) -> dict[str, jax.Array]:
+    """Global arrays of a batch from this process's rows (``process_rows(num_rows)``)."""
+    return {name: jax.make_array_from_process_local_data(
+        self.row_sharding(np.ndim(value)), np.asarray(value),
+        (num_rows,) + np.shape(value)[1:]) for name, value in local_batch.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtraWeights:
+  """A second set of weights a loop's state carries, under the state field of its name.
+
+  model_cfg: its model (a teacher may differ from the student). source: 'copy' (a copy
+  of the starting weights, e.g. a frozen reference or an EMA), a checkpoint path (a
+  run's workdir or a Hugging Face directory) or '' (random: smoke runs only).
+  """
+  model_cfg: ModelConfig
+  source: str = "copy"
+
+
+class BatchSource(Protocol):
+  """Host-side batches of one loop, resumable exactly.
+
+  ``__call__(state, step)`` returns this process's rows (``Context.process_rows``) of
+  the batch for ``step`` as numpy arrays (GRPO generates them with ``state.params``).
+  ``get_state`` / ``set_state`` (bytes) are saved with every checkpoint (one file per
+  process), so the batch after a resume is the batch an uninterrupted run would see.
+  ``progress()`` gives what the log line shows (stage, tokens seen per source).
+  """
+
+  def __call__(self, state: TrainState, step: int) -> dict[str, np.ndarray]: ...
+
+  def get_state(self) -> bytes: ...
+
+  def set_state(self, state: bytes) -> None: ...
+
+  def progress(self) -> dict[str, Any]: ...
+
+
+class IteratorBatches:
+  """A ``BatchSource`` over a grain iterator of batches (the data pipeline's).
+
+  keys: the features the step reads (None: all). rows: the process's rows of each batch
+  when the iterator yields whole global batches (``train.read_global_batch``).
+  """
+
+  def __init__(self, iterator, *, keys: Optional[tuple[str, ...]] = None,
+               rows: Optional[slice] = None):
+    self.iterator = iterator
+    self.rows = rows
+    self._keys = keys
+
+  def __call__(self, state, step: int) -> dict[str, np.ndarray]:
+    del state, step
+    try:
+      batch = next(self.iterator)
+    except StopIteration:
+      raise ValueError("the data schedule ended before train.steps: give its last stage no "
+                       "budget, or lower train.steps") from None
+    keys = self._keys or tuple(batch)
+    return {key: batch[key] if self.rows is None else batch[key][self.rows] for key in keys}
+
+  def get_state(self) -> bytes:
+    return json.dumps(self.iterator.get_state()).encode()
+
+  def set_state(self, state: bytes) -> None:
+    self.iterator.set_state(json.loads(state))
+
+  def start_prefetch(self) -> None:  # grain's checkpoint handler calls it after a restore
+    pass
+
+  def progress(self) -> dict[str, Any]:
+    out = {}
+    if (stage := getattr(self.iterator, "stage", None)) is not None:
+      out["stage"] = stage
+    for name, count in getattr(self.iterator, "tokens_seen", {}).items():
+      out[f"tokens_seen/{name}"] = count
+    return out
+
+
+class StepSeededBatches:
+  """Base of batch sources whose batch is a function of the state and the step alone
+  (e.g. prompts drawn by a step-seeded generator): nothing to save, exact on resume."""
+
+  def get_state(self) -> bytes:
+    return b"{}"
+
+  def set_state(self, state: bytes) -> None:
+    del state
+
+  def start_prefetch(self) -> None:
+    pass
+
+  def progress(self) -> dict[str, Any]:
+    return {}
+
+
+def _no_extra_weights(ctx: Context) -> dict[str, ExtraWeights]:
+  del ctx
+  return {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Loop:
+  """What a loop contributes to the one driver.
+
+  make_step(ctx): the pure step ``(state, batch) -> (state, metrics)``; metrics must
+    include 'loss' and 'grad_norm' (the non-finite guard reads them).
+  make_batches(ctx): its ``BatchSource``.
+  abstract_batch(ctx): ShapeDtypeStructs of one global batch (ahead-of-time compiles).
+  state_type: ``TrainState`` or a subclass with one field per extra set of weights.
+  extra_weights(ctx): field name → ``ExtraWeights`` (only the sets this run uses).
+  sections: run-config sections the loop reads beyond the common ones.
+  ranges: allowed values of the numbers in those sections ('section.field' → Range).
+  """
+  make_step: Callable[[Context], StepFn]
+  make_batches: Callable[[Context], BatchSource]
+  abstract_batch: Callable[[Context], dict]
+  state_type: type = TrainState
+  extra_weights: Callable[[Context], dict[str, ExtraWeights]] = _no_extra_weights
+  sections: tuple[str, ...] = ()
+  ranges: Mapping[str, Range] = dataclasses.field(default_factory=dict)
+
+
+def get(name: str) -> Loop:
+  """The registered loop ``name``; a ConfigError lists the known ones."""
+  if name not in LOOP_MODULES:
+    raise ConfigError(f"loop={name!r} is not a registered loop; known: {sorted(LOOP_MODULES)}")
+  return importlib.import_module(LOOP_MODULES[name]).LOOP
