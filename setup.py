@@ -25,7 +25,7 @@ setuptools.setup(
         "safetensors>=0.4",
         "tokenizers>=0.20",
         "math-verify>=0.9",
-        "jinja2>=3.1",
+        "jinja2>=3.1.6",  # sandbox fixes; chat templates are untrusted
         "tqdm>=4.66",
     ],
     extras_require={

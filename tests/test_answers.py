@@ -1,7 +1,6 @@
 """Answer extraction and checking (data/answers.py) and the rewards built on it."""
 
 import json
-import os
 import threading
 import time
 
