@@ -24,7 +24,8 @@ setuptools.setup(
         "absl-py>=2.1",
         "safetensors>=0.4",
         "tokenizers>=0.20",
-        "sympy>=1.12",
+        "math-verify>=0.9",
+        "jinja2>=3.1.6",  # sandbox fixes; chat templates are untrusted
         "tqdm>=4.66",
     ],
     extras_require={

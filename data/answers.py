@@ -1,34 +1,77 @@
 """Final answers: extraction from a completion and checking against a gold answer.
 
-One place for the answer logic that evaluation (``train/evaluate.py``) and the RL rewards
-(``rl/rewards.py``) share. A record is ``{question, answer[, options, kind]}`` with
-``kind`` 'math' (default), 'mcq' (``answer`` is an option letter) or 'open' (free text
-compared after normalisation).
+One place for the answer logic that evaluation and the RL rewards (``rl/rewards.py``)
+share, and for the ``Answer: ...`` line the shipped corpus ends its solutions with
+(``data/reasoning_tasks.py`` writes it with ``ANSWER_PREFIX``). A record is
+``{question, answer[, options, kind]}`` with ``kind`` 'math' (default), 'mcq'
+(``answer`` is an option letter) or 'open' (free text compared after normalisation).
 
-Extraction (``final_answer``): the last ``\\boxed{...}``, else the text after the last
-``</think>`` with end-of-turn markers cut. Math answers are compared with sympy after a
-conservative LaTeX normalisation; only a whitelisted expression grammar is ever parsed
-(model output is untrusted).
+Extraction (``final_answer``) reads only the text a reader sees: after the last
+``</think>``, cut at a ``<think>`` that is never closed and at the first end-of-turn
+marker. There it takes the last ``\\boxed{...}``, else the last ``Answer: ...`` line,
+else the last "the answer is ...", else the whole text.
+
+Math equivalence (``math_equal``) is Hugging Face's Math-Verify (``math-verify`` on
+PyPI; the verifier of Open-R1, the open reproduction of DeepSeek-R1, arXiv 2501.12948):
+both answers are parsed as the content of a ``\\boxed{}`` (LaTeX through
+latex2sympy2's ANTLR grammar, plain arithmetic through a digits-and-operators regex, so
+model output is never evaluated as Python) and compared numerically, symbolically, as
+sets, intervals or equations. Before it: an exact-string fast path, and word answers
+(``nothing``, ``the key and the ring``) compared as normalised text, since Math-Verify
+would read them as products of one-letter symbols.
+
+Math-Verify limits its time with SIGALRM, which only the main thread may use. On the
+main thread each parse and comparison gets ``TIMEOUT_SECONDS``; from any other thread
+the check runs in a worker process (``python -c``, so no ``__main__`` is re-imported)
+that is killed past ``WORKER_TIMEOUT_SECONDS`` and restarted.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import os
 import re
+import select
 import string
-import tokenize
+import subprocess
+import sys
+import threading
 from collections.abc import Mapping
 from typing import Optional
 
-import sympy
-from sympy.parsing import sympy_parser
+import math_verify
 
 from data import tokenizer as tokenizer_lib
 
-_TRAILING_MARKERS = (tokenizer_lib.END_OF_TURN, "</s>", "<eos>")
 KINDS = ("math", "mcq", "open")
+ANSWER_PREFIX = "Answer: "
+END_OF_TURN_MARKERS = (tokenizer_lib.END_OF_TURN, "</s>", "<eos>", "<|eot_id|>",
+                       "<|im_end|>", "<|endoftext|>", "<|end_of_text|>")
+TIMEOUT_SECONDS = 2           # per Math-Verify parse and per comparison (signal.alarm)
+WORKER_TIMEOUT_SECONDS = 10   # one whole check off the main thread
+MAX_ANSWER_CHARS = 500        # longer answers only get the exact-string comparison
+
+_ANSWER_LINE = re.compile(r"^Answer:[ \t]*(.*?)[ \t]*$", re.MULTILINE)
+_ANSWER_IS = re.compile(r"\bthe (?:final )?answer is:?[ \t]*(.*\S)", re.IGNORECASE)
+_TEXT_COMMAND = re.compile(r"\\(?:text|textbf|textit|mathrm|mbox)\{([^{}]*)\}")
+_WORDS = re.compile(r"[^\W\d_]+(?:[\s'-]+[^\W\d_]+)*")
+_PROSE = re.compile(r"[^\W\d_]{2,}(?:\s+[^\W\d_]{2,}){3}")   # four words in a row
+_EXTRACTION = (math_verify.LatexExtractionConfig(boxed_match_priority=0),
+               math_verify.ExprExtractionConfig())
 
 
 # ------------------------------------------------------------------- answer extraction
+
+
+def visible_text(completion: str) -> str:
+  """The text after the last ``</think>``, cut at an unclosed ``<think>`` and at the
+  first end-of-turn marker."""
+  text = completion.rsplit(tokenizer_lib.THINK_END, 1)[-1]
+  text = text.split(tokenizer_lib.THINK_START, 1)[0]
+  for marker in END_OF_TURN_MARKERS:
+    text = text.split(marker, 1)[0]
+  return text
 
 
 def last_boxed(text: str) -> Optional[str]:
@@ -47,83 +90,130 @@ def last_boxed(text: str) -> Optional[str]:
   return None
 
 
+def answer_line(text: str) -> Optional[str]:
+  """The text of the last ``Answer: ...`` line without a final period, or None."""
+  lines = _ANSWER_LINE.findall(text)
+  return lines[-1].rstrip(".").strip() if lines else None
+
+
+def _answer_is(text: str) -> Optional[str]:
+  """What follows the last "the answer is" on its line, without a final period."""
+  matches = _ANSWER_IS.findall(text)
+  return matches[-1].rstrip(".").strip() if matches else None
+
+
 def final_answer(completion: str) -> str:
-  """The boxed answer if any, else the text after the last ``</think>``, stripped."""
-  boxed = last_boxed(completion)
-  if boxed is not None:
-    return boxed.strip()
-  answer = completion.rsplit(tokenizer_lib.THINK_END, 1)[-1]
-  for marker in _TRAILING_MARKERS:
-    answer = answer.split(marker, 1)[0]
-  return answer.strip()
+  """The answer a completion gives (see the module docstring), stripped."""
+  text = visible_text(completion)
+  for extract in (last_boxed, answer_line, _answer_is):
+    if (answer := extract(text)) is not None:
+      return answer.strip()
+  return text.strip()
 
 
 # ------------------------------------------------------------------- math equivalence
 
-_LATEX_REWRITES = (
-    (r"\\left|\\right|\\!|\\,|\\;|\\quad|\$", ""),
-    (r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}", r"(\1)/(\2)"),
-    (r"\\sqrt\{([^{}]*)\}", r"sqrt(\1)"),
-    (r"\\cdot|\\times", "*"),
-    (r"\\pi", "pi"),
-    (r"\^", "**"),
-)
-_SAFE_EXPRESSION = re.compile(r"^[0-9a-z+\-*/(). ]+$")
-_IDENTIFIER = re.compile(r"[a-z]+")
-_ALLOWED_NAMES = {"sqrt": sympy.sqrt, "pi": sympy.pi, "e": sympy.E}
-_PARSER_GLOBALS = {"Integer": sympy.Integer, "Float": sympy.Float, "Rational": sympy.Rational,
-                   "Symbol": sympy.Symbol, "__builtins__": {}}
-_TRANSFORMS = sympy_parser.standard_transformations + (sympy_parser.implicit_multiplication,)
+
+def _strip_math(answer: str) -> str:
+  """Without surrounding whitespace, ``$...$`` delimiters and a final period."""
+  text = answer.strip()
+  if (match := re.fullmatch(r"\$+(.*?)\$+", text, re.DOTALL)) is not None:
+    text = match.group(1).strip()
+  return text.rstrip(".").strip()
 
 
-def _normalize(answer: str) -> str:
-  text = answer.strip().rstrip(".").lower()
-  text = re.sub(r"^[a-z]\s*=\s*", "", text)                     # "x = 5" → "5"
-  if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", text):
-    text = text.replace(",", "")                                # 1,000 → 1000
-  for pattern, replacement in _LATEX_REWRITES:
-    text = re.sub(pattern, replacement, text)
-  return text.replace("{", "(").replace("}", ")").replace(" ", "")
+def _is_prose(answer: str) -> bool:
+  """Four words in a row outside ``\\text{}``: no formula (Math-Verify's LaTeX parser
+  would take ~30 ms to read it as a product of one-letter symbols)."""
+  return _PROSE.search(_TEXT_COMMAND.sub(" ", answer)) is not None
 
 
-def _safe_sympy(text: str) -> Optional[sympy.Expr]:
-  """A sympy expression for whitelisted arithmetic, or None (never evaluates other text)."""
-  if not text or len(text) > 200 or not _SAFE_EXPRESSION.match(text):
+def _words(answer: str) -> Optional[str]:
+  """The answer as normalised text if it is words (letters and spaces only, more than
+  one letter: a lone letter is a variable), else None."""
+  text = _TEXT_COMMAND.sub(r"\1", answer).strip()
+  if not _WORDS.fullmatch(text) or sum(c.isalpha() for c in text) < 2:
     return None
-  if re.search(r"(?<!\d)\.|\.(?!\d)", text):                    # attribute access
-    return None
-  if any(len(name) > 1 and name not in _ALLOWED_NAMES for name in _IDENTIFIER.findall(text)):
-    return None
-  if re.search(r"\d{40}", text) or text.count("**") > 2 or any(
-      float(p) > 64 for p in re.findall(r"\*\*\(?(\d+(?:\.\d+)?)", text)):
-    return None                                                 # no huge powers
-  names = dict(_ALLOWED_NAMES)
-  names.update({c: sympy.Symbol(c) for c in string.ascii_lowercase if c not in names})
-  try:
-    expression = sympy_parser.parse_expr(text, local_dict=names,
-                                         global_dict=dict(_PARSER_GLOBALS),
-                                         transformations=_TRANSFORMS, evaluate=True)
-  except (SyntaxError, TypeError, ValueError, AttributeError, NameError, ZeroDivisionError,
-          sympy.SympifyError, tokenize.TokenError):
-    return None
-  return expression if isinstance(expression, sympy.Basic) else None
+  return normalize_text(text)
 
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(answer: str) -> tuple:
+  """Math-Verify's readings of ``\\boxed{answer}`` (sympy objects, then the string)."""
+  return tuple(math_verify.parse("\\boxed{" + answer + "}", _EXTRACTION,
+                                 parsing_timeout=TIMEOUT_SECONDS))
+
+
+def _verify_here(gold: str, prediction: str) -> bool:
+  """Math-Verify on this (main) thread, each step limited by SIGALRM."""
+  gold_parsed, predicted = _parsed(gold), _parsed(prediction)
+  if not gold_parsed or not predicted:
+    return False
+  return math_verify.verify(list(gold_parsed), list(predicted),
+                            timeout_seconds=TIMEOUT_SECONDS)
+
+
+def serve_checks() -> None:
+  """The worker's loop: a JSON ``[gold, prediction]`` per stdin line, ``true``/``false``
+  per stdout line."""
+  for line in sys.stdin:
+    print(json.dumps(_verify_here(*json.loads(line))), flush=True)
+
+
+_WORKER_COMMAND = "from data import answers; answers.serve_checks()"
+_worker_lock = threading.Lock()
+_worker: Optional[subprocess.Popen] = None
+
+
+def _start_worker() -> subprocess.Popen:
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+  return subprocess.Popen([sys.executable, "-c", _WORKER_COMMAND], text=True,
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=path))
+
+
+def _verify_in_worker(gold: str, prediction: str) -> bool:
+  """``_verify_here`` in a worker process (SIGALRM works on its main thread), killed
+  and restarted when one check takes over ``WORKER_TIMEOUT_SECONDS``."""
+  global _worker
+  with _worker_lock:
+    if _worker is None or _worker.poll() is not None:
+      _worker = _start_worker()
+    try:
+      _worker.stdin.write(json.dumps([gold, prediction]) + "\n")
+      _worker.stdin.flush()
+      ready, _, _ = select.select([_worker.stdout], [], [], WORKER_TIMEOUT_SECONDS)
+      reply = _worker.stdout.readline() if ready else ""
+    except OSError:  # the worker died
+      reply = ""
+    if not reply:
+      _worker.kill()
+      _worker.wait()
+      _worker = None
+      return False
+    return bool(json.loads(reply))
 
 
 def math_equal(prediction: str, reference: str) -> bool:
-  """True when the answers are equal as strings after normalisation or symbolically."""
-  a, b = _normalize(prediction), _normalize(reference)
+  """Whether ``prediction`` is mathematically equal to the gold answer ``reference``.
+
+  Equal strings (after ``_strip_math``) are equal; word answers compare as normalised
+  text; prose and answers over ``MAX_ANSWER_CHARS`` are not formulas; everything else
+  goes to Math-Verify (time-limited, never evaluated as code).
+  """
+  a, b = _strip_math(prediction), _strip_math(reference)
   if not a or not b:
     return False
   if a == b:
     return True
-  x, y = _safe_sympy(a), _safe_sympy(b)
-  if x is None or y is None:
+  if (gold_words := _words(b)) is not None:
+    return _words(a) == gold_words
+  if max(len(a), len(b)) > MAX_ANSWER_CHARS or _is_prose(a) or _is_prose(b):
     return False
-  try:
-    return bool(sympy.simplify(x - y) == 0)
-  except (TypeError, ValueError, AttributeError, RecursionError):
-    return False
+  if threading.current_thread() is threading.main_thread():
+    return _verify_here(b, a)
+  return _verify_in_worker(b, a)
 
 
 # ---------------------------------------------------------------- text answers, letters

@@ -1,26 +1,49 @@
-"""The chat template, with the Llama-Nemotron reasoning toggle (methods.md §11).
+"""Chat templates, with the Llama-Nemotron reasoning toggle (arXiv 2505.00949).
 
 A conversation is a list of ``{'role': 'system'|'user'|'assistant', 'content': str}``.
-Each turn is rendered as ``<|role|>content<|end|>``::
+``tokenize`` gives token ids and target weights: 1 exactly on assistant contents and
+the end-of-turn token that closes them (the model learns to end its turn), 0 elsewhere.
+
+A tokenizer with a ``chat_template`` (a Hugging Face ``tokenizer_config.json``, e.g.
+Llama-3's or Qwen2's) is rendered with that Jinja template the way transformers'
+``apply_chat_template`` renders it (sandboxed, ``trim_blocks``/``lstrip_blocks``,
+``raise_exception``, ``strftime_now``, ``tojson``; variables ``messages``,
+``add_generation_prompt``, ``tools``/``documents`` = None and the named special tokens)
+and the whole text is encoded at once, so the ids are those of
+``apply_chat_template(..., tokenize=True)``. Weights come from rendering prefixes: for
+assistant message i, the text between ``render(messages[:i], add_generation_prompt=True)``
+and the end of the end-of-turn token closing ``render(messages[:i + 1])``; tokens
+overlapping it are learned. A template that rewrites earlier turns when later ones
+follow (so a prefix does not render as a prefix) is rejected. The end-of-turn token is
+the special token the template writes right after an assistant's content (``<|eot_id|>``
+for Llama-3, ``<|im_end|>`` for Qwen2); generation stops at it and at eos.
+
+Other tokenizers (the project's sentencepiece) use our template, each turn rendered as
+``<|role|>content<|end|>``::
 
     <|system|>detailed thinking on<|end|><|user|>What is 2+3?<|end|><|assistant|><think>2
     plus 3 is 5</think>5<|end|>
 
 The role and end markers and ``<think>``/``</think>`` are single tokens of the project
-tokenizers. ``tokenize`` builds ids from the pieces (markers are never re-tokenized from
-text) and gives target weight 1 exactly to assistant contents and their closing
-``<|end|>`` (the model learns to end its turn), 0 to everything else. A generation
-prompt ends with ``<|assistant|>`` and generation stops at ``<|end|>``.
+tokenizers; ids are built from the pieces (markers are never re-tokenized from text). A
+generation prompt ends with ``<|assistant|>`` and generation stops at ``<|end|>``.
 
-Reasoning toggle: the system prompt "detailed thinking on" pairs with an assistant turn
-``<think>reasoning</think>answer``; "detailed thinking off" with the bare answer.
+Reasoning toggle (either template): the system prompt "detailed thinking on" pairs with
+an assistant turn ``<think>reasoning</think>answer``; "detailed thinking off" with the
+bare answer.
 """
 
 from __future__ import annotations
 
+import datetime
+import functools
+import json
 from collections.abc import Mapping, Sequence
 from typing import Optional
 
+import jinja2
+import jinja2.ext
+import jinja2.sandbox
 import numpy as np
 
 from data import tokenizer as tokenizer_lib
@@ -81,9 +104,121 @@ def _check(messages: Sequence[Message]) -> None:
       raise ValueError(f"message {i}: content must be a string")
 
 
-def render(messages: Sequence[Message], *, add_generation_prompt: bool = False) -> str:
-  """The conversation as text (what ``tokenize`` encodes)."""
+# ------------------------------------------------------------ a tokenizer's own template
+
+
+def _template(tokenizer: Optional[tokenizer_lib.Tokenizer]) -> Optional[str]:
+  return getattr(tokenizer, "chat_template", None)
+
+
+def _raise_exception(message: str):
+  raise jinja2.exceptions.TemplateError(message)
+
+
+def _tojson(value, ensure_ascii=False, indent=None, separators=None, sort_keys=False) -> str:
+  """transformers' ``tojson``: plain ``json.dumps``, no HTML escaping."""
+  return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
+                    sort_keys=sort_keys)
+
+
+def _strftime_now(format: str) -> str:  # pylint: disable=redefined-builtin
+  return datetime.datetime.now().strftime(format)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(template: str) -> jinja2.Template:
+  environment = jinja2.sandbox.ImmutableSandboxedEnvironment(
+      trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
+  environment.filters["tojson"] = _tojson
+  environment.globals["raise_exception"] = _raise_exception
+  environment.globals["strftime_now"] = _strftime_now
+  return environment.from_string(template)
+
+
+def _render_template(messages: Sequence[Message], template: str,
+                     special_tokens: Mapping[str, str], add_generation_prompt: bool) -> str:
+  try:
+    return _compiled(template).render(
+        messages=[dict(m) for m in messages], add_generation_prompt=add_generation_prompt,
+        tools=None, documents=None, **special_tokens)
+  except jinja2.exceptions.TemplateError as e:
+    raise ValueError(f"the tokenizer's chat_template failed: {e}") from e
+
+
+_PROBE = "reasonax probe"
+
+
+@functools.lru_cache(maxsize=16)
+def _end_of_turn(template: str, special_tokens: tuple[tuple[str, str], ...],
+                 added_special_tokens: tuple[str, ...]) -> str:
+  """The special token the template writes right after an assistant's content."""
+  text = _render_template([{"role": "user", "content": "hi"},
+                           {"role": "assistant", "content": _PROBE}], template,
+                          dict(special_tokens), add_generation_prompt=False)
+  at = text.rfind(_PROBE)
+  if at < 0:
+    raise ValueError("the tokenizer's chat_template does not render the assistant's content")
+  after = text[at + len(_PROBE):].lstrip()
+  found = [token for token in added_special_tokens if after.startswith(token)]
+  if not found:
+    raise ValueError(f"the tokenizer's chat_template writes {after[:20]!r} after an "
+                     "assistant's content, not a special token: no end-of-turn token")
+  return max(found, key=len)
+
+
+def _template_end_of_turn(tokenizer: tokenizer_lib.Tokenizer) -> str:
+  return _end_of_turn(tokenizer.chat_template, tuple(tokenizer.special_tokens_map.items()),
+                      tokenizer.added_special_tokens)
+
+
+def _learned_spans(messages: Sequence[Message], tokenizer: tokenizer_lib.Tokenizer,
+                   full: str) -> list[tuple[int, int]]:
+  """(start, end) characters of ``full`` that are learned: each assistant content and
+  the end-of-turn token closing it."""
+  template, special = tokenizer.chat_template, tokenizer.special_tokens_map
+  end_of_turn = _template_end_of_turn(tokenizer)
+  spans = []
+  for i, message in enumerate(messages):
+    if message["role"] != "assistant":
+      continue
+    head = _render_template(messages[:i], template, special, add_generation_prompt=True)
+    turn = _render_template(messages[:i + 1], template, special, add_generation_prompt=False)
+    for name, prefix in (("messages[:i] with a generation prompt", head),
+                         ("messages[:i + 1]", turn)):
+      if not full.startswith(prefix):
+        raise ValueError(
+            f"the tokenizer's chat_template renders {name} (i={i}) differently from the "
+            "start of the whole conversation (it rewrites earlier turns, e.g. drops their "
+            "reasoning): assistant-only target weights cannot be derived")
+    end = turn.rfind(end_of_turn)
+    if end < len(head):
+      raise ValueError(f"the tokenizer's chat_template does not close assistant message {i} "
+                       f"with {end_of_turn!r}")
+    spans.append((len(head), end + len(end_of_turn)))
+  return spans
+
+
+def _tokenize_with_template(messages: Sequence[Message], tokenizer: tokenizer_lib.Tokenizer,
+                            add_generation_prompt: bool) -> tuple[np.ndarray, np.ndarray]:
+  full = _render_template(messages, tokenizer.chat_template, tokenizer.special_tokens_map,
+                          add_generation_prompt)
+  ids, offsets = tokenizer.encode_with_offsets(full)
+  spans = _learned_spans(messages, tokenizer, full)
+  weights = [int(any(end > a and start < b for a, b in spans)) for start, end in offsets]
+  return np.asarray(ids, np.int32), np.asarray(weights, np.int32)
+
+
+# ---------------------------------------------------------------------------- either
+
+
+def render(messages: Sequence[Message], *, add_generation_prompt: bool = False,
+           tokenizer: Optional[tokenizer_lib.Tokenizer] = None) -> str:
+  """The conversation as text (what ``tokenize`` encodes): by ``tokenizer``'s chat
+  template when it has one, else by ours."""
   _check(messages)
+  if (template := _template(tokenizer)) is not None:
+    return _render_template(messages, template, tokenizer.special_tokens_map,
+                            add_generation_prompt)
   text = "".join(f"{ROLES[m['role']]}{m['content']}{tokenizer_lib.END_OF_TURN}"
                  for m in messages)
   return text + (tokenizer_lib.ASSISTANT if add_generation_prompt else "")
@@ -92,8 +227,11 @@ def render(messages: Sequence[Message], *, add_generation_prompt: bool = False) 
 def tokenize(messages: Sequence[Message], tokenizer: tokenizer_lib.Tokenizer, *,
              add_generation_prompt: bool = False) -> tuple[np.ndarray, np.ndarray]:
   """(ids (n,) int32, target_weights (n,) int32): weight 1 on assistant contents and
-  their ``<|end|>``. The weights feed ``data.packing`` like a document's."""
+  the end-of-turn token closing them. The weights feed ``data.packing`` like a
+  document's."""
   _check(messages)
+  if _template(tokenizer) is not None:
+    return _tokenize_with_template(messages, tokenizer, add_generation_prompt)
   end_id = tokenizer.token_to_id(tokenizer_lib.END_OF_TURN)
   ids, weights = [], []
   for message in messages:
@@ -108,8 +246,12 @@ def tokenize(messages: Sequence[Message], tokenizer: tokenizer_lib.Tokenizer, *,
 
 
 def stop_token_ids(tokenizer: tokenizer_lib.Tokenizer) -> tuple[int, ...]:
-  """Ids that end an assistant turn: the template's end-of-turn marker and eos."""
-  return (tokenizer.token_to_id(tokenizer_lib.END_OF_TURN), tokenizer.eos_id)
+  """Ids that end an assistant turn: the template's end-of-turn token and eos."""
+  if _template(tokenizer) is not None:
+    end_of_turn = tokenizer.token_to_id(_template_end_of_turn(tokenizer))
+  else:
+    end_of_turn = tokenizer.token_to_id(tokenizer_lib.END_OF_TURN)
+  return tuple(dict.fromkeys((end_of_turn, tokenizer.eos_id)))
 
 
 def prompt_ids(question: str, tokenizer: tokenizer_lib.Tokenizer, *,

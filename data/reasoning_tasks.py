@@ -3,8 +3,9 @@
 A problem is a dict {"kind", "question", "solution", "answer", "text"}. The solution is
 one step per line and ends with the line "Answer: <answer>"; with `think=True` the steps
 are wrapped as "<think>\\n...\\n</think>". `text == question + "\\n" + solution` is the
-pretraining form; SFT uses question as prompt and solution as target, RL checks
-`extract_answer(generated) == answer` (see `answer_matches`).
+pretraining form; SFT uses question as prompt and solution as target. The "Answer:"
+line is the format `data.answers` reads: `answers.is_correct(generated, problem)`
+checks a generated solution.
 
 Kinds: addition, subtraction, multiplication, expression, word_problem, equation,
 sequence, boxes. Modular sums "a b c = s" (`modular_sum`) have their own compact form
@@ -15,15 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import re
-from typing import Optional, Union
+from typing import Union
 
+from data import answers
 from data import english_grammar
 from data import tokenizer as tokenizer_lib
 
 PLACE_NAMES = ("ones", "tens", "hundreds", "thousands", "ten thousands")
-ANSWER_PREFIX = "Answer: "
-_ANSWER_LINE = re.compile(r"^Answer:[ \t]*(.*?)[ \t]*$", re.MULTILINE)
 
 
 def make_problem(kind: str, question: str, steps: list[str], answer: Union[int, str],
@@ -32,7 +31,7 @@ def make_problem(kind: str, question: str, steps: list[str], answer: Union[int, 
   body = "\n".join(steps)
   if think:
     body = f"{tokenizer_lib.THINK_START}\n{body}\n{tokenizer_lib.THINK_END}"
-  solution = f"{body}\n{ANSWER_PREFIX}{answer}"
+  solution = f"{body}\n{answers.ANSWER_PREFIX}{answer}"
   return {"kind": kind, "question": question, "solution": solution, "answer": answer,
           "text": f"{question}\n{solution}"}
 
@@ -310,25 +309,3 @@ def small_sums(max_a: int, max_b: int) -> list[dict[str, str]]:
   b <= max_b: the short-answer task of the GRPO CPU defaults."""
   return [{"kind": "math", "question": f"{a}+{b}=", "answer": str(a + b)}
           for a in range(max_a + 1) for b in range(max_b + 1)]
-
-
-def extract_answer(generated: str) -> Optional[str]:
-  """The text of the last "Answer: ..." line, without a final period; None if absent."""
-  answers = _ANSWER_LINE.findall(generated)
-  return answers[-1].rstrip(".").strip() if answers else None
-
-
-def _normalize(answer: str) -> str:
-  return " ".join(answer.lower().rstrip(".").split())
-
-
-def answer_matches(generated: str, answer: str) -> bool:
-  """Whether the generated solution's final answer equals `answer` (numbers compared as
-  numbers, text case- and space-insensitively)."""
-  predicted = extract_answer(generated)
-  if predicted is None:
-    return False
-  try:
-    return float(predicted.replace(",", "")) == float(answer)
-  except ValueError:
-    return _normalize(predicted) == _normalize(answer)

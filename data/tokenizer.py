@@ -3,14 +3,17 @@
 Trained sentencepiece models fix the special ids (pad 0, unk 1, bos 2, eos 3) and make
 `SPECIAL_TOKENS` (thought and chat-role markers) single tokens. Digits are split one per
 token, normalization is the identity and byte fallback covers any unseen character, so
-`decode(encode(text)) == text` for all text.
+`decode(encode(text)) == text` for all text. A Hugging Face `tokenizer.json` loads with
+the `tokenizer_config.json` beside it: its chat template (see `data/chat.py`) and its
+special-token names.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Optional, Protocol, runtime_checkable
 
 import sentencepiece as spm
@@ -158,13 +161,58 @@ def train_sentencepiece_from_files(paths: Sequence[str], **options) -> SentenceP
 _BOS_NAMES = ("<s>", "<|begin_of_text|>", "<bos>", "[CLS]")
 _EOS_NAMES = ("</s>", "<|end_of_text|>", "<|endoftext|>", "<eos>", "<|im_end|>", "[SEP]")
 _PAD_NAMES = ("<pad>", "<|pad|>", "[PAD]", "<|finetune_right_pad_id|>")
+_CANDIDATES = {"bos": _BOS_NAMES, "eos": _EOS_NAMES, "pad": _PAD_NAMES, "unk": ()}
+
+
+def _read_tokenizer_config(directory: str) -> dict:
+  """``tokenizer_config.json`` of ``directory`` as a dict, {} when there is none."""
+  path = os.path.join(directory, "tokenizer_config.json")
+  if not os.path.exists(path):
+    return {}
+  with open(path, encoding="utf-8") as f:
+    config = json.load(f)
+  if not isinstance(config, dict):
+    raise ValueError(f"{path}: want a JSON object, got {type(config).__name__}")
+  return config
+
+
+def _config_token(config: Mapping, role: str, directory: str) -> Optional[str]:
+  """The ``{role}_token`` of a tokenizer config: a string or an AddedToken dict."""
+  value = config.get(f"{role}_token")
+  if value is None or isinstance(value, str):
+    return value
+  if isinstance(value, Mapping) and isinstance(value.get("content"), str):
+    return value["content"]
+  raise ValueError(f"{directory}/tokenizer_config.json: {role}_token={value!r}: want a "
+                   "string or a {'content': ...} dict")
+
+
+def _chat_template(config: Mapping, directory: str) -> Optional[str]:
+  """``chat_template.jinja`` beside the tokenizer (transformers prefers it), else the
+  config's ``chat_template`` (a string, or a list of named templates: 'default')."""
+  path = os.path.join(directory, "chat_template.jinja")
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      return f.read()
+  template = config.get("chat_template")
+  if template is None or isinstance(template, str):
+    return template
+  if isinstance(template, list):
+    named = {t.get("name"): t.get("template") for t in template if isinstance(t, Mapping)}
+    if isinstance(named.get("default"), str):
+      return named["default"]
+  raise ValueError(f"{directory}/tokenizer_config.json: chat_template must be a string or "
+                   "a list of {'name', 'template'} with a 'default' one")
 
 
 class HuggingFaceTokenizer:
   """A `tokenizer.json` (Hugging Face `tokenizers`) behind the `Tokenizer` protocol.
 
-  Special tokens are given by name or found among common names; a missing bos or pad
-  falls back to the eos id (padding is masked out by `segment_ids == 0` anyway).
+  A `tokenizer_config.json` beside it gives the chat template (None without one; a
+  `chat_template.jinja` file there takes precedence, as in transformers) and the
+  bos/eos/pad/unk token names. Names passed here win over the config's; without either,
+  common names are searched. A missing bos or pad falls back to the eos id (padding is
+  masked out by `segment_ids == 0` anyway).
   """
 
   def __init__(self, path: str, *, bos_token: Optional[str] = None,
@@ -173,33 +221,42 @@ class HuggingFaceTokenizer:
       raise FileNotFoundError(f"tokenizer.json not found: {path}")
     self._path = path
     self._tokenizer = tokenizers.Tokenizer.from_file(path)
-    self._eos_id = self._find_id(eos_token, _EOS_NAMES, "eos")
-    if self._eos_id is None:
+    directory = os.path.dirname(os.path.abspath(path))
+    config = _read_tokenizer_config(directory)
+    self._chat_template = _chat_template(config, directory)
+    given = {"bos": bos_token, "eos": eos_token, "pad": pad_token, "unk": None}
+    self._token_names = {}
+    for role, name in given.items():
+      source = "given" if name is not None else f"{directory}/tokenizer_config.json"
+      name = name if name is not None else _config_token(config, role, directory)
+      if (found := self._find_name(name, _CANDIDATES[role], role, source)) is not None:
+        self._token_names[role] = found
+    if "eos" not in self._token_names:
       raise ValueError(f"{path}: no eos token among {_EOS_NAMES}; pass eos_token=")
-    bos_id = self._find_id(bos_token, _BOS_NAMES, "bos")
-    pad_id = self._find_id(pad_token, _PAD_NAMES, "pad")
-    self._bos_id = self._eos_id if bos_id is None else bos_id
-    self._pad_id = self._eos_id if pad_id is None else pad_id
+    ids = {role: self._tokenizer.token_to_id(name) for role, name in self._token_names.items()}
+    self._bos_id, self._eos_id, self._pad_id = (ids.get(role, ids["eos"])
+                                                for role in ("bos", "eos", "pad"))
 
-  def _find_id(self, name: Optional[str], candidates: Sequence[str], role: str) -> Optional[int]:
+  def _find_name(self, name: Optional[str], candidates: Sequence[str], role: str,
+                 source: str) -> Optional[str]:
     if name is not None:
-      token_id = self._tokenizer.token_to_id(name)
-      if token_id is None:
-        raise ValueError(f"{self._path}: {role} token {name!r} is not in the vocabulary")
-      return token_id
-    for candidate in candidates:
-      if (token_id := self._tokenizer.token_to_id(candidate)) is not None:
-        return token_id
-    return None
+      if self._tokenizer.token_to_id(name) is None:
+        raise ValueError(f"{self._path}: {role} token {name!r} ({source}) is not in the "
+                         "vocabulary")
+      return name
+    return next((c for c in candidates if self._tokenizer.token_to_id(c) is not None), None)
 
   def __getstate__(self) -> dict:
     return {"path": self._path, "tokenizer_json": self._tokenizer.to_str(),
-            "ids": (self._bos_id, self._eos_id, self._pad_id)}
+            "ids": (self._bos_id, self._eos_id, self._pad_id),
+            "token_names": self._token_names, "chat_template": self._chat_template}
 
   def __setstate__(self, state: dict) -> None:
     self._path = state["path"]
     self._tokenizer = tokenizers.Tokenizer.from_str(state["tokenizer_json"])
     self._bos_id, self._eos_id, self._pad_id = state["ids"]
+    self._token_names = state["token_names"]
+    self._chat_template = state["chat_template"]
 
   @property
   def vocab_size(self) -> int:
@@ -217,8 +274,30 @@ class HuggingFaceTokenizer:
   def pad_id(self) -> int:
     return self._pad_id
 
+  @property
+  def chat_template(self) -> Optional[str]:
+    """The Jinja chat template of `tokenizer_config.json`, or None."""
+    return self._chat_template
+
+  @property
+  def special_tokens_map(self) -> dict[str, str]:
+    """{'bos_token': ..., 'eos_token': ...}: the named special tokens (given, from the
+    config or found by name; not the eos fallback), as templates see them."""
+    return {f"{role}_token": name for role, name in self._token_names.items()}
+
+  @property
+  def added_special_tokens(self) -> tuple[str, ...]:
+    """Strings of the added tokens marked special (role, end-of-turn, eos, ...)."""
+    return tuple(t.content for t in self._tokenizer.get_added_tokens_decoder().values()
+                 if t.special)
+
   def encode(self, text: str) -> list[int]:
     return self._tokenizer.encode(text, add_special_tokens=False).ids
+
+  def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """`encode(text)` and each token's (start, end) character span in `text`."""
+    encoding = self._tokenizer.encode(text, add_special_tokens=False)
+    return encoding.ids, encoding.offsets
 
   def decode(self, ids: Sequence[int]) -> str:
     control = {self._bos_id, self._eos_id, self._pad_id}

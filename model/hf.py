@@ -17,13 +17,28 @@ depthwise conv, flat vector, identical); several of our arrays concatenated alon
 HF tensor's first axis form one fused HF tensor (Mamba's in_proj = [z, x, B, C, dt],
 conv1d = [x, B, C]). Loading and saving both walk that one table.
 
-Semantics carried over from transformers 5.23 (read from its modeling files):
-  * NemotronH's Mamba mixer clamps dt to (time_step_min, inf) and ignores
-    ``time_step_limit``; Mamba2 clamps to ``time_step_limit``.
-  * The gated RMSNorm of both takes the RMS per group of d_inner / n_groups channels
-    with eps = layer_norm_epsilon (our ``gated_rms_norm`` with cfg.norm_eps).
+Semantics (transformers 5.23-5.24 modeling files, NVIDIA's NemotronH modeling code):
+  * dt clamp of NemotronH's Mamba mixer. NVIDIA's published modeling code clamps
+    softplus(dt + dt_bias) to ``config.time_step_limit`` (default (0, inf), i.e. no
+    clamp) on its mamba_ssm kernel path, the one the released checkpoints run on; its
+    pure-torch fallback, and transformers' NemotronH, floor dt at time_step_min and
+    ignore ``time_step_limit`` (transformers' one-token decode step does not clamp at
+    all). Where dt_bias puts dt below time_step_min (0.001) the logits differ by several
+    percent. We follow the reference kernel path by default
+    (``dt_floor="time_step_limit"``); ``dt_floor="time_step_min"`` reproduces
+    transformers' forward (the parity tests use it). Mamba2 clamps to
+    ``time_step_limit`` in both libraries.
+  * Keys missing from a config.json take the defaults of transformers' config class
+    for the family (``_HF_DEFAULTS``), as ``from_pretrained`` would; e.g. NemotronH's
+    ``head_dim`` is 128 (NVIDIA's own config calls it ``attention_head_dim``), not
+    hidden_size // num_attention_heads.
+  * The gated RMSNorm of both Mamba families takes the RMS per group of
+    d_inner / n_groups channels with eps = layer_norm_epsilon (our ``gated_rms_norm``
+    with cfg.norm_eps).
   * NemotronH attention applies no rotary embedding and has no biases; its
     ``_tied_weights_keys`` is empty, so a tied model is saved with an explicit lm_head.
+    Saving writes ``time_step_limit`` = cfg.dt_limit and ``time_step_min`` = its lower
+    end, so that the reference model and transformers both compute our function.
   * Mamba2's ``residual_in_fp32`` only changes the residual dtype; our residual stream is
     in cfg.dtype (identical in float32).
 """
@@ -60,8 +75,46 @@ _NEMOTRON_LEGACY = {  # old NemotronH config names → current ones (configurati
     "mamba_n_groups": "n_groups", "mamba_d_conv": "conv_kernel", "mamba_expand": "expand",
     "mamba_dt_min": "time_step_min", "mamba_dt_max": "time_step_max",
     "mamba_dt_limit": "time_step_limit", "mamba_conv_bias": "use_conv_bias",
-    "mamba_chunk_size": "chunk_size",
+    "mamba_chunk_size": "chunk_size", "attention_head_dim": "head_dim",
 }
+_INF = float("inf")
+# The defaults of transformers 5.24's LlamaConfig, Qwen2Config, Mamba2Config and
+# NemotronHConfig (class fields and __post_init__) for every key read here: a key missing
+# from config.json means this value, as in ``from_pretrained``. None: derived,
+# head_dim = hidden_size // num_attention_heads (Qwen2Attention reads an optional
+# head_dim the same way), num_key_value_heads = num_attention_heads.
+_TRANSFORMER_DEFAULTS = {
+    "hidden_act": "silu", "rms_norm_eps": 1e-6, "tie_word_embeddings": False,
+    "initializer_range": 0.02, "head_dim": None, "rope_theta": 10000.0,
+}
+_HF_DEFAULTS = {
+    "llama": {**_TRANSFORMER_DEFAULTS, "vocab_size": 32000, "hidden_size": 4096,
+              "intermediate_size": 11008, "num_hidden_layers": 32,
+              "num_attention_heads": 32, "num_key_value_heads": None,
+              "max_position_embeddings": 2048, "attention_bias": False, "mlp_bias": False},
+    "qwen2": {**_TRANSFORMER_DEFAULTS, "vocab_size": 151936, "hidden_size": 4096,
+              "intermediate_size": 22016, "num_hidden_layers": 32,
+              "num_attention_heads": 32, "num_key_value_heads": 32,
+              "max_position_embeddings": 32768, "use_sliding_window": False,
+              "layer_types": None},
+    "mamba2": {"vocab_size": 32768, "hidden_size": 4096, "num_hidden_layers": 64,
+               "num_heads": 128, "head_dim": 64, "expand": 2, "state_size": 128,
+               "n_groups": 8, "conv_kernel": 4, "chunk_size": 256, "hidden_act": "silu",
+               "use_bias": False, "use_conv_bias": True, "layer_norm_epsilon": 1e-5,
+               "time_step_min": 0.001, "time_step_max": 0.1, "time_step_limit": (0.0, _INF),
+               "tie_word_embeddings": False, "initializer_range": 0.1},
+    "nemotron_h": {"vocab_size": 131072, "hidden_size": 4096,
+                   "layers_block_type": ["linear_attention", "moe", "full_attention", "mlp"],
+                   "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128,
+                   "sliding_window": None, "intermediate_size": 21504,
+                   "mlp_hidden_act": "relu2", "mlp_bias": False, "ssm_state_size": 128,
+                   "mamba_num_heads": 128, "mamba_head_dim": 64, "mamba_hidden_act": "silu",
+                   "n_groups": 8, "conv_kernel": 4, "chunk_size": 128, "use_bias": False,
+                   "use_conv_bias": True, "time_step_min": 0.001, "time_step_max": 0.1,
+                   "time_step_limit": (0.0, _INF), "tie_word_embeddings": False,
+                   "initializer_range": 0.02, "layer_norm_epsilon": 1e-5},
+}
+DT_FLOORS = ("time_step_limit", "time_step_min")
 
 Path = tuple  # a key path into our param tree, e.g. ("layers", 3, "in_x")
 
@@ -124,7 +177,6 @@ def _rope(d: dict, family: str) -> tuple[float, Optional[tuple]]:
   params = d.get("rope_parameters")
   if params is None:  # transformers 4 layout: rope_theta + rope_scaling.
     params = dict(d.get("rope_scaling") or {})
-    params.setdefault("rope_theta", d.get("rope_theta", 10000.0))
   params = dict(params)
   if params and all(isinstance(v, Mapping) for v in params.values()):  # per layer type
     distinct = {json.dumps(v, sort_keys=True) for v in params.values()}
@@ -135,140 +187,161 @@ def _rope(d: dict, family: str) -> tuple[float, Optional[tuple]]:
   partial = params.get("partial_rotary_factor", d.get("partial_rotary_factor", 1.0))
   if partial != 1.0:
     _unsupported(family, "partial_rotary_factor", partial, "only full-width RoPE")
-  theta = float(params.get("rope_theta", d.get("rope_theta", 10000.0)))
+  theta = float(params.get("rope_theta", d["rope_theta"]))
   if rope_type == "default":
     return theta, None
   if rope_type == "llama3":
-    original = params.get("original_max_position_embeddings",
-                          d.get("max_position_embeddings"))
+    original = params.get("original_max_position_embeddings", d["max_position_embeddings"])
     return theta, (float(params["factor"]), float(params["low_freq_factor"]),
                    float(params["high_freq_factor"]), int(original))
   _unsupported(family, "rope_parameters.rope_type", rope_type,
                "only 'default' and 'llama3' RoPE are implemented")
 
 
+def _attention_widths(d: dict) -> dict:
+  """n_heads, n_kv_heads and head_dim; None means derived as in transformers."""
+  heads = d["num_attention_heads"]
+  kv_heads = d["num_key_value_heads"]
+  return {"n_heads": heads, "n_kv_heads": heads if kv_heads is None else kv_heads,
+          "head_dim": d["head_dim"] or d["hidden_size"] // heads}
+
+
 def _transformer_config(d: dict, family: str) -> ModelConfig:
-  hidden_act = d.get("hidden_act", "silu")
-  if hidden_act != "silu":
-    _unsupported(family, "hidden_act", hidden_act, "the MLP is SwiGLU (silu gate)")
-  if d.get("mlp_bias", False):
-    _unsupported(family, "mlp_bias", True, "MLP projections have no bias")
-  if family == "llama" and d.get("attention_bias", False):
-    _unsupported(family, "attention_bias", True,
-                 "Llama's attention_bias also adds an o_proj bias, which we do not have")
+  if d["hidden_act"] != "silu":
+    _unsupported(family, "hidden_act", d["hidden_act"], "the MLP is SwiGLU (silu gate)")
+  if family == "llama":
+    if d["mlp_bias"]:
+      _unsupported(family, "mlp_bias", True, "MLP projections have no bias")
+    if d["attention_bias"]:
+      _unsupported(family, "attention_bias", True,
+                   "Llama's attention_bias also adds an o_proj bias, which we do not have")
   if family == "qwen2":
-    if d.get("use_sliding_window", False):
+    if d["use_sliding_window"]:
       _unsupported(family, "use_sliding_window", True, "sliding-window attention")
-    layer_types = d.get("layer_types") or []
+    layer_types = d["layer_types"] or []
     if any(t != "full_attention" for t in layer_types):
       _unsupported(family, "layer_types", layer_types, "only full_attention layers")
-  heads = d["num_attention_heads"]
   theta, llama3 = _rope(d, family)
   return ModelConfig(
       vocab_size=d["vocab_size"], d_model=d["hidden_size"],
-      pattern="*-" * d["num_hidden_layers"],
-      n_heads=heads, n_kv_heads=d.get("num_key_value_heads") or heads,
-      head_dim=d.get("head_dim") or d["hidden_size"] // heads,
+      pattern="*-" * d["num_hidden_layers"], **_attention_widths(d),
       qkv_bias=family == "qwen2", use_rope=True, rope_theta=theta,
       rope_llama3_scaling=llama3, mlp_dim=d["intermediate_size"], mlp_activation="swiglu",
-      norm_eps=float(d.get("rms_norm_eps", 1e-6)),
-      tie_embeddings=bool(d.get("tie_word_embeddings", False)),
-      init_std=float(d.get("initializer_range", 0.02)))
+      norm_eps=float(d["rms_norm_eps"]), tie_embeddings=bool(d["tie_word_embeddings"]),
+      init_std=float(d["initializer_range"]))
 
 
 def _check_mamba_fields(d: dict, family: str, act_key: str):
-  if d.get(act_key, "silu") != "silu":
+  if d[act_key] != "silu":
     _unsupported(family, act_key, d[act_key], "the Mamba-2 mixer uses SiLU")
-  if d.get("use_bias", False):
+  if d["use_bias"]:
     _unsupported(family, "use_bias", True, "Mamba in_proj/out_proj have no bias")
 
 
 def _dt_range(d: dict) -> dict:
   """Init range of dt; ModelConfig needs 0 < dt_min <= dt_max."""
-  dt_min = float(d.get("time_step_min", 1e-3))
-  dt_max = float(d.get("time_step_max", 0.1))
+  dt_min, dt_max = float(d["time_step_min"]), float(d["time_step_max"])
   dt_min = dt_min if dt_min > 0 else min(1e-3, dt_max)
   return {"dt_min": dt_min, "dt_max": max(dt_min, dt_max)}
 
 
-def _mamba2_config(d: dict, family: str) -> ModelConfig:
+def _mamba2_config(d: dict, family: str, dt_floor: str) -> ModelConfig:
+  del dt_floor  # Mamba2 clamps to time_step_limit in transformers too.
   _check_mamba_fields(d, family, "hidden_act")
-  hidden = d["hidden_size"]
-  heads, head_dim = d.get("num_heads", 128), d.get("head_dim", 64)
-  expand = d.get("expand", 2)
-  if heads * head_dim != int(expand * hidden):
+  hidden, heads, head_dim = d["hidden_size"], d["num_heads"], d["head_dim"]
+  if heads * head_dim != int(d["expand"] * hidden):
     _unsupported(family, "num_heads", heads,
                  f"num_heads*head_dim={heads * head_dim} != expand*hidden_size="
-                 f"{expand * hidden}")
-  limit = tuple(float(x) for x in d.get("time_step_limit", (0.0, float("inf"))))
+                 f"{d['expand'] * hidden}")
   return ModelConfig(
       vocab_size=d["vocab_size"], d_model=hidden, pattern="M" * d["num_hidden_layers"],
-      ssm_heads=heads, ssm_head_dim=head_dim, ssm_state=d.get("state_size", 128),
-      ssm_groups=d.get("n_groups", 8), conv_width=d.get("conv_kernel", 4),
-      chunk_size=d.get("chunk_size", 256), dt_limit=limit, **_dt_range(d),
-      norm_eps=float(d.get("layer_norm_epsilon", 1e-5)),
-      tie_embeddings=bool(d.get("tie_word_embeddings", False)),
-      init_std=float(d.get("initializer_range", 0.1)))
+      ssm_heads=heads, ssm_head_dim=head_dim, ssm_state=d["state_size"],
+      ssm_groups=d["n_groups"], conv_width=d["conv_kernel"], chunk_size=d["chunk_size"],
+      dt_limit=tuple(float(x) for x in d["time_step_limit"]), **_dt_range(d),
+      norm_eps=float(d["layer_norm_epsilon"]),
+      tie_embeddings=bool(d["tie_word_embeddings"]), init_std=float(d["initializer_range"]))
 
 
-def _nemotron_h_config(d: dict, family: str) -> ModelConfig:
+def _nemotron_h_renamed(d: dict) -> dict:
+  """Old and NVIDIA config names → transformers' current ones; a hybrid_override_pattern
+  ('M*-') → layers_block_type."""
   d = dict(d)
   for old, new in _NEMOTRON_LEGACY.items():
     if old in d:
-      d[new] = d.pop(old)
-  blocks = d.get("layers_block_type")
-  if blocks is None and d.get("hybrid_override_pattern") is not None:
-    pattern = d["hybrid_override_pattern"]
-  else:
-    if blocks is None:
-      raise ValueError("NemotronHForCausalLM config has neither layers_block_type nor "
-                       "hybrid_override_pattern")
-    unknown = [b for b in blocks if b not in _NEMOTRON_BLOCKS]
+      value = d.pop(old)
+      if new in d and d[new] != value:
+        raise ValueError(f"NemotronHForCausalLM config has {old}={value!r} and "
+                         f"{new}={d[new]!r}; they name the same setting")
+      d[new] = value
+  pattern = d.pop("hybrid_override_pattern", None)
+  if d.get("layers_block_type") is None:
+    d.pop("layers_block_type", None)   # transformers' default list
+  if "layers_block_type" not in d and pattern is not None:
+    reverse = {c: block for block, c in _NEMOTRON_BLOCKS.items()}
+    unknown = sorted(set(pattern) - set(reverse))
     if unknown:
-      _unsupported(family, "layers_block_type", blocks, f"unknown block types {unknown}")
-    pattern = "".join(_NEMOTRON_BLOCKS[b] for b in blocks)
+      _unsupported("nemotron_h", "hybrid_override_pattern", pattern,
+                   f"unknown layer symbols {unknown}")
+    d["layers_block_type"] = [reverse[c] for c in pattern]
+  return d
+
+
+def _dt_limit(d: dict, dt_floor: str) -> tuple[float, float]:
+  if dt_floor == "time_step_limit":   # NVIDIA's NemotronHMamba2Mixer
+    return tuple(float(x) for x in d["time_step_limit"])
+  return (float(d["time_step_min"]), float("inf"))   # transformers' NemotronHMamba2Mixer
+
+
+def _nemotron_h_config(d: dict, family: str, dt_floor: str) -> ModelConfig:
+  blocks = d["layers_block_type"]
+  unknown = [b for b in blocks if b not in _NEMOTRON_BLOCKS]
+  if unknown:
+    _unsupported(family, "layers_block_type", blocks, f"unknown block types {unknown}")
+  pattern = "".join(_NEMOTRON_BLOCKS[b] for b in blocks)
   if "E" in pattern:
     _unsupported(family, "layers_block_type", pattern, "MoE ('moe' / 'E') layers")
-  if set(pattern) - set("M*-"):
-    _unsupported(family, "hybrid_override_pattern", pattern, "only M, * and - layers")
   _check_mamba_fields(d, family, "mamba_hidden_act")
-  if d.get("mlp_bias", False):
+  if d["mlp_bias"]:
     _unsupported(family, "mlp_bias", True, "MLP projections have no bias")
-  if d.get("mlp_hidden_act", "relu2") != "relu2":
+  if d["mlp_hidden_act"] != "relu2":
     _unsupported(family, "mlp_hidden_act", d["mlp_hidden_act"],
                  "the non-gated MLP is implemented for relu2 only")
-  if d.get("sliding_window") is not None:
+  if d["sliding_window"] is not None:
     _unsupported(family, "sliding_window", d["sliding_window"], "sliding-window attention")
-  heads = d.get("num_attention_heads", 32)
-  time_step_min = float(d.get("time_step_min", 1e-3))
   return ModelConfig(
       vocab_size=d["vocab_size"], d_model=d["hidden_size"], pattern=pattern,
-      n_heads=heads, n_kv_heads=d.get("num_key_value_heads") or heads,
-      head_dim=d.get("head_dim") or d["hidden_size"] // heads, qkv_bias=False,
-      use_rope=False, mlp_dim=d.get("intermediate_size", 21504), mlp_activation="relu2",
-      ssm_heads=d.get("mamba_num_heads", 128), ssm_head_dim=d.get("mamba_head_dim", 64),
-      ssm_state=d.get("ssm_state_size", 128), ssm_groups=d.get("n_groups", 8),
-      conv_width=d.get("conv_kernel", 4), chunk_size=d.get("chunk_size", 128),
-      # NemotronHMamba2Mixer: self.time_step_limit = (config.time_step_min, inf).
-      dt_limit=(time_step_min, float("inf")), **_dt_range(d),
-      norm_eps=float(d.get("layer_norm_epsilon", 1e-5)),
-      tie_embeddings=bool(d.get("tie_word_embeddings", False)),
-      init_std=float(d.get("initializer_range", 0.02)))
+      **_attention_widths(d), qkv_bias=False, use_rope=False,
+      mlp_dim=d["intermediate_size"], mlp_activation="relu2",
+      ssm_heads=d["mamba_num_heads"], ssm_head_dim=d["mamba_head_dim"],
+      ssm_state=d["ssm_state_size"], ssm_groups=d["n_groups"], conv_width=d["conv_kernel"],
+      chunk_size=d["chunk_size"], dt_limit=_dt_limit(d, dt_floor), **_dt_range(d),
+      norm_eps=float(d["layer_norm_epsilon"]),
+      tie_embeddings=bool(d["tie_word_embeddings"]), init_std=float(d["initializer_range"]))
 
 
-_CONFIG_READERS = {"llama": _transformer_config, "qwen2": _transformer_config,
-                   "mamba2": _mamba2_config, "nemotron_h": _nemotron_h_config}
+_CONFIG_READERS = {
+    "llama": lambda d, family, dt_floor: _transformer_config(d, family),
+    "qwen2": lambda d, family, dt_floor: _transformer_config(d, family),
+    "mamba2": _mamba2_config, "nemotron_h": _nemotron_h_config}
 
 
-def config_from_hf(hf_config) -> ModelConfig:
+def config_from_hf(hf_config, *, dt_floor: str = "time_step_limit") -> ModelConfig:
   """A ModelConfig from a HF config (a ``config.json`` dict or a transformers config).
 
-  Raises ValueError naming the field for features we do not implement (MoE layers,
-  RoPE types other than default/llama3, sliding windows, biases we lack, ...).
+  Missing keys take transformers' defaults (``_HF_DEFAULTS``). ``dt_floor`` picks how a
+  NemotronH Mamba mixer clamps dt: 'time_step_limit' (NVIDIA's reference model) or
+  'time_step_min' (transformers); see the module docstring. Raises ValueError naming
+  the field for features we do not implement (MoE layers, RoPE types other than
+  default/llama3, sliding windows, biases we lack, ...).
   """
+  if dt_floor not in DT_FLOORS:
+    raise ValueError(f"dt_floor={dt_floor!r}: want one of {DT_FLOORS}")
   d = _as_dict(hf_config)
   family = hf_family(d)
-  return _CONFIG_READERS[family](d, family)
+  if family == "nemotron_h":
+    d = _nemotron_h_renamed(d)
+  d = {**_HF_DEFAULTS[family], **d}
+  return _CONFIG_READERS[family](d, family, dt_floor)
 
 
 def _hf_config(cfg: ModelConfig, family: str, dtype_name: str) -> dict:
@@ -329,7 +402,7 @@ def _hf_config(cfg: ModelConfig, family: str, dtype_name: str) -> dict:
     fail("use_rope" if cfg.use_rope else "qkv_bias",
          "NemotronH attention has no RoPE and no biases")
   if cfg.dt_limit[1] != float("inf") or cfg.dt_limit[0] < 0:
-    fail("dt_limit", "NemotronH clamps dt to (time_step_min, inf) only")
+    fail("dt_limit", "transformers' NemotronH clamps dt to (time_step_min, inf) only")
   reverse = {v: k for k, v in _NEMOTRON_BLOCKS.items()}
   return {**common, **attention, **mamba,
           "layers_block_type": [reverse[c] for c in cfg.pattern],
@@ -525,13 +598,16 @@ def _ignorable(key: str, cfg: ModelConfig, family: str) -> bool:
   return family == "nemotron_h" and key.startswith("mtp.")  # MTP heads, unused by HF too
 
 
-def load_hf_checkpoint(path: str, dtype="float32") -> tuple[dict, ModelConfig]:
+def load_hf_checkpoint(path: str, dtype="float32", *, dt_floor: str = "time_step_limit"
+                       ) -> tuple[dict, ModelConfig]:
   """Our (params, cfg) from a local HF directory (config.json + safetensors).
 
   Reads one ``model.safetensors`` or the shards named in ``model.safetensors.index.json``
   (bf16 included), converts every tensor through the family's mapping table and casts
-  to ``dtype``; cfg gets ``param_dtype = dtype = dtype``. Raises ValueError naming the
-  file and key for missing, unexpected or wrongly shaped tensors.
+  to ``dtype``; cfg gets ``param_dtype = dtype = dtype``. ``dt_floor`` is
+  'time_step_limit' (NVIDIA's NemotronH, the default) or 'time_step_min' (transformers'
+  NemotronH); see ``config_from_hf``. Raises ValueError naming the file and key for
+  missing, unexpected or wrongly shaped tensors.
   """
   config_path = os.path.join(path, "config.json")
   if not os.path.exists(config_path):
@@ -540,7 +616,8 @@ def load_hf_checkpoint(path: str, dtype="float32") -> tuple[dict, ModelConfig]:
     raw = _decode_floats(json.load(f))
   family = hf_family(raw)
   dtype_name = jnp.dtype(dtype).name
-  cfg = config_from_hf(raw).replace(param_dtype=dtype_name, dtype=dtype_name)
+  cfg = config_from_hf(raw, dt_floor=dt_floor).replace(param_dtype=dtype_name,
+                                                       dtype=dtype_name)
   table = _mapping(cfg, family)
   shapes = _spec_shapes(cfg)
   _check_table(table, shapes)
@@ -548,7 +625,7 @@ def load_hf_checkpoint(path: str, dtype="float32") -> tuple[dict, ModelConfig]:
   stored = _stored_keys(path, family)
   zero_filled = []
   if family in ("mamba2", "nemotron_h") and not raw.get(
-      "use_conv_bias", raw.get("mamba_conv_bias", True)):
+      "use_conv_bias", raw.get("mamba_conv_bias", _HF_DEFAULTS[family]["use_conv_bias"])):
     zero_filled = [e for e in table if e.hf_key.endswith("conv1d.bias")]
     table = [e for e in table if e not in zero_filled]
   expected = {e.hf_key for e in table}

@@ -31,7 +31,8 @@ class RewardError(LoopError):
 
 @REWARDS.register("math")
 def math_reward(completion: str, example: Mapping) -> float:
-  """1 if the final answer equals ``example['answer']`` symbolically, else 0."""
+  """1 if the final answer equals ``example['answer']`` by ``answers.math_equal``
+  (Math-Verify), else 0."""
   return float(answers.math_equal(answers.final_answer(completion), str(example["answer"])))
 
 
@@ -61,7 +62,8 @@ def format_reward(completion: str, example: Mapping) -> float:
 @REWARDS.register("crossthink")
 def crossthink_reward(completion: str, example: Mapping) -> float:
   """Nemotron-CrossThink (arXiv 2504.13941): R = R_acc AND R_format, R_acc by
-  ``example['kind']``: letter match (mcq), normalised exact match (open), sympy (math)."""
+  ``example['kind']``: letter match (mcq), normalised exact match (open), Math-Verify
+  (math)."""
   kind = example["kind"]
   if kind not in answers.KINDS:
     raise ValueError(f"example kind {kind!r}: want one of {sorted(answers.KINDS)}")

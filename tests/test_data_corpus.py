@@ -5,6 +5,7 @@ import json
 import os
 import random
 
+from data import answers
 from data import config as config_lib
 from data import make_corpus
 from data import reasoning_tasks
@@ -36,8 +37,8 @@ def test_reasoning_records_are_consistent_and_validation_is_disjoint():
   train, valid = _records("reasoning.jsonl"), _records("reasoning_valid.jsonl")
   for record in train + valid:
     assert record["text"] == record["question"] + "\n" + record["solution"]
-    assert reasoning_tasks.extract_answer(record["solution"]) == record["answer"]
-    assert reasoning_tasks.answer_matches(record["solution"], record["answer"])
+    assert answers.answer_line(record["solution"]) == record["answer"]
+    assert answers.is_correct(record["solution"], record)
   assert {r["kind"] for r in train} == set(reasoning_tasks.KINDS)
   assert 0.4 < sum("<think>" in r["solution"] for r in train) / len(train) < 0.6
   assert not {r["question"] for r in train} & {r["question"] for r in valid}
@@ -57,14 +58,15 @@ def test_modular_sums_follow_the_rule():
 
 
 def test_answer_matching():
-  assert reasoning_tasks.extract_answer("steps\nAnswer: 42.\n") == "42"
-  assert reasoning_tasks.extract_answer("no final line") is None
-  assert reasoning_tasks.answer_matches("Answer: 1,017", "1017")
-  assert reasoning_tasks.answer_matches("Answer: The  Key and the ring", "the key and the ring")
-  assert not reasoning_tasks.answer_matches("Answer: 41", "42")
-  assert not reasoning_tasks.answer_matches("Answer: 42\nAnswer: 41", "42")  # The last counts.
+  assert answers.answer_line("steps\nAnswer: 42.\n") == "42"
+  assert answers.answer_line("no final line") is None
+  correct = lambda generated, answer: answers.is_correct(generated, {"answer": answer})
+  assert correct("Answer: 1,017", "1017")
+  assert correct("Answer: The  Key and the ring", "the key and the ring")
+  assert not correct("Answer: 41", "42")
+  assert not correct("Answer: 42\nAnswer: 41", "42")  # The last counts.
   rng = random.Random(0)
   for kind in reasoning_tasks.KINDS.values():
     problem = kind(rng, think=True)
     assert problem["solution"].startswith("<think>\n")
-    assert reasoning_tasks.answer_matches(problem["text"], problem["answer"])
+    assert answers.is_correct(problem["text"], problem)

@@ -110,27 +110,6 @@ def test_kl_to_reference_is_zero_at_the_reference_and_positive_away():
 # ------------------------------------------------------------------ rewards, templates
 
 
-def test_verifiable_rewards():
-  math = lambda completion, answer: rewards.REWARDS.get("math")(completion, {"answer": answer})
-  assert math("<think>6 * 2</think>\\boxed{12}<|end|>", "12") == 1.0
-  assert math("Answer is \\boxed{\\frac{1}{2}}", "0.5") == 1.0
-  assert math("x = 2*(3+1)", "8") == 1.0
-  assert math("13<|end|>", "12") == 0.0
-  assert math("__import__('os').getcwd()", "0") == 0.0
-  mcq = {"kind": "mcq", "answer": "C"}
-  assert rewards.REWARDS.get("multiple_choice")("so \\boxed{(C)}", mcq) == 1.0
-  assert rewards.REWARDS.get("multiple_choice")("\\boxed{B}", mcq) == 0.0
-  open_ended = {"kind": "open", "answer": "The Eiffel Tower"}
-  assert rewards.REWARDS.get("open_ended")("\\boxed{eiffel tower.}", open_ended) == 1.0
-  assert rewards.REWARDS.get("format")("<think>hm</think>\\boxed{C}", mcq) == 1.0
-  assert rewards.REWARDS.get("format")("<think>\\boxed{C}", mcq) == 0.0
-  assert rewards.REWARDS.get("crossthink")("<think>.</think>\\boxed{C}", mcq) == 1.0
-  assert rewards.REWARDS.get("crossthink")("C", mcq) == 0.0   # right letter, no box
-  total, parts = rewards.score({"math": 1.0, "format": 0.5},
-                               ["\\boxed{4}", "4"], [{"answer": "4"}] * 2)
-  assert total.tolist() == [1.5, 1.0] and parts["format"].tolist() == [1.0, 0.0]
-
-
 def test_crossthink_templates():
   mcq = {"kind": "mcq", "question": "What is the capital of France?",
          "options": ["Rome", "Paris", "Oslo"], "answer": "B"}

@@ -3,9 +3,11 @@
 Each family builds one tiny random HF model (torch, CPU, float32) per module, perturbs
 the weights HF initialises to constants (norms, D, dt_bias, A_log, biases) so that
 mapping mistakes show, saves it with ``save_pretrained`` and loads it with
-``load_hf_checkpoint``.
+``load_hf_checkpoint(..., dt_floor="time_step_min")``: transformers' NemotronH floors dt
+at time_step_min, NVIDIA's reference (our default) clamps to time_step_limit.
 """
 
+import copy
 import dataclasses
 import json
 import os
@@ -26,6 +28,7 @@ from model import lm
 VOCAB, BATCH, LENGTH = 256, 3, 24
 LEFT_PADS = (0, 5, 13)
 REL_TOL = 1e-4
+TRANSFORMERS_DT = "time_step_min"   # transformers' NemotronH semantics
 _INIT = {"vocab_size": VOCAB, "hidden_size": 64, "initializer_range": 0.15}
 _ATTENTION = {"num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 96}
 _MAMBA = {"n_groups": 2, "conv_kernel": 4, "chunk_size": 8}
@@ -154,7 +157,7 @@ def _build(name, path):
   model = transformers.AutoModelForCausalLM.from_config(config).eval()
   _perturb(model, torch.Generator().manual_seed(seed))
   model.save_pretrained(path)
-  params, cfg = hf.load_hf_checkpoint(path)
+  params, cfg = hf.load_hf_checkpoint(path, dt_floor=TRANSFORMERS_DT)
   tokens, mask, positions = _batches(seed)
   return Family(name, architecture, model, path, params, cfg, tokens, mask, positions,
                 _hf_logits(model, architecture, tokens),
@@ -173,7 +176,7 @@ def test_loaded_tree(family):
     chex.assert_type(leaf, jnp.float32)
   assert ("lm_head" in family.params) == (not family.cfg.tie_embeddings)
   # A transformers config object reads the same as its config.json.
-  assert hf.config_from_hf(family.model.config) == family.cfg
+  assert hf.config_from_hf(family.model.config, dt_floor=TRANSFORMERS_DT) == family.cfg
 
 
 def test_logits_match(family):
@@ -227,6 +230,92 @@ def test_save_tied_nemotron_h(build, tmp_path):
   reloaded = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
   logits = _hf_logits(reloaded, family.architecture, family.tokens)
   assert _rel_diff(_ours(params, cfg, family.tokens), logits) <= REL_TOL
+
+
+def test_nemotron_h_dt_clamp_follows_the_reference_by_default(build):
+  """dt below time_step_min: transformers floors it, NVIDIA's reference clamps it to
+  time_step_limit = (0, inf). Our default matches transformers with that clamp."""
+  family = build("nemotron_h")  # softplus(dt_bias) from 0.007, time_step_min = 0.05
+  params, cfg = hf.load_hf_checkpoint(family.path)
+  assert cfg.dt_limit == (0.0, float("inf"))
+  ours = _ours(params, cfg, family.tokens)
+  floored = _rel_diff(ours, family.hf_plain)
+  print(f"reference vs transformers' floor: max|diff| / max|logit| = {floored:.2e}")
+  assert floored > 1e-2
+  reference = copy.deepcopy(family.model)
+  for layer in reference.model.layers:
+    if hasattr(layer.mixer, "time_step_limit"):
+      layer.mixer.time_step_limit = tuple(reference.config.time_step_limit)
+  assert _rel_diff(ours, _hf_logits(reference, family.architecture, family.tokens)) <= REL_TOL
+
+
+def test_save_writes_a_dt_clamp_transformers_reproduces(build, tmp_path):
+  """Saved with the reference clamp (0, inf), transformers computes our function too."""
+  family = build("nemotron_h")
+  params, cfg = hf.load_hf_checkpoint(family.path)
+  out = hf.save_hf_checkpoint(params, cfg, str(tmp_path / "ref"))
+  with open(os.path.join(out, "config.json")) as f:
+    saved = json.load(f)
+  assert saved["time_step_min"] == 0.0 and saved["time_step_limit"][0] == 0.0
+  reloaded = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+  logits = _hf_logits(reloaded, family.architecture, family.tokens)
+  assert _rel_diff(_ours(params, cfg, family.tokens), logits) <= REL_TOL
+
+
+# Only the keys a tiny model needs; everything else takes transformers' defaults
+# (Qwen2: 32 heads and 32 kv heads; NemotronH: head_dim 128, 8 kv heads, ...).
+MINIMAL_CONFIGS = {
+    "llama": {"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+              "vocab_size": VOCAB, "hidden_size": 64, "intermediate_size": 96,
+              "num_hidden_layers": 2, "num_attention_heads": 4},
+    "qwen2": {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
+              "vocab_size": VOCAB, "hidden_size": 64, "intermediate_size": 96,
+              "num_hidden_layers": 2},
+    "mamba2": {"architectures": ["Mamba2ForCausalLM"], "model_type": "mamba2",
+               "vocab_size": VOCAB, "hidden_size": 64, "num_hidden_layers": 2,
+               "num_heads": 8, "head_dim": 16},
+    "nemotron_h": {"architectures": ["NemotronHForCausalLM"], "model_type": "nemotron_h",
+                   "vocab_size": VOCAB, "hidden_size": 64, "num_attention_heads": 8,
+                   "intermediate_size": 96, "mamba_num_heads": 8, "mamba_head_dim": 16,
+                   "layers_block_type": ["linear_attention", "mlp", "full_attention", "mlp"]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(MINIMAL_CONFIGS))
+def test_minimal_config_gets_transformers_defaults(name, tmp_path):
+  minimal = MINIMAL_CONFIGS[name]
+  path = tmp_path / "minimal"
+  path.mkdir()
+  (path / "config.json").write_text(json.dumps(minimal))
+  torch.manual_seed(0)
+  config = transformers.AutoConfig.from_pretrained(str(path))
+  model = transformers.AutoModelForCausalLM.from_config(config).eval()
+  _perturb(model, torch.Generator().manual_seed(0))
+  model.save_pretrained(str(tmp_path / "full"))
+  shutil.copy(tmp_path / "full" / "model.safetensors", path / "model.safetensors")
+  params, cfg = hf.load_hf_checkpoint(str(path), dt_floor=TRANSFORMERS_DT)
+  assert cfg == hf.config_from_hf(model.config, dt_floor=TRANSFORMERS_DT)
+  tokens, _, _ = _batches(0)
+  architecture = minimal["architectures"][0]
+  assert _rel_diff(_ours(params, cfg, tokens), _hf_logits(model, architecture, tokens)
+                   ) <= REL_TOL
+
+
+def test_nemotron_h_4b_shaped_config_without_head_dim():
+  """Nemotron-H-4B: hidden 3072, 32 heads of width 128 (not 3072 / 32 = 96)."""
+  shaped = {"architectures": ["NemotronHForCausalLM"], "hidden_size": 3072,
+            "num_attention_heads": 32, "num_key_value_heads": 8,
+            "hybrid_override_pattern": "M-M*-"}
+  cfg = hf.config_from_hf(shaped)
+  reference = transformers.AutoConfig.for_model("nemotron_h", **shaped)
+  assert (cfg.head_dim, cfg.n_heads, cfg.pattern) == (reference.head_dim, 32, "M-M*-") == (
+      128, 32, "M-M*-")
+  assert hf.config_from_hf(dict(shaped, attention_head_dim=128)).head_dim == 128  # NVIDIA's
+  assert hf.config_from_hf(dict(shaped, attention_head_dim=64)).head_dim == 64
+  with pytest.raises(ValueError, match="attention_head_dim=64 and head_dim=128"):
+    hf.config_from_hf(dict(shaped, attention_head_dim=64, head_dim=128))
+  with pytest.raises(ValueError, match="dt_floor='floor'"):
+    hf.config_from_hf(shaped, dt_floor="floor")
 
 
 # ------------------------------------------------------------------ file formats
@@ -334,7 +423,9 @@ def test_config_translation():
       "MM", 2, 8, (0.02, 0.6))
   cfg = hf.config_from_hf(_config("nemotron_h"))
   assert cfg.pattern == "M-*-M-" and not cfg.use_rope and cfg.mlp_activation == "relu2"
-  assert cfg.dt_limit == (0.05, float("inf"))  # NemotronH clamps at time_step_min
+  assert cfg.dt_limit == (0.0, float("inf"))   # NVIDIA's NemotronH: time_step_limit
+  cfg = hf.config_from_hf(_config("nemotron_h"), dt_floor=TRANSFORMERS_DT)
+  assert cfg.dt_limit == (0.05, float("inf"))  # transformers' floors at time_step_min
   legacy = dict(_config("nemotron_h"), hybrid_override_pattern="M*-")
   del legacy["layers_block_type"]
   assert hf.config_from_hf(legacy).pattern == "M*-"
