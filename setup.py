@@ -26,6 +26,7 @@ setuptools.setup(
         "tokenizers>=0.20",
         "math-verify>=0.9",
         "jinja2>=3.1.6",  # sandbox fixes; chat templates are untrusted
+        "tensorboardX>=2.6",
         "tqdm>=4.66",
     ],
     extras_require={

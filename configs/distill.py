@@ -30,7 +30,7 @@ def get_config():
   config.distill = dict(mode="logits", divergence="forward_kl", top_k=0, temperature=1.0,
                         hard_label_weight=0.0,
                         prompts_path=data_config.corpus_path("reasoning.jsonl"),
-                        max_new_tokens=64, sample_temperature=1.0, thinking=True)
+                        max_new_tokens=64, sample_temperature=1.0, thinking="on")
   config.train.steps = 200
   config.train.seq_len = 128
   config.train.z_loss = 0.0

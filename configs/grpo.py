@@ -27,7 +27,7 @@ def get_config():
       records=data_config.corpus_path("sums.jsonl"), group_size=8, max_new_tokens=4,
       temperature=1.0, top_k=0, top_p=1.0, advantage_estimator="grpo", aggregation="token",
       epsilon_low=0.2, epsilon_high=0.2, kl_coef=0.0, rewards={"math": 1.0},
-      template="chat", thinking=base.ml_collections.config_dict.placeholder(bool))
+      template="chat", thinking="")
   config.train.steps = 60
   config.train.global_batch_size = 16 * 8
   config.train.seq_len = 16 + 4            # prompt budget + grpo.max_new_tokens

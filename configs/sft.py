@@ -29,5 +29,5 @@ def get_config():
   config.optimizer.learning_rate = 3e-3
   config.optimizer.warmup_steps = 10
   config.checkpoint.every_steps = 100
-  config.eval = base.eval_section(template="chat", thinking=False, max_new_tokens=32)
+  config.eval = base.eval_section(template="chat", thinking="off", max_new_tokens=32)
   return config

@@ -23,6 +23,9 @@ from data import chat
 from data import tokenizer as tokenizer_lib
 
 TEMPLATES = ("text", "chat", "crossthink")
+# The reasoning toggle as run configs write it: the system prompt "detailed thinking on",
+# "detailed thinking off", or no system prompt.
+THINKING = {"on": True, "off": False, "": None}
 
 MCQ_INSTRUCTION = ("Answer the following multiple-choice question. Think step by step, then "
                    "put the letter of the correct option in \\boxed{}.")
@@ -75,14 +78,17 @@ def to_open_ended(example: Mapping) -> Optional[dict]:
 
 
 def prompt_ids(record: Mapping, tokenizer: tokenizer_lib.Tokenizer, *, template: str,
-               thinking: Optional[bool] = None) -> list[int]:
-  """Token ids of the generation prompt of a record under ``template``."""
+               thinking: str = "") -> list[int]:
+  """Token ids of the generation prompt of a record under ``template``; ``thinking``:
+  'on', 'off' or '' (the reasoning toggle of chat templates)."""
+  if thinking not in THINKING:
+    raise ValueError(f"thinking={thinking!r}: want one of {sorted(THINKING)}")
   if template == "text":
     return tokenizer.encode(record["question"] + "\n")
   if template == "chat":
-    return chat.prompt_ids(record["question"], tokenizer, thinking=thinking)
+    return chat.prompt_ids(record["question"], tokenizer, thinking=THINKING[thinking])
   if template == "crossthink":
-    return chat.prompt_ids(prompt_text(record), tokenizer, thinking=thinking)
+    return chat.prompt_ids(prompt_text(record), tokenizer, thinking=THINKING[thinking])
   raise ValueError(f"prompt template {template!r}: want one of {TEMPLATES}")
 
 

@@ -12,8 +12,8 @@ from model import config as mcfg
 from model import lm
 from train import distill
 from model import generate as gen
-from rl import runner
-from rl import state as state_lib
+from train import driver
+from train import state as state_lib
 
 VOCAB, SEQ, BATCH = 64, 16, 8
 TEACHER = mcfg.tiny_transformer(vocab_size=VOCAB, d_model=48, mlp_dim=96, init_std=0.3)
@@ -46,7 +46,7 @@ def test_student_kl_to_a_fixed_teacher_falls(divergence, top_k, alpha):
   teacher_params = lm.init(jax.random.PRNGKey(0), TEACHER)
   teacher_embed = np.asarray(teacher_params["embed"])
   optimizer = optax.adam(1e-2)
-  state = state_lib.create(state_lib.DistillState, lm.init(jax.random.PRNGKey(1), STUDENT),
+  state = state_lib.create(distill.DistillState, lm.init(jax.random.PRNGKey(1), STUDENT),
                            optimizer, jax.random.PRNGKey(2), teacher_params=teacher_params)
   config = distill.DistillConfig(divergence=divergence, top_k=top_k, hard_label_weight=alpha)
   step = jax.jit(distill.make_distill_step(STUDENT, TEACHER, optimizer, config),
@@ -69,13 +69,13 @@ def test_sequence_level_distillation_on_teacher_samples():
                          model_cfg=TEACHER,
                          sampling=gen.SamplingConfig(max_new_tokens=6, temperature=1.0,
                                                      stop_tokens=(0,)))
-  batch = distill.sequence_batch(jnp.asarray(prompt), jnp.asarray(mask), samples, pad_id=0)
+  batch = distill.sequence_batch(prompt, mask, samples.tokens, samples.mask, pad_id=0)
   # The loss falls exactly on the sampled tokens (targets = the teacher's samples).
   learned = np.asarray(batch["targets"])[np.asarray(batch["loss_mask"]) > 0]
   sampled = np.asarray(samples.tokens)[np.asarray(samples.mask) > 0]
   assert learned.tolist() == sampled.tolist()
   optimizer = optax.adam(1e-2)
-  state = state_lib.create(state_lib.DistillState, lm.init(jax.random.PRNGKey(1), STUDENT),
+  state = state_lib.create(distill.DistillState, lm.init(jax.random.PRNGKey(1), STUDENT),
                            optimizer, jax.random.PRNGKey(2), teacher_params=teacher_params)
   step = jax.jit(distill.make_distill_step(STUDENT, TEACHER, optimizer,
                                            distill.DistillConfig(hard_label_weight=1.0)),
@@ -97,12 +97,14 @@ def test_bad_distillation_configs_raise():
     distill.DistillConfig(divergence="js")
 
 
-@pytest.mark.parametrize("mode", ["logits", "sequence"])
-def test_distill_config_runs_on_a_mesh(tmp_path, mode):
-  """configs/distill.py through the CLI driver (a random teacher): two steps."""
+def test_sequence_distillation_runs_in_process_on_the_8_device_mesh(tmp_path):
+  """configs/distill.py (a random teacher) through the driver, in this process: data
+  parallel over 8 CPU devices, teacher samples generated as one sharded computation."""
   config = importlib.import_module("configs.distill").get_config()
   config.train.steps, config.train.seq_len, config.optimizer.warmup_steps = 2, 64, 1
   config.teacher.model.d_model = 64
-  config.distill.mode, config.distill.max_new_tokens = mode, 8
-  result = runner.run(config, str(tmp_path))
-  assert result["step"] == 2 and np.isfinite(result["metrics"]["loss"])
+  config.distill.mode, config.distill.max_new_tokens = "sequence", 8
+  config.eval.max_text_rows, config.sample.max_new_tokens = 2, 2
+  summary = driver.run(config, str(tmp_path))
+  assert summary["step"] == 2 and np.isfinite(summary["train"]["loss"])
+  assert summary["train"]["distill"] >= 0 and np.isfinite(summary["eval"]["loss/english"])

@@ -1,37 +1,31 @@
 """GRPO: advantages, the surrogate's gradient, rewards, templates, learning, bad input."""
 
-import dataclasses
-import importlib
+import json
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
+from configs import grpo as grpo_defaults
 from data import config as data_config
-from data import tokenizer as tokenizer_lib
+from data import prompts
 from model import config as mcfg
+from model import generate as gen
 from model import lm
 from rl import algorithms
-from model import generate as gen
 from rl import grpo
 from rl import policy_update
-from data import prompts
 from rl import rewards
-from rl import runner
 from rl import sequences
-from train import sft
-from rl import state as state_lib
-from rl import tasks
-from train.state import TrainState
+from train import config as run_config
+from train import driver
+from train import sharding
 
 TINY = mcfg.tiny_transformer(vocab_size=64, d_model=32, mlp_dim=64)
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-  return tokenizer_lib.load_tokenizer(data_config.corpus_path("tokenizer.model"))
 
 
 # ------------------------------------------------------------------- advantages, loss
@@ -124,59 +118,57 @@ def test_crossthink_templates():
 
 # -------------------------------------------------------------------------- learning
 
-
-def sft_then_grpo(tokenizer, *, sft_steps, grpo_steps, seed=0):
-  """SFT a tiny model briefly on small sums, then GRPO; returns accuracies and rewards."""
-  train, held_out = tasks.split(tasks.small_sums(99, 2), 0.2, seed=seed)
-  cfg = mcfg.tiny_transformer(vocab_size=tokenizer.vocab_size, d_model=64, mlp_dim=128)
-  batches = iter(sft.packed_batches(tasks.chat_records(train), tokenizer, seq_len=64,
-                                    batch_size=16, seed=seed))
-  optimizer = optax.adam(3e-3)
-  state = TrainState.create(lm.init(jax.random.PRNGKey(seed), cfg), optimizer,
-                            jax.random.PRNGKey(1))
-  sft_step = jax.jit(sft.make_sft_step(cfg, optimizer), donate_argnums=0)
-  for _ in range(sft_steps):
-    state, _ = sft_step(state, next(batches))
-
-  end = tokenizer.token_to_id(tokenizer_lib.END_OF_TURN)
-  config = grpo.GRPOConfig(
-      sampling=gen.SamplingConfig(max_new_tokens=4, temperature=1.0, stop_tokens=(end,)),
-      group_size=8, max_prompt_len=12, rewards=(("math", 1.0),))
-  accuracy = lambda params: grpo.evaluate(params, held_out, tokenizer, model_cfg=cfg,
-                                          config=config, batch_size=len(held_out))
-  before = accuracy(state.params)
-  rl_optimizer = optax.adam(3e-4)
-  rl_state = state_lib.create(state_lib.GRPOState, state.params, rl_optimizer,
-                              jax.random.PRNGKey(2))
-  step = jax.jit(grpo.make_grpo_step(cfg, rl_optimizer, config), donate_argnums=0)
-  rng = np.random.default_rng(seed)
-  curve = []
-  for i in range(grpo_steps):
-    examples = [train[j] for j in rng.choice(len(train), 16, replace=False)]
-    batch, _ = grpo.collect(rl_state.params, examples, tokenizer, jax.random.PRNGKey(100 + i),
-                            model_cfg=cfg, config=config)
-    rl_state, metrics = step(rl_state, batch)
-    curve.append(float(metrics["reward_mean"]))
-  return before, accuracy(rl_state.params), curve
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu",
+       "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
 
 
-def print_curve(curve, every=10):
-  means = [np.mean(curve[i:i + every]) for i in range(0, len(curve), every)]
-  print("GRPO reward (mean per", every, "steps):", " ".join(f"{m:.3f}" for m in means))
+def cli(*args):
+  result = subprocess.run([sys.executable, "-m", "train.main", *args], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result
 
 
-def test_grpo_raises_held_out_greedy_accuracy(tokenizer):
-  before, after, curve = sft_then_grpo(tokenizer, sft_steps=80, grpo_steps=60)
-  print_curve(curve)
+def final_eval(workdir):
+  with open(os.path.join(workdir, "summary.json")) as f:
+    return json.load(f)["eval"]
+
+
+def sft_then_grpo(workdir, *, sft_steps, grpo_steps, seed=0):
+  """SFT a tiny transformer briefly on the shipped small sums, then GRPO from it, both
+  through the one CLI; returns the held-out greedy accuracy after each and GRPO's log."""
+  sums = data_config.corpus_path("sums.jsonl")
+  sums_valid = data_config.corpus_path("sums_valid.jsonl")
+  evaluation = [f"--config.eval.records={sums_valid}", "--config.eval.max_records=0",
+                "--config.eval.template=chat", "--config.eval.thinking=",
+                "--config.eval.max_new_tokens=4",
+                "--config.eval.batch_size=64", "--config.eval.max_text_rows=1",
+                "--config.sample.max_new_tokens=1", f"--config.train.seed={seed}"]
+  cli("--config=configs/sft.py", f"--workdir={workdir}/sft", f"--config.sft.records={sums}",
+      f"--config.train.steps={sft_steps}", "--config.train.seq_len=64",
+      "--config.optimizer.schedule=constant", "--config.optimizer.warmup_steps=0",
+      "--config.checkpoint.every_steps=1000",
+      *evaluation)
+  cli("--config=configs/grpo.py", f"--workdir={workdir}/grpo",
+      f"--config.init_checkpoint={workdir}/sft", f"--config.train.steps={grpo_steps}",
+      "--config.checkpoint.every_steps=1000", *evaluation)
+  with open(os.path.join(workdir, "grpo", "metrics.jsonl")) as f:
+    curve = [r["reward_mean"] for r in map(json.loads, f)]
+  return final_eval(f"{workdir}/sft")["pass@1"], final_eval(f"{workdir}/grpo")["pass@1"], curve
+
+
+def test_grpo_raises_held_out_greedy_accuracy(tmp_path):
+  before, after, curve = sft_then_grpo(tmp_path, sft_steps=80, grpo_steps=60)
+  print(f"GRPO reward per logged step: {np.round(curve, 3).tolist()}")
   print(f"held-out greedy accuracy {before:.3f} → {after:.3f}")
   assert after >= before + 0.08, (before, after)
-  assert np.mean(curve[-20:]) > np.mean(curve[:20])
+  assert np.mean(curve[-2:]) > np.mean(curve[:2])
 
 
 @pytest.mark.slow
-def test_grpo_raises_held_out_greedy_accuracy_long(tokenizer):
-  before, after, curve = sft_then_grpo(tokenizer, sft_steps=80, grpo_steps=200, seed=1)
-  print_curve(curve, every=20)
+def test_grpo_raises_held_out_greedy_accuracy_long(tmp_path):
+  before, after, _ = sft_then_grpo(tmp_path, sft_steps=80, grpo_steps=200, seed=1)
   print(f"held-out greedy accuracy {before:.3f} → {after:.3f}")
   assert after >= before + 0.15, (before, after)
 
@@ -184,44 +176,51 @@ def test_grpo_raises_held_out_greedy_accuracy_long(tokenizer):
 # ------------------------------------------------------------------------- bad input
 
 
-def test_bad_input_leaves_the_state_untouched(tokenizer):
-  cfg = mcfg.tiny_transformer(vocab_size=tokenizer.vocab_size, d_model=32, mlp_dim=64)
-  optimizer = optax.adam(1e-3)
-  state = state_lib.create(state_lib.GRPOState, lm.init(jax.random.PRNGKey(0), cfg),
-                           optimizer, jax.random.PRNGKey(1))
-  embed = np.asarray(state.params["embed"])
-  config = grpo.GRPOConfig(sampling=gen.SamplingConfig(max_new_tokens=3), group_size=2,
-                           max_prompt_len=8)
-  collect = lambda examples, cfg_=config: grpo.collect(
-      state.params, examples, tokenizer, jax.random.PRNGKey(0), model_cfg=cfg, config=cfg_)
-  with pytest.raises(ValueError, match="empty batch"):
-    collect([])
-  with pytest.raises(ValueError, match="longer than 8 slots"):
-    collect([{"question": "What is " + "1 + " * 20 + "1?", "answer": "21"}])
+def grpo_context(tmp_path, records, **grpo_overrides):
+  config = grpo_defaults.get_config()
+  path = tmp_path / "records.jsonl"
+  path.write_text("".join(json.dumps(r) + "\n" for r in records))
+  config.grpo.records = str(path)
+  config.train.global_batch_size = 2 * config.grpo.group_size
+  config.mesh.data = 1
+  config.mesh.fsdp = -1
+  config.grpo.update(grpo_overrides)
+  model_cfg = run_config.model_config(config.model)
+  return driver.build(config, sharding.make_mesh(config.mesh),
+                      driver.load_tokenizer(config, model_cfg)), path
 
+
+SUMS = [{"question": f"{a}+1=", "answer": str(a + 1)} for a in range(4)]
+
+
+def test_bad_records_are_named_before_anything_runs(tmp_path):
+  long_question = {"question": "What is " + "1 + " * 20 + "1?", "answer": "21"}
+  built, path = grpo_context(tmp_path, SUMS + [long_question])
+  with pytest.raises(ValueError, match=f"{path}:5: the prompt has .* tokens, more than the "
+                                       "budget of 16"):
+    grpo.make_batches(built.ctx)
+  built, path = grpo_context(tmp_path, SUMS + [{"question": "1+1="}])
+  with pytest.raises(ValueError, match=f"{path}:5: missing field 'answer'"):
+    grpo.make_batches(built.ctx)
+  built, path = grpo_context(tmp_path, SUMS[:1])
+  with pytest.raises(ValueError, match="1 records, fewer than the 2 prompts per step"):
+    grpo.make_batches(built.ctx)
+  with pytest.raises(ValueError, match="unknown reward 'no_such_reward'"):
+    grpo.make_batches(grpo_context(tmp_path, SUMS, rewards={"no_such_reward": 1.0})[0].ctx)
+
+
+def test_a_reward_that_raises_is_named_and_leaves_the_state_untouched(tmp_path):
   @rewards.REWARDS.register("test_broken_reward")
   def broken(completion, example):
     raise KeyError("no such field")
 
+  built, _ = grpo_context(tmp_path, SUMS, rewards={"test_broken_reward": 1.0})
+  rollouts = grpo.make_batches(built.ctx)
+  state = driver.initial_state(built, report=print)
+  embed = np.asarray(state.params["embed"])
   with pytest.raises(rewards.RewardError, match="test_broken_reward.*KeyError.*sample 0"):
-    collect([{"question": "1+1=", "answer": "2"}],
-            dataclasses.replace(config, rewards=(("test_broken_reward", 1.0),)))
-  with pytest.raises(ValueError, match="unknown reward"):
-    dataclasses.replace(config, rewards=(("no_such_reward", 1.0),))
-  # Nothing ran: the state's buffers are alive and unchanged, and it still trains.
+    rollouts(state, 0)
   np.testing.assert_array_equal(state.params["embed"], embed)
-  batch, _ = collect([{"question": "1+1=", "answer": "2"}])
-  step = jax.jit(grpo.make_grpo_step(cfg, optimizer, config), donate_argnums=0)
-  state, metrics = step(state, batch)
-  assert int(state.step) == 1 and np.isfinite(float(metrics["loss"]))
-
-
-def test_grpo_config_runs_and_resumes_on_a_mesh(tmp_path):
-  """configs/grpo.py through the CLI driver (with the KL term): two steps, then a third
-  resumed from the checkpoint."""
-  config = importlib.import_module("configs.grpo").get_config()
-  config.train.steps, config.grpo.prompts_per_step, config.grpo.kl_coef = 2, 4, 0.01
-  assert runner.run(config, str(tmp_path))["step"] == 2
-  config.train.steps = 3
-  result = runner.run(config, str(tmp_path))
-  assert result["step"] == 3 and result["metrics"]["kl"] >= 0
+  # The step-seeded prompt order: each epoch a permutation, the same on every call.
+  assert sorted(rollouts.prompt_indices(0) + rollouts.prompt_indices(1)) == [0, 1, 2, 3]
+  assert rollouts.prompt_indices(3) == grpo.make_batches(built.ctx).prompt_indices(3)

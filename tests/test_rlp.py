@@ -1,6 +1,5 @@
 """RLP (methods.md §1): rewards, advantages, loss, EMA, bad input, and learning."""
 
-import importlib
 import json
 
 import jax
@@ -16,7 +15,6 @@ from model import lm
 from rl import algorithms
 from rl import policy_update
 from rl import rlp
-from rl import runner
 from train import loss as loss_lib
 from train import step as step_lib
 from train.state import TrainState
@@ -166,13 +164,6 @@ def test_bad_batches_raise_before_the_step():
     rlp.RLPConfig(think_start=THINK, think_end=END_THINK, group_size=1)
 
 
-
-def test_rlp_config_runs_on_a_mesh(tmp_path):
-  """configs/rlp.py through the CLI driver: two steps on the shipped corpus."""
-  config = importlib.import_module("configs.rlp").get_config()
-  config.train.steps = 2
-  result = runner.run(config, str(tmp_path))
-  assert result["step"] == 2 and np.isfinite(result["metrics"]["reward_mean"])
 
 # -------------------------------------------------------------------------- learning
 

@@ -1,6 +1,5 @@
 """SFT: chat template, reasoning toggle, assistant-only loss mask through packing, a step."""
 
-import importlib
 
 import jax
 import numpy as np
@@ -12,8 +11,9 @@ from data import tokenizer as tokenizer_lib
 from model import config as mcfg
 from model import lm
 from data import chat
-from rl import runner
 from train import sft
+from train import loss as loss_lib
+from train import step as step_lib
 from train.state import TrainState
 
 PROBLEM = {"question": "What is 12 + 7?",
@@ -78,9 +78,9 @@ def test_packed_loss_mask_covers_exactly_assistant_tokens(tokenizer):
 def test_reasoning_toggle_changes_the_template(tokenizer):
   on, off = sft.record_conversations(PROBLEM, "pair")
   on_text, off_text = chat.render(on), chat.render(off)
-  assert on_text == (f"<|system|>detailed thinking on<|end|><|user|>What is 12 + 7?<|end|>"
-                     f"<|assistant|><think>Add the ones: 2 + 7 = 9.\nSo 12 + 7 = 19.</think>"
-                     f"Answer: 19<|end|>")
+  assert on_text == ("<|system|>detailed thinking on<|end|><|user|>What is 12 + 7?<|end|>"
+                     "<|assistant|><think>Add the ones: 2 + 7 = 9.\nSo 12 + 7 = 19.</think>"
+                     "Answer: 19<|end|>")
   assert off_text == ("<|system|>detailed thinking off<|end|><|user|>What is 12 + 7?<|end|>"
                       "<|assistant|>Answer: 19<|end|>")
   think = tokenizer.token_to_id(tokenizer_lib.THINK_START)
@@ -111,17 +111,10 @@ def test_sft_step_lowers_the_assistant_loss(tokenizer):
   optimizer = optax.adam(1e-2)
   state = TrainState.create(lm.init(jax.random.PRNGKey(0), cfg), optimizer,
                             jax.random.PRNGKey(1))
-  step = jax.jit(sft.make_sft_step(cfg, optimizer), donate_argnums=0)
+  step = jax.jit(step_lib.make_train_step(loss_lib.make_lm_loss(cfg), optimizer),
+                 donate_argnums=0)
   losses = []
   for _ in range(8):
     state, metrics = step(state, batch)
     losses.append(float(metrics["loss"]))
   assert losses[-1] < 0.7 * losses[0], losses
-
-
-def test_sft_config_runs_on_a_mesh(tmp_path):
-  """configs/sft.py through the CLI driver: two steps, data-parallel over 8 CPU devices."""
-  config = importlib.import_module("configs.sft").get_config()
-  config.train.steps, config.train.seq_len, config.optimizer.warmup_steps = 2, 64, 1
-  result = runner.run(config, str(tmp_path))
-  assert result["step"] == 2 and np.isfinite(result["metrics"]["loss"])

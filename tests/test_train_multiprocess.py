@@ -1,4 +1,6 @@
-"""Two processes joined by jax.distributed train one model and agree with one process."""
+"""Two processes joined by jax.distributed train one model and agree with one process, for
+pretraining and for the loops that make batches on the host (GRPO rollouts and rewards,
+RLP's data), each process producing its share."""
 
 import json
 import os
@@ -9,14 +11,20 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STEPS = 6
+STEPS = 4
 # FSDP over 2 devices; every process reads the whole batch so the data match one process.
-ARGS = ["--config=configs/tiny_hybrid.py", f"--config.train.steps={STEPS}",
-        "--config.train.seq_len=64", "--config.train.global_batch_size=8",
-        "--config.train.log_every=1", "--config.optimizer.warmup_steps=2",
-        "--config.train.read_global_batch=True", "--config.mesh.data=1",
-        "--config.mesh.fsdp=-1", "--config.checkpoint.every_steps=3",
-        "--config.sample.max_new_tokens=4"]
+COMMON = [f"--config.train.steps={STEPS}", "--config.train.log_every=1",
+          "--config.optimizer.warmup_steps=1", "--config.train.read_global_batch=True",
+          "--config.mesh.data=1", "--config.mesh.fsdp=-1", "--config.checkpoint.every_steps=2",
+          "--config.eval.max_text_rows=2", "--config.sample.max_new_tokens=4"]
+LOOPS = {
+    "pretrain": ["--config=configs/tiny_hybrid.py", "--config.train.seq_len=64",
+                 "--config.train.global_batch_size=8", "--config.eval.records="],
+    "grpo": ["--config=configs/grpo.py", "--config.train.global_batch_size=16",
+             "--config.eval.max_records=8"],
+    "rlp": ["--config=configs/rlp.py", "--config.train.seq_len=64"],
+}
+TIMING = {"step_time_s", "tokens_per_s", "mfu"}
 
 
 def env(devices_per_process):
@@ -30,29 +38,40 @@ def free_port():
     return s.getsockname()[1]
 
 
-def losses(workdir):
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [record["loss"] for record in map(json.loads, f)]
+def records(workdir, kind):
+  with open(os.path.join(workdir, f"{kind}.jsonl")) as f:
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in map(json.loads, f)]
 
 
-def test_two_processes_train_together_like_one(tmp_path):
+def assert_close(got, expected):
+  assert got.keys() == expected.keys()
+  for key, value in expected.items():
+    if isinstance(value, float):
+      assert got[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    else:
+      assert got[key] == value, key
+
+
+@pytest.mark.parametrize("loop", sorted(LOOPS))
+def test_two_processes_train_together_like_one(loop, tmp_path):
+  args = [*LOOPS[loop], *COMMON]
   single = tmp_path / "single"
-  result = subprocess.run([sys.executable, "-m", "train.main", f"--workdir={single}", *ARGS],
-                          cwd=ROOT, env=env(2), capture_output=True, text=True, timeout=240)
+  result = subprocess.run([sys.executable, "-m", "train.main", f"--workdir={single}", *args],
+                          cwd=ROOT, env=env(2), capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
 
   multi = tmp_path / "multi"
   address = f"127.0.0.1:{free_port()}"
   processes = [
       subprocess.Popen(
-          [sys.executable, "-m", "train.main", f"--workdir={multi}", *ARGS,
+          [sys.executable, "-m", "train.main", f"--workdir={multi}", *args,
            f"--coordinator_address={address}", "--num_processes=2", f"--process_id={i}"],
           cwd=ROOT, env=env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
       for i in range(2)]
   outputs = []
   try:
     for process in processes:
-      outputs.append(process.communicate(timeout=240))
+      outputs.append(process.communicate(timeout=300))
   finally:
     for process in processes:
       if process.poll() is None:
@@ -61,11 +80,15 @@ def test_two_processes_train_together_like_one(tmp_path):
     assert process.returncode == 0, stderr[-3000:]
 
   assert "mesh {'data': 1, 'fsdp': 2, 'tensor': 1}" in outputs[0][0]
-  assert "step " not in outputs[1][0] and "samples:" not in outputs[1][0]  # only process 0 logs
-  assert losses(multi) == pytest.approx(losses(single), rel=1e-5)
-  assert sorted(os.listdir(multi / "checkpoints")) == ["3", "6"]
-  data_states = [name for name in os.listdir(multi / "checkpoints" / "6" / "data")
+  assert "step " not in outputs[1][0] and "sample:" not in outputs[1][0]  # only process 0 logs
+  for kind in ("metrics", "eval"):
+    got, expected = records(multi, kind), records(single, kind)
+    assert len(got) == len(expected) > 0
+    for g, e in zip(got, expected):
+      assert_close(g, e)
+  assert sorted(os.listdir(multi / "checkpoints")) == ["2", "4"]
+  data_states = [name for name in os.listdir(multi / "checkpoints" / "4" / "data")
                  if name.endswith(".json")]
   assert sorted(data_states) == ["process_0-of-2.json", "process_1-of-2.json"]
-  samples = lambda stdout: stdout.split("samples:")[1]
+  samples = lambda stdout: [line for line in stdout.splitlines() if line.startswith("sample:")]
   assert samples(outputs[0][0]) == samples(result.stdout)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from configs import base
+from train import config as run_config
 from configs import nemotron_h_8b
 from model import config as mcfg
 from model import lm
@@ -100,7 +101,7 @@ def test_nemotron_h_8b_step_lowers_for_64_devices():
   config = nemotron_h_8b.get_config()
   lowered, report = aot.lower_train_step(config, num_devices=64)
   assert report["mesh"] == {"data": 1, "fsdp": 16, "tensor": 4}
-  params = lm.count_params(base.model_config(config))
+  params = lm.count_params(run_config.model_config(config.model))
   assert report["params"] == params > 8e9
   # fp32 parameters, two fp32 Adam moments, split 64 ways (a few small vectors replicate).
   assert report["param_bytes_per_device"] < 1.01 * params * 4 / 64
@@ -118,5 +119,5 @@ def test_nemotron_h_8b_step_lowers_for_64_devices():
 def test_other_large_configs_lower(name, num_devices):
   config = importlib.import_module(f"configs.{name}").get_config()
   _, report = aot.lower_train_step(config, num_devices=num_devices)
-  params = lm.count_params(base.model_config(config))
+  params = lm.count_params(run_config.model_config(config.model))
   assert report["param_bytes_per_device"] < 1.05 * params * 4 / num_devices

@@ -9,16 +9,16 @@ import numpy as np
 import optax
 import pytest
 
+import tensorboard_events
+
 from configs import base
 from model import config as mcfg
 from model import lm
 from train import loss as loss_lib
 from train import metrics as metrics_lib
 from train import optimizer as optimizer_lib
-from train import sample as sample_lib
 from train import state as state_lib
 from train import step as step_lib
-from train import tensorboard
 
 CFG = mcfg.tiny(d_model=32, pattern="M*-", mlp_dim=64, ssm_heads=2, n_heads=2,
                 n_kv_heads=1, chunk_size=8)
@@ -148,33 +148,30 @@ def test_mfu_needs_a_known_device_peak():
   assert "mfu" not in cpu.measure(1)
 
 
-def test_metrics_go_to_jsonl_and_tensorboard(tmp_path):
+def test_metrics_go_to_jsonl_tensorboard_and_the_console(tmp_path, capsys):
   logger = metrics_lib.MetricsLogger(str(tmp_path), total_steps=10)
-  logger.write(5, {"loss": 2.5, "learning_rate": 1e-3})
+  logger.write(5, {"loss": 2.5, "learning_rate": 1e-3, "stage": "pretrain",
+                   "step_time_s": 0.5})
   logger.write(10, {"loss": 1.5, "learning_rate": 5e-4})
+  logger.write(10, {"loss/english": 3.0}, kind="eval")
   logger.close()
   lines = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
-  assert lines == [{"step": 5, "loss": 2.5, "learning_rate": 1e-3},
+  assert lines == [{"step": 5, "loss": 2.5, "learning_rate": 1e-3, "stage": "pretrain",
+                    "step_time_s": 0.5},
                    {"step": 10, "loss": 1.5, "learning_rate": 5e-4}]
-  (event_file,) = (tmp_path / "tensorboard").iterdir()
-  assert event_file.name.startswith("events.out.tfevents.")
-  scalars = tensorboard.read_scalars(str(event_file))
-  assert (10, "loss", 1.5) in scalars and (5, "loss", 2.5) in scalars
-  assert tensorboard.crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+  assert [json.loads(line) for line in open(tmp_path / "eval.jsonl")] == [
+      {"step": 10, "loss/english": 3.0}]
+  scalars = tensorboard_events.read_scalars(tmp_path / "tensorboard")
+  assert {(10, "loss", 1.5), (5, "loss", 2.5), (10, "eval/loss/english", 3.0)} <= set(scalars)
+  assert not any(tag == "stage" for _, tag, _ in scalars)
+  printed = capsys.readouterr().out.splitlines()
+  assert printed[0] == ("step 5/10 | loss 2.5000 | lr 1.00e-03 | 0.500 s/step | stage pretrain"
+                        " | ETA 0:00:02")
+  assert printed[2] == "step 10/10 | eval | loss/english 3"
 
 
-def test_sampler_is_greedy_and_respects_prompt_lengths(tiny_state):
-  state, _, _ = tiny_state
-  prompts = [[5, 6, 7], [9]]
-  out = sample_lib.sample(state.params, CFG, prompts, max_new_tokens=4)
-  assert [len(o) for o in out] == [4, 4]
-  # Greedy: every new token is the argmax of a plain forward pass over what precedes it.
-  for prompt, new in zip(prompts, out):
-    sequence = prompt + new
-    logits, _ = lm.forward(state.params, jnp.asarray([sequence]), CFG)
-    predicted = np.asarray(jnp.argmax(logits[0], axis=-1))
-    assert new == predicted[len(prompt) - 1:-1].tolist()
-  with pytest.raises(ValueError, match="at least one token"):
-    sample_lib.sample(state.params, CFG, [[]], max_new_tokens=2)
-
-
+def test_a_resumed_run_drops_the_records_it_will_log_again(tmp_path):
+  path = tmp_path / "metrics.jsonl"
+  path.write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(1, 8)))
+  metrics_lib.keep_records_up_to(str(path), 4)
+  assert [r["step"] for r in metrics_lib.read_records(str(path))] == [1, 2, 3, 4]

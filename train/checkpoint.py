@@ -120,7 +120,7 @@ class Checkpointer:
   def _open(self) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(
         self.directory, options=self._options,
-        item_handlers={"state": ocp.StandardCheckpointHandler(),
+        item_handlers={"state": ocp.PyTreeCheckpointHandler(),
                        "data": grain.checkpoint.CheckpointHandler(),
                        "meta": ocp.JsonCheckpointHandler()})
 
@@ -145,7 +145,7 @@ class Checkpointer:
     """
     if not (force or self.is_due(step)) or step in self._manager.all_steps():
       return False
-    items = {"state": ocp.args.StandardSave(state),
+    items = {"state": ocp.args.PyTreeSave(state),
              "meta": ocp.args.JsonSave({"loop": loop, "checksums": checksums(state)})}
     if batch_source is not None:
       items["data"] = grain.checkpoint.CheckpointSave(batch_source)
@@ -201,7 +201,7 @@ class Checkpointer:
   def _restore_step(self, abstract_state, batch_source, step: int, loop: str):
     meta = self._meta(step)
     self.check_compatible(abstract_state, step, loop)
-    items = {"state": ocp.args.StandardRestore(abstract_state)}
+    items = {"state": _restore_args(abstract_state)}
     if batch_source is not None:
       items["data"] = grain.checkpoint.CheckpointRestore(batch_source)
     try:
@@ -263,11 +263,8 @@ class Checkpointer:
             raise CheckpointMismatchError(
                 f"{where}: {path} has shape {stored_shapes.get(path)} there but {shape} in "
                 "this model; use init_checkpoint of the same model or set model.* to match")
-        target = {"params": abstract_params}
-        restore_args = jax.tree.map(lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding), target)
         restored = self._manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.PyTreeRestore(item=target, restore_args=restore_args,
-                                         partial_restore=True)))["state"]
+            state=_restore_args({"params": abstract_params}, partial=True)))["state"]
         expected = {path: value for path, value in meta["checksums"].items()
                     if path.startswith("params/")}
         _verify(checksums({"params": restored["params"]}), expected, self.path(step))
@@ -285,6 +282,14 @@ class Checkpointer:
   def close(self) -> None:
     """Waits for pending saves, then releases the manager."""
     self._manager.close()
+
+
+def _restore_args(abstract_tree, partial: bool = False) -> ocp.args.PyTreeRestore:
+  """Restore ``abstract_tree`` (ShapeDtypeStructs, with shardings where given); partial:
+  only the leaves it names (e.g. the parameters of a full state)."""
+  return ocp.args.PyTreeRestore(
+      item=abstract_tree, partial_restore=partial,
+      restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_tree))
 
 
 def _verify(got: dict[str, int], expected: dict[str, int], where: str) -> None:

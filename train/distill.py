@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from data import chat
+from data import prompts as prompts_lib
 from data import sources
 from model import generate as generate_lib
 from model import lm
@@ -239,7 +240,7 @@ def make_batches(ctx: Context):
   for where, record in sources.read_located_records(d.prompts_path):
     if "question" not in record:
       raise ValueError(f"{where}: missing field 'question'")
-    ids = chat.prompt_ids(record["question"], ctx.tokenizer, thinking=d.thinking)
+    ids = prompts_lib.prompt_ids(record, ctx.tokenizer, template="chat", thinking=d.thinking)
     if len(ids) <= prompt_len:
       prompts.append(ids)
   if not prompts:

@@ -16,7 +16,8 @@ The ``eval`` section of a run config:
   max_records     the first this many records (0: all)
   template        how a record becomes a prompt: 'text', 'chat' or 'crossthink'
                   (``data/prompts.py``)
-  thinking        the reasoning toggle for chat prompts (None: no system prompt)
+  thinking        the reasoning toggle of chat prompts: 'on', 'off' or '' (no system
+                  prompt)
   samples         k: also sample k completions per record at ``temperature`` for pass@k
                   and maj@k (0: greedy only)
   temperature     sampling temperature of those k samples
