@@ -1,4 +1,4 @@
-r"""Decode throughput: our cached generation (rl/generate.py) vs Hugging Face ``generate``.
+r"""Decode throughput: our cached generation (model/generate.py) vs Hugging Face ``generate``.
 
 The same tiny random Llama and Mamba-2 weights run in both: a torch model is built from
 a transformers config, saved with ``save_pretrained`` and loaded here with

@@ -65,7 +65,11 @@ class SentencePieceTokenizer:
     if not os.path.exists(path):
       raise FileNotFoundError(f"sentencepiece model not found: {path}")
     with open(path, "rb") as f:
-      return cls(f.read())
+      model_proto = f.read()
+    try:
+      return cls(model_proto)
+    except RuntimeError as e:  # sentencepiece's parse failure
+      raise ValueError(f"{path}: not a sentencepiece model ({' '.join(str(e).split())})") from None
 
   def save(self, path: str) -> None:
     with open(path, "wb") as f:

@@ -568,8 +568,9 @@ def _stored_keys(path: str, family: str) -> dict[str, tuple[str, str]]:
   """Normalised HF key → (safetensors file, key as stored), from the index or the files."""
   index = os.path.join(path, "model.safetensors.index.json")
   if os.path.exists(index):
-    with open(index) as f:
-      weight_map = json.load(f)["weight_map"]
+    weight_map = _read_json(index).get("weight_map")
+    if not isinstance(weight_map, dict):
+      raise ValueError(f"{index}: no 'weight_map' object")
     stored = {k: os.path.join(path, v) for k, v in weight_map.items()}
   else:
     single = os.path.join(path, "model.safetensors")
@@ -580,7 +581,7 @@ def _stored_keys(path: str, family: str) -> dict[str, tuple[str, str]]:
                               f"*.safetensors in {path}")
     stored = {}
     for file in files:
-      with safetensors.safe_open(file, framework="flax") as f:
+      with _open_safetensors(file) as f:
         stored.update((key, file) for key in f.keys())
 
   def normalise(key):  # transformers renames NemotronH's backbone. → model. in memory
@@ -598,6 +599,37 @@ def _ignorable(key: str, cfg: ModelConfig, family: str) -> bool:
   return family == "nemotron_h" and key.startswith("mtp.")  # MTP heads, unused by HF too
 
 
+def _read_json(path: str) -> dict:
+  """A JSON object from ``path``; a ValueError names the file and the position."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      value = json.load(f)
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path}: invalid JSON ({e.msg} at line {e.lineno} column "
+                     f"{e.colno})") from None
+  except UnicodeDecodeError:
+    raise ValueError(f"{path}: not UTF-8 text") from None
+  if not isinstance(value, dict):
+    raise ValueError(f"{path}: want a JSON object, got {type(value).__name__}")
+  return value
+
+
+def _open_safetensors(file: str):
+  """``safe_open`` (flax arrays: numpy cannot read bf16); a ValueError names the file."""
+  try:
+    return safetensors.safe_open(file, framework="flax")
+  except safetensors.SafetensorError as e:
+    raise ValueError(f"{file}: not a readable safetensors file ({e})") from None
+
+
+def read_config(path: str) -> dict:
+  """The ``config.json`` of a Hugging Face directory as a dict."""
+  config_path = os.path.join(path, "config.json")
+  if not os.path.exists(config_path):
+    raise FileNotFoundError(f"{config_path} not found")
+  return _decode_floats(_read_json(config_path))
+
+
 def load_hf_checkpoint(path: str, dtype="float32", *, dt_floor: str = "time_step_limit"
                        ) -> tuple[dict, ModelConfig]:
   """Our (params, cfg) from a local HF directory (config.json + safetensors).
@@ -610,14 +642,14 @@ def load_hf_checkpoint(path: str, dtype="float32", *, dt_floor: str = "time_step
   missing, unexpected or wrongly shaped tensors.
   """
   config_path = os.path.join(path, "config.json")
-  if not os.path.exists(config_path):
-    raise FileNotFoundError(f"{config_path} not found")
-  with open(config_path) as f:
-    raw = _decode_floats(json.load(f))
-  family = hf_family(raw)
+  raw = read_config(path)
   dtype_name = jnp.dtype(dtype).name
-  cfg = config_from_hf(raw, dt_floor=dt_floor).replace(param_dtype=dtype_name,
-                                                       dtype=dtype_name)
+  try:
+    family = hf_family(raw)
+    cfg = config_from_hf(raw, dt_floor=dt_floor).replace(param_dtype=dtype_name,
+                                                         dtype=dtype_name)
+  except ValueError as e:
+    raise ValueError(f"{config_path}: {e}") from None
   table = _mapping(cfg, family)
   shapes = _spec_shapes(cfg)
   _check_table(table, shapes)
@@ -643,10 +675,13 @@ def load_hf_checkpoint(path: str, dtype="float32", *, dt_floor: str = "time_step
   for entry in table:
     by_file.setdefault(stored[entry.hf_key][0], []).append(entry)
   for file, entries in by_file.items():
-    with safetensors.safe_open(file, framework="flax") as f:  # numpy cannot read bf16
+    with _open_safetensors(file) as f:
       for entry in entries:
         key = stored[entry.hf_key][1]
-        tensor = np.asarray(f.get_tensor(key))
+        try:
+          tensor = np.asarray(f.get_tensor(key))
+        except safetensors.SafetensorError as e:
+          raise ValueError(f"{file}: tensor {key} is unreadable ({e})") from None
         want = _entry_hf_shape(entry, shapes)
         if tuple(tensor.shape) != want:
           raise ValueError(

@@ -18,7 +18,7 @@ import numpy as np
 
 from data import answers
 from data import tokenizer as tokenizer_lib
-from train.loops import LoopError
+from train.errors import LoopError
 from train.registry import Registry
 
 RewardFn = Callable[[str, Mapping], float]

@@ -11,7 +11,26 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import jax  # pylint: disable=g-import-not-at-top
+import pytest  # pylint: disable=g-import-not-at-top
 from absl import flags  # pylint: disable=g-import-not-at-top
+
+import cli_runs  # pylint: disable=g-import-not-at-top
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 flags.FLAGS.mark_as_parsed()
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory):
+  """``reference_run(loop)``: one uninterrupted command-line run per loop (made on first
+  use, shared by every test module; copy it before changing it)."""
+  runs = {}
+
+  def get(loop):
+    if loop not in runs:
+      workdir = tmp_path_factory.mktemp(f"reference_{loop}")
+      result = cli_runs.run(loop, workdir)
+      assert result.returncode == 0, result.stderr[-3000:]
+      runs[loop] = workdir, result
+    return runs[loop]
+  return get

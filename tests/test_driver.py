@@ -3,79 +3,25 @@ SIGKILL, SIGTERM preemption, the non-finite guard, configs run by the wrong loop
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
+from cli_runs import LOOPS, STEPS, by_step, records, run
 from configs import grpo as grpo_config
 from configs import tiny_hybrid
 from train import config as run_config
 from train import driver
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu",
-       "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-STEPS = 10
-# Short runs: a checkpoint every 4 steps, every step logged, a small evaluation.
-COMMON = [f"--config.train.steps={STEPS}", "--config.train.log_every=1",
-          "--config.checkpoint.every_steps=4", "--config.optimizer.warmup_steps=1",
-          "--config.eval.max_text_rows=4", "--config.sample.max_new_tokens=4",
-          "--config.train.seq_len=64", "--config.train.global_batch_size=8"]
-LOOPS = {
-    "pretrain": ["--config=configs/tiny_hybrid.py"],
-    "sft": ["--config=configs/sft.py"],
-    "distill": ["--config=configs/distill.py"],
-    "grpo": ["--config=configs/grpo.py", "--config.eval.max_records=8"],
-    "rlp": ["--config=configs/rlp.py"],
-}
-# Timing figures differ between runs; everything else a step logs must not.
-TIMING = {"step_time_s", "tokens_per_s", "mfu"}
-
-
-def command(loop, workdir, *extra, signal_at=None):
-  entry = ["-m", "train.main"] if signal_at is None else [
-      os.path.join(ROOT, "tests", "signal_at_step.py"), *signal_at]
-  return [sys.executable, *entry, *LOOPS[loop], f"--workdir={workdir}", *COMMON, *extra]
-
-
-def run(loop, workdir, *extra, signal_at=None, timeout=300):
-  return subprocess.run(command(loop, workdir, *extra, signal_at=signal_at), cwd=ROOT,
-                        env=ENV, capture_output=True, text=True, timeout=timeout)
-
-
-def records(workdir, kind="metrics"):
-  with open(os.path.join(workdir, f"{kind}.jsonl")) as f:
-    return [json.loads(line) for line in f]
-
-
-def by_step(workdir):
-  return {r["step"]: {k: v for k, v in r.items() if k not in TIMING} for r in records(workdir)}
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-  """One uninterrupted run per loop, made on first use."""
-  runs = {}
-
-  def get(loop):
-    if loop not in runs:
-      workdir = tmp_path_factory.mktemp(f"reference_{loop}")
-      result = run(loop, workdir)
-      assert result.returncode == 0, result.stderr[-3000:]
-      runs[loop] = workdir, result
-    return runs[loop]
-  return get
-
-
 @pytest.mark.parametrize("loop", sorted(LOOPS))
-def test_every_loop_runs_from_the_one_cli_and_records_the_run(loop, reference):
-  workdir, result = reference(loop)
+def test_every_loop_runs_from_the_one_cli_and_records_the_run(loop, reference_run):
+  workdir, result = reference_run(loop)
   config = json.load(open(workdir / "config.json"))
   assert config.get("loop", "pretrain") == loop and config["num_params"] > 0
   assert config["model_resolved"]["pattern"]
   logged = records(workdir)
   assert [r["step"] for r in logged] == list(range(1, STEPS + 1))
+  if loop in ("pretrain", "sft", "distill"):   # supervised: the loss falls
+    assert logged[-1]["loss"] < logged[0]["loss"]
   assert {"loss", "grad_norm", "learning_rate"} <= set(logged[-1])
   (evaluation,) = records(workdir, "eval")
   assert evaluation["step"] == STEPS
@@ -90,31 +36,31 @@ def test_every_loop_runs_from_the_one_cli_and_records_the_run(loop, reference):
 
 
 @pytest.mark.parametrize("loop", ["pretrain", "sft", "grpo", "rlp"])
-def test_sigkill_then_rerun_continues_exactly(loop, reference, tmp_path):
+def test_sigkill_then_rerun_continues_exactly(loop, reference_run, tmp_path):
   """Killed after step 9 (checkpoints at 4 and 8, the newest perhaps still being
   written), rerun with the same command: every later step logs exactly what the
   uninterrupted run logged."""
-  killed = run(loop, tmp_path, signal_at=("KILL", "9"))
+  killed = run(loop, tmp_path, fault=("KILL", "9"))
   assert killed.returncode == -9, killed.stderr[-3000:]
   assert max(r["step"] for r in records(tmp_path)) == 9
   result = run(loop, tmp_path)
   assert result.returncode == 0, result.stderr[-3000:]
   resumed_from = int(result.stdout.split("resuming at step ")[1].split()[0])
   assert resumed_from in (4, 8)
-  expected, got = by_step(reference(loop)[0]), by_step(tmp_path)
+  expected, got = by_step(reference_run(loop)[0]), by_step(tmp_path)
   assert [r["step"] for r in records(tmp_path)] == list(range(1, STEPS + 1))  # no repeats
   for step in range(resumed_from + 1, STEPS + 1):
     assert got[step] == expected[step], step
 
 
-def test_sigterm_saves_at_the_step_boundary_and_exits_zero(reference, tmp_path):
-  preempted = run("distill", tmp_path, signal_at=("TERM", "6"))
+def test_sigterm_saves_at_the_step_boundary_and_exits_zero(reference_run, tmp_path):
+  preempted = run("distill", tmp_path, fault=("TERM", "6"))
   assert preempted.returncode == 0, preempted.stderr[-3000:]
   assert "preempted: saved step 6" in preempted.stdout
   assert "6" in os.listdir(tmp_path / "checkpoints")
   result = run("distill", tmp_path)
   assert result.returncode == 0 and "resuming at step 6" in result.stdout
-  expected, got = by_step(reference("distill")[0]), by_step(tmp_path)
+  expected, got = by_step(reference_run("distill")[0]), by_step(tmp_path)
   for step in range(7, STEPS + 1):
     assert got[step] == expected[step], step
 

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import cli_runs
 from configs import grpo as grpo_defaults
 from data import config as data_config
 from data import prompts
@@ -118,14 +119,9 @@ def test_crossthink_templates():
 
 # -------------------------------------------------------------------------- learning
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu",
-       "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-
-
 def cli(*args):
-  result = subprocess.run([sys.executable, "-m", "train.main", *args], cwd=ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=600)
+  result = subprocess.run([sys.executable, "-m", "train.main", *args], cwd=cli_runs.ROOT,
+                          env=cli_runs.env(), capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   return result
 

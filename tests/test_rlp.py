@@ -191,7 +191,8 @@ def modsum_rows(tokenizer):
   return thinking, digit_slot, {"tokens": tokens, "segment_ids": segment_ids}
 
 
-def pretrain_noisy_thinker(tokenizer, thinking, digit_slot, *, steps, noise):
+def pretrain_noisy_thinker(tokenizer, thinking, digit_slot, *, steps, noise, seed=0,
+                           learning_rate=1e-3):
   """A tiny transformer trained on the thinking documents with a share ``noise`` of the
   thoughts replaced by random digits (the answer recomputed from the wrong thought), so
   its answer follows its thought but its thoughts are right only ~(1 − 0.9·noise)."""
@@ -203,12 +204,12 @@ def pretrain_noisy_thinker(tokenizer, thinking, digit_slot, *, steps, noise):
   n, width = thinking.shape
   loss_mask = np.zeros((n, width), np.float32)
   loss_mask[:, 5:-1] = 1.0                      # targets: every token after "a b c ="
-  optimizer = optax.adam(1e-3)
-  state = TrainState.create(lm.init(jax.random.PRNGKey(0), cfg), optimizer,
+  optimizer = optax.adam(learning_rate)
+  state = TrainState.create(lm.init(jax.random.PRNGKey(seed), cfg), optimizer,
                             jax.random.PRNGKey(1))
   step = jax.jit(step_lib.make_train_step(loss_lib.make_lm_loss(cfg), optimizer),
                  donate_argnums=0)
-  rng = np.random.default_rng(0)
+  rng = np.random.default_rng(seed)
   for _ in range(steps):
     rows = rng.choice(n, 128, replace=False)
     tokens = thinking[rows].copy()
@@ -225,16 +226,16 @@ def pretrain_noisy_thinker(tokenizer, thinking, digit_slot, *, steps, noise):
   return cfg, state.params, answer_follows_thought
 
 
-def run_rlp(tokenizer, cfg, params, documents, *, steps, learning_rate):
+def run_rlp(tokenizer, cfg, params, documents, *, steps, learning_rate, seed=0):
   config = rlp.RLPConfig(
       think_start=tokenizer.token_to_id(tokenizer_lib.THINK_START),
       think_end=tokenizer.token_to_id(tokenizer_lib.THINK_END), pad_id=tokenizer.pad_id,
       group_size=4, thought_len=4, context_len=8, temperature=1.0, ema_decay=0.99,
       positions="document_end")
   optimizer = optax.adam(learning_rate)
-  state = rlp.create_state(params, optimizer, jax.random.PRNGKey(3))
+  state = rlp.create_state(params, optimizer, jax.random.PRNGKey(3 + seed))
   step = jax.jit(rlp.make_rlp_step(cfg, optimizer, config), donate_argnums=0)
-  rng = np.random.default_rng(1)
+  rng = np.random.default_rng(1 + seed)
   rewards = []
   for _ in range(steps):
     rows = rng.choice(len(documents["tokens"]), 32, replace=False)

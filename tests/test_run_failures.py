@@ -1,66 +1,178 @@
-"""Bad input and failures end a run with one clear line and an intact workdir."""
+"""Bad input and failures end a run with one clear line and an intact workdir: checks at
+the door, a workdir lock, checkpoints that fall back, and every failure inside a run
+waiting for the save in flight."""
 
-import json
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu",
-       "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-# A short pretraining run with a tiny evaluation.
-ARGS = ["--config.train.steps=4", "--config.train.seq_len=64",
-        "--config.train.global_batch_size=8", "--config.train.log_every=1",
-        "--config.optimizer.warmup_steps=1", "--config.checkpoint.every_steps=2",
-        "--config.eval.max_text_rows=2", "--config.eval.records=",
-        "--config.sample.max_new_tokens=2"]
+from cli_runs import ROOT, env, one_line, records, run
+from configs import tiny_hybrid
+from train import cli
+from train import config as run_config
+from train import driver
 
 
-def command(workdir, *extra, config="configs/tiny_hybrid.py"):
-  return [sys.executable, "-m", "train.main", f"--config={config}", f"--workdir={workdir}",
-          *ARGS, *extra]
+def pretrain_config(**changes):
+  """tiny_hybrid with ``changes`` ({'section.field' or 'field': value})."""
+  config = tiny_hybrid.get_config()
+  with config.unlocked():
+    for dotted, value in changes.items():
+      *sections, name = dotted.split(".")
+      target = config
+      for section in sections:
+        target = target[section]
+      target[name] = value
+  return config
 
 
-def run(workdir, *extra, **kwargs):
-  return subprocess.run(command(workdir, *extra, **kwargs), cwd=ROOT, env=ENV,
-                        capture_output=True, text=True, timeout=300)
+def fails_at_the_door(config, workdir) -> str:
+  """The error ``driver.run`` stops with, as the command line prints it, asserting that
+  it is a user error and that nothing was written."""
+  with pytest.raises(cli.USER_ERRORS) as error:
+    driver.run(config, str(workdir))
+  assert not os.path.exists(workdir)
+  return cli.one_line(error.value)
 
 
-def failing_run(workdir, *extra, **kwargs):
-  """The one line a failed run prints (asserting it is one line and no traceback)."""
-  result = run(workdir, *extra, **kwargs)
-  assert result.returncode != 0, result.stdout[-2000:]
-  lines = result.stderr.strip().splitlines()
-  assert "Traceback" not in result.stderr and len(lines) == 1, result.stderr[-3000:]
-  assert lines[0].startswith("error: "), lines
-  return lines[0]
+def steps_saved(workdir):
+  return sorted(int(name) for name in os.listdir(workdir / "checkpoints") if name.isdigit())
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("finished")
-  result = run(workdir)
-  assert result.returncode == 0, result.stderr[-3000:]
-  return workdir
+# ------------------------------------------------------------- checks at the door
 
 
-def test_missing_and_empty_data_files_are_named(tmp_path):
+@pytest.mark.parametrize("field, value, message", [
+    ("optimizer.learning_rate", -1e-3, "must be in [0, inf]"),
+    ("optimizer.weight_decay", -0.1, "must be in [0, inf]"),
+    ("optimizer.b2", 1.0, "must be in [0, 1)"),
+    ("optimizer.warmup_steps", -5, "must be in [0, inf]"),
+    ("checkpoint.every_steps", 0, "must be in [1, inf]"),
+    ("checkpoint.max_to_keep", 0, "must be in [1, inf]"),
+    ("train.grad_accum_steps", 0, "must be in [1, inf]"),
+    ("eval.temperature", float("nan"), "must not be NaN"),
+])
+def test_every_number_is_checked_with_its_range(field, value, message):
+  with pytest.raises(run_config.ConfigError) as error:
+    driver.check(pretrain_config(**{field: value}), 8)
+  assert str(error.value).startswith(f"{field}=") and str(error.value).endswith(message)
+
+
+def test_the_command_line_prints_one_line_and_writes_nothing(tmp_path):
+  line = one_line(run("pretrain", tmp_path / "a", "--config.optimizer.learning_rate=-1"))
+  assert line == "error: optimizer.learning_rate=-1.0 must be in [0, inf]"
+  line = one_line(run("pretrain", tmp_path / "b", "--config=configs/no_such_config.py"))
+  assert "configs/no_such_config.py" in line and "No such file" in line
+  assert not os.listdir(tmp_path)
+
+
+def test_bad_paths_and_files_are_named_before_anything_is_written(tmp_path):
+  nowhere = tmp_path / "nowhere"
+  assert fails_at_the_door(pretrain_config(init_checkpoint=str(nowhere)), tmp_path / "a") == (
+      f"init_checkpoint={nowhere}: no such directory")
+  assert not nowhere.exists()
   missing = tmp_path / "no_such_corpus.txt"
-  line = failing_run(tmp_path / "a", f"--config.data.sources.web.path={missing}")
+  line = fails_at_the_door(pretrain_config(**{"data.sources.web.path": str(missing)}),
+                           tmp_path / "b")
   assert str(missing) in line
   empty = tmp_path / "empty.jsonl"
   empty.write_text("")
-  line = failing_run(tmp_path / "b", f"--config.data.sources.reasoning.path={empty}")
-  assert str(empty) in line and "no records" in line
-  assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+  line = fails_at_the_door(pretrain_config(**{"data.sources.reasoning.path": str(empty)}),
+                           tmp_path / "c")
+  assert line == f"{empty}: no records (the file is empty or blank)"
+  latin1 = tmp_path / "latin1.txt"
+  latin1.write_bytes("first line\ncaf\xe9\n".encode("latin-1"))
+  line = fails_at_the_door(pretrain_config(**{"data.sources.web.path": str(latin1)}),
+                           tmp_path / "d")
+  assert line == f"{latin1}:2: not UTF-8 text (byte 14: b'\\xe9')"
+  broken_model = tmp_path / "tokenizer.model"
+  broken_model.write_bytes(b"\x00\x01 not a model")
+  line = fails_at_the_door(pretrain_config(**{"data.tokenizer_path": str(broken_model)}),
+                           tmp_path / "e")
+  assert line.startswith(f"{broken_model}: not a sentencepiece model")
+  not_a_dir = tmp_path / "file"
+  not_a_dir.write_text("")
+  with pytest.raises(cli.USER_ERRORS, match=f"workdir {not_a_dir / 'run'} is not writable"):
+    driver.run(pretrain_config(), str(not_a_dir / "run"))
 
 
-def test_checkpoint_of_another_model_shape_is_named(finished_run):
-  line = failing_run(finished_run, "--config.model.d_model=96")
-  assert os.path.join(str(finished_run), "checkpoints", "4") in line
+# ------------------------------------------------------------------ the workdir
+
+
+def test_a_busy_workdir_is_refused_naming_its_holder(tmp_path):
+  with open(tmp_path / ".lock", "w") as lock:
+    lock.write("pid 4242 on trainer-7 since 2026-12-01 10:00:00\n")
+    lock.flush()
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    line = one_line(run("pretrain", tmp_path))
+  assert line == (f"error: workdir {tmp_path} is in use by pid 4242 on trainer-7 since "
+                  "2026-12-01 10:00:00; wait for that run to end or use another workdir")
+  assert sorted(os.listdir(tmp_path)) == [".lock"]
+
+
+def test_checkpoints_of_another_model_or_loop_are_named(reference_run, tmp_path):
+  workdir, _ = reference_run("pretrain")
+  line = one_line(run("pretrain", workdir, "--config.model.d_model=96"))
+  assert os.path.join(str(workdir), "checkpoints", "10") in line
   assert "params/embed" in line and "(1024, 128)" in line and "(1024, 96)" in line
+  line = one_line(run("rlp", workdir))
+  assert "written by loop 'pretrain', this run is loop 'rlp'" in line
+  assert f"init_checkpoint={workdir}" in line
+  line = one_line(run("rlp", tmp_path, f"--config.init_checkpoint={workdir}"))
+  assert "params/embed has shape (1024, 128) there but (1024, 64) in this model" in line
+
+
+def test_a_changed_clipping_setting_resumes(reference_run, tmp_path):
+  shutil.copytree(reference_run("pretrain")[0], tmp_path / "run")
+  result = run("pretrain", tmp_path / "run", "--config.optimizer.grad_clip_norm=0",
+               "--config.train.steps=11")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "resuming at step 10" in result.stdout
+
+
+def test_a_damaged_newest_checkpoint_falls_back_quietly(reference_run, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(reference_run("pretrain")[0], workdir)
+  step_dir = workdir / "checkpoints" / "10"
+  files = [os.path.join(root, name) for root, _, names in os.walk(step_dir / "state")
+           for name in names]
+  largest = max(files, key=os.path.getsize)
+  data = open(largest, "rb").read()
+  open(largest, "wb").write(data[:len(data) // 2])
+  result = run("pretrain", workdir)
+  assert result.returncode == 0 and not result.stderr.strip(), result.stderr[:1500]
+  assert f"warning: checkpoint {step_dir} does not restore" in result.stdout
+  assert "resuming from the newest intact checkpoint, step 8" in result.stdout
+  assert steps_saved(workdir) == [8, 10] and (workdir / "checkpoints" / "10.damaged").is_dir()
+
+
+# ------------------------------------------------------------ failures inside a run
+
+
+@pytest.mark.parametrize("fault, at_step, returncode, message", [
+    ("INT", "5", 130, "error: interrupted (pending checkpoint saves finished)"),
+    ("disk", "4", 1, "error: [Errno 28] No space left on device: "),
+])
+def test_a_failure_inside_a_run_waits_for_the_save_in_flight(tmp_path, fault, at_step,
+                                                            returncode, message):
+  """The fault comes in step 5, while the step-4 save (asynchronous) may be in flight."""
+  line = one_line(run("pretrain", tmp_path, fault=(fault, at_step)), returncode)
+  assert line.startswith(message), line
+  if fault == "disk":
+    assert str(tmp_path / "metrics.jsonl") in line
+  assert steps_saved(tmp_path) == [4]
+  assert not [name for name in os.listdir(tmp_path / "checkpoints") if "tmp" in name]
+  assert records(tmp_path)[-1]["step"] == int(at_step)
+
+
+def test_a_reward_that_raises_is_named_and_the_save_in_flight_finishes(tmp_path):
+  line = one_line(run("grpo", tmp_path, fault=("reward", "4")))
+  assert line.startswith("error: reward 'math' raised KeyError: 'answer_key' on sample 0")
+  assert steps_saved(tmp_path) == [4]
 
 
 @pytest.mark.slow
@@ -68,9 +180,8 @@ def test_default_tiny_hybrid_run_learns_the_corpus(tmp_path):
   """The full CPU default (300 steps, ~1-2 minutes): loss from ~6.9 to below 1.5."""
   result = subprocess.run(
       [sys.executable, "-m", "train.main", "--config=configs/tiny_hybrid.py",
-       f"--workdir={tmp_path}"], cwd=ROOT, env=ENV, capture_output=True, text=True,
+       f"--workdir={tmp_path}"], cwd=ROOT, env=env(), capture_output=True, text=True,
       timeout=900)
   assert result.returncode == 0, result.stderr[-3000:]
-  with open(tmp_path / "metrics.jsonl") as f:
-    losses = {r["step"]: r["loss"] for r in map(json.loads, f)}
+  losses = {r["step"]: r["loss"] for r in records(tmp_path)}
   assert losses[1] > 6.0 and losses[300] < 1.5

@@ -180,8 +180,9 @@ def test_starting_weights_come_from_a_run_without_touching_it(tmp_path):
   saved(tmp_path / "run" / "checkpoints", steps=(2, 4)).close()
   before = sorted(os.listdir(tmp_path / "run" / "checkpoints"))
   abstract = abstract_with_shardings()
-  params = checkpoint_lib.load_params(str(tmp_path / "run"), CFG, jax.tree.map(
+  params, step = checkpoint_lib.load_params(str(tmp_path / "run"), CFG, jax.tree.map(
       lambda x: x.sharding, abstract.params))
+  assert step == 4
   np.testing.assert_array_equal(np.asarray(params["embed"]),
                                 np.asarray(make_state(seed=4).params["embed"]))
   assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == before

@@ -1,6 +1,6 @@
-"""Two processes joined by jax.distributed train one model and agree with one process, for
-pretraining and for the loops that make batches on the host (GRPO rollouts and rewards,
-RLP's data), each process producing its share."""
+"""Two processes joined by jax.distributed train one model and agree with one process:
+GRPO (rollouts and rewards on the host, each process its share of the prompts) and RLP
+on the hybrid model (the pretraining data path, Mamba and attention layers sharded)."""
 
 import json
 import os
@@ -18,11 +18,10 @@ COMMON = [f"--config.train.steps={STEPS}", "--config.train.log_every=1",
           "--config.mesh.data=1", "--config.mesh.fsdp=-1", "--config.checkpoint.every_steps=2",
           "--config.eval.max_text_rows=2", "--config.sample.max_new_tokens=4"]
 LOOPS = {
-    "pretrain": ["--config=configs/tiny_hybrid.py", "--config.train.seq_len=64",
-                 "--config.train.global_batch_size=8", "--config.eval.records="],
     "grpo": ["--config=configs/grpo.py", "--config.train.global_batch_size=16",
              "--config.eval.max_records=8"],
-    "rlp": ["--config=configs/rlp.py", "--config.train.seq_len=64"],
+    "rlp": ["--config=configs/tiny_hybrid_rlp.py", "--config.init_checkpoint=",
+            "--config.train.seq_len=64"],
 }
 TIMING = {"step_time_s", "tokens_per_s", "mfu"}
 

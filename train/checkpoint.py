@@ -16,6 +16,7 @@ first differing key named.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from typing import Any, Callable, Optional
@@ -30,6 +31,8 @@ from model import lm
 from model.config import ModelConfig
 
 DAMAGED_SUFFIX = ".damaged"
+# JSON files of a checkpoint whose names do not end in .json (orbax's and ours).
+_JSON_FILES = ("_CHECKPOINT_METADATA", "_METADATA", "metadata")
 
 
 class CheckpointMismatchError(ValueError):
@@ -94,8 +97,9 @@ def _shapes(tree) -> dict[str, tuple[int, ...]]:
 
 
 def _first_line(error: BaseException) -> str:
-  text = " ".join(str(error).split())
-  return f"{type(error).__name__}: {text[:300]}"
+  """The error in one short line (TensorStore's details are left out)."""
+  text = " ".join(str(error).split()).split(" See full TensorStore details")[0]
+  return f"{type(error).__name__}: {text[:240]}"
 
 
 # ------------------------------------------------------------------------ checkpointer
@@ -198,7 +202,21 @@ class Checkpointer:
           f"{where} has {extra[0]} (shape {stored_shapes[extra[0]]}) that this run lacks; "
           f"{_what_differs(extra[0])}")
 
+  def _check_json_files(self, step: int) -> None:
+    """Raises CheckpointDamagedError naming a checkpoint's JSON file that does not parse
+    (orbax's metadata, our meta, the batch sources' states)."""
+    for root, _, names in os.walk(self.path(step)):
+      for name in names:
+        if name.endswith(".json") or name in _JSON_FILES:
+          path = os.path.join(root, name)
+          try:
+            with open(path, encoding="utf-8") as f:
+              json.load(f)
+          except (ValueError, UnicodeDecodeError) as e:
+            raise CheckpointDamagedError(f"{path} is damaged ({_first_line(e)})") from None
+
   def _restore_step(self, abstract_state, batch_source, step: int, loop: str):
+    self._check_json_files(step)
     meta = self._meta(step)
     self.check_compatible(abstract_state, step, loop)
     items = {"state": _restore_args(abstract_state)}
@@ -247,14 +265,15 @@ class Checkpointer:
     self._manager = self._open()
 
   def restore_params(self, abstract_params, *, report: Callable[[str], None] = print):
-    """Only the parameters of the newest intact checkpoint (a run's starting weights),
-    placed with the shardings in ``abstract_params``."""
+    """(parameters, step) of the newest intact checkpoint (a run's starting weights),
+    placed with the shardings in ``abstract_params``; nothing else is read."""
     steps = self.all_steps()[::-1]
     if not steps:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
     for step in steps:
       where = f"checkpoint {self.path(step)}"
       try:
+        self._check_json_files(step)
         meta = self._meta(step)
         stored = self._manager.item_metadata(step)["state"]
         stored_shapes = _shapes(getattr(stored, "tree", stored))
@@ -268,7 +287,7 @@ class Checkpointer:
         expected = {path: value for path, value in meta["checksums"].items()
                     if path.startswith("params/")}
         _verify(checksums({"params": restored["params"]}), expected, self.path(step))
-        return restored["params"]
+        return restored["params"], step
       except CheckpointMismatchError:
         raise
       except Exception as e:  # a damaged step: try the next older one
@@ -320,8 +339,9 @@ def is_hf_directory(path: str) -> bool:
 
 
 def load_params(path: str, model_cfg: ModelConfig, shardings,
-                report: Callable[[str], None] = print) -> dict:
-  """The weights of ``model_cfg`` stored at ``path``, placed with ``shardings``.
+                report: Callable[[str], None] = print) -> tuple[dict, Optional[int]]:
+  """(weights of ``model_cfg`` stored at ``path`` placed with ``shardings``, the step of
+  the checkpoint they come from or None).
 
   path: a run's workdir (its newest intact checkpoint; only the parameters are read),
   its ``checkpoints`` folder, or a Hugging Face directory (config.json + safetensors),
@@ -332,7 +352,7 @@ def load_params(path: str, model_cfg: ModelConfig, shardings,
   if is_hf_directory(path):
     params, hf_cfg = hf.load_hf_checkpoint(path, dtype=model_cfg.param_dtype)
     _check_same_model(hf_cfg, model_cfg, path)
-    return jax.device_put(params, shardings)
+    return jax.device_put(params, shardings), None
   folder = os.path.join(path, "checkpoints")
   folder = folder if os.path.isdir(folder) else path
   abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),

@@ -4,15 +4,15 @@ failed runs, and quiet library logging."""
 from __future__ import annotations
 
 import contextlib
+import logging as std_logging
+import os
 import sys
 from typing import Callable
 
 from absl import flags
 from absl import logging
 
-from train import driver
-from train import loops
-from train import workdir
+from train import errors
 
 
 def flags_parser(usage: str) -> Callable[[list[str]], list[str]]:
@@ -22,6 +22,8 @@ def flags_parser(usage: str) -> Callable[[list[str]], list[str]]:
       return flags.FLAGS(argv)
     except flags.Error as e:
       sys.exit(f"error: {e}\nusage: {usage}")
+    except SyntaxError as e:
+      sys.exit(f"error: bad config: {e.filename}:{e.lineno}: {e.msg}")
     except (AttributeError, KeyError, TypeError, ValueError, OSError) as e:
       # config_flags raises AttributeError "'name' Did you mean ..." for an unknown field,
       # and an OSError or a ValueError for a config file it cannot read.
@@ -39,16 +41,43 @@ def one_line(error: BaseException) -> str:
 
 # Failures with a message meant for the user (bad input, a failed run); anything else is
 # a bug and keeps its traceback.
-USER_ERRORS = (ValueError, OSError, workdir.WorkdirError, driver.NonFiniteError,
-               loops.LoopError)
+USER_ERRORS = (ValueError, OSError, errors.WorkdirError, errors.NonFiniteError,
+               errors.LoopError)
+
+
+_ORBAX_SOURCES = f"{os.sep}orbax{os.sep}"
+
+
+def _quiet_abandoned_checkpoint_reads(unraisable, default_hook=sys.__unraisablehook__,
+                                      orbax_sources=_ORBAX_SOURCES) -> None:
+  """After a read of a damaged checkpoint fails, orbax's abandoned reads report their
+  errors (and "Event loop is closed") as unraisable exceptions when they are collected;
+  the failure itself was already reported (and the run fell back), so those are
+  dropped. Anything else goes to Python's default hook. (Defaults bind what the hook
+  needs: it also runs while the interpreter shuts down and clears module globals.)"""
+  closed_loop = (isinstance(unraisable.exc_value, RuntimeError)
+                 and "Event loop is closed" in str(unraisable.exc_value))
+  code = getattr(unraisable.object, "cr_code", None)
+  orbax_read = code is not None and orbax_sources in code.co_filename
+  if not (closed_loop or orbax_read):
+    default_hook(unraisable)
+
+
+class _NoAbandonedTasks(std_logging.Filter):
+  """The same abandoned reads, reported by asyncio when their tasks are collected."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    return "exception was never retrieved" not in record.getMessage()
 
 
 @contextlib.contextmanager
 def errors_as_one_line():
   """Exits with one ``error:`` line for USER_ERRORS and Ctrl-C, 0 after a preemption."""
+  sys.unraisablehook = _quiet_abandoned_checkpoint_reads
+  std_logging.getLogger("asyncio").addFilter(_NoAbandonedTasks())
   try:
     yield
-  except driver.Preempted as e:
+  except errors.Preempted as e:
     print(e, flush=True)
     sys.exit(0)
   except KeyboardInterrupt:
@@ -59,8 +88,17 @@ def errors_as_one_line():
     sys.exit(f"error: {one_line(e)}")
 
 
+class _NoOrbaxWarnings(std_logging.Filter):
+  """Drops orbax's warnings about its own options (e.g. reading a run's checkpoints
+  read-only); its errors still show."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    return record.levelno >= std_logging.ERROR or _ORBAX_SOURCES not in record.pathname
+
+
 def quiet_library_logging() -> None:
   """Warnings and errors only from libraries (orbax logs every save at INFO), unless
   the user asked for a verbosity."""
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
+    logging.get_absl_handler().addFilter(_NoOrbaxWarnings())

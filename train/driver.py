@@ -46,18 +46,11 @@ from train import optimizer as optimizer_lib
 from train import sharding
 from train import state as state_lib
 from train import workdir as workdir_lib
+from train.errors import NonFiniteError, Preempted
 from train.loops import Context
 
 # The metrics the non-finite guard reads after every step (param_norm: of the new state).
 GUARDED_METRICS = ("loss", "grad_norm", "param_norm")
-
-
-class NonFiniteError(RuntimeError):
-  """A step produced a NaN or infinite loss or gradient norm."""
-
-
-class Preempted(Exception):
-  """SIGTERM: the run saved a checkpoint and stops (exit 0)."""
 
 
 # ----------------------------------------------------------------------------- checks
@@ -70,6 +63,9 @@ def loop_name(config: ml_collections.ConfigDict) -> str:
 def check(config: ml_collections.ConfigDict, num_devices: int
           ) -> tuple[loops.Loop, ModelConfig]:
   """Every check that needs no data and no compilation; (loop, model config)."""
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise config_lib.ConfigError(f"the config file's get_config() returned a "
+                                 f"{type(config).__name__}, not an ml_collections.ConfigDict")
   loop = loops.get(loop_name(config))
   config_lib.check_sections(config, loop_name(config), loop.sections)
   config_lib.check_ranges(config, {**config_lib.RANGES, **loop.ranges})
@@ -165,8 +161,8 @@ def initial_state(built: Built, report: Callable[[str], None]):
   shardings = built.state_shardings
   seed = config.train.seed
   if config.init_checkpoint:
-    params = checkpoint_lib.load_params(config.init_checkpoint, ctx.model_cfg,
-                                        shardings.params, report=report)
+    params, _ = checkpoint_lib.load_params(config.init_checkpoint, ctx.model_cfg,
+                                           shardings.params, report=report)
   else:
     params = jax.jit(functools.partial(lm.init, cfg=ctx.model_cfg),
                      out_shardings=shardings.params)(jax.random.PRNGKey(seed))
@@ -176,8 +172,8 @@ def initial_state(built: Built, report: Callable[[str], None]):
     if weights.source == "copy":
       extra[name] = None
     elif weights.source:
-      extra[name] = checkpoint_lib.load_params(weights.source, weights.model_cfg,
-                                               extra_shardings, report=report)
+      extra[name], _ = checkpoint_lib.load_params(weights.source, weights.model_cfg,
+                                                  extra_shardings, report=report)
     else:
       extra[name] = jax.jit(functools.partial(lm.init, cfg=weights.model_cfg),
                             out_shardings=extra_shardings)(jax.random.PRNGKey(seed + 1 + index))

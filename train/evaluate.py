@@ -37,20 +37,33 @@ import collections
 import dataclasses
 import functools
 import math
+import os
 from collections.abc import Mapping, Sequence
+from typing import Optional
 
 import grain
 import jax
 import numpy as np
+from absl import app
+from absl import flags
 from jax.experimental import multihost_utils
+from ml_collections import config_flags
 
 from data import answers
 from data import packing
 from data import prompts as prompts_lib
 from data import sources
+from data import tokenizer as tokenizer_lib
 from model import generate as generate_lib
+from model import hf
+from train import checkpoint as checkpoint_lib
+from train import cli
+from train import config as run_config
 from train import generation
 from train import loss as loss_lib
+from train import metrics as metrics_lib
+from train import sharding
+from train import workdir as workdir_lib
 from train.loops import Context
 
 
@@ -70,6 +83,18 @@ def majority_is_correct(final_answers: Sequence[str], correct: Sequence[bool]) -
   counts = collections.Counter(normalized)
   voted = max(counts, key=lambda a: (counts[a], -normalized.index(a)))
   return bool(correct[normalized.index(voted)])
+
+
+def sampled_counts(records: Sequence[Mapping], completions: Mapping[int, Sequence[str]],
+                   k: int) -> tuple[float, int]:
+  """(Σ pass@k, number of maj@k successes) over the records with their k sampled
+  completions (``completions[i]`` for ``records[i]``)."""
+  passed, voted = 0.0, 0
+  for i, texts in completions.items():
+    correct = [answers.is_correct(text, records[i]) for text in texts]
+    passed += pass_at_k(len(texts), sum(correct), k)
+    voted += majority_is_correct([answers.final_answer(t) or "" for t in texts], correct)
+  return passed, voted
 
 
 # --------------------------------------------------------------------------- LM loss
@@ -220,16 +245,77 @@ class Evaluator:
       by_record = collections.defaultdict(list)
       indices = [i for i in range(n) for _ in range(k)]
       for i, text, _ in self._generate(params, indices, jax.random.fold_in(rng, 1),
-                                          section.temperature, row_multiple=k):
-        by_record[i].append((answers.final_answer(text) or "",
-                             answers.is_correct(text, self.records[i])))
-      passed = sum(pass_at_k(k, sum(ok for _, ok in samples), k)
-                   for samples in by_record.values())
-      voted = sum(majority_is_correct(*zip(*samples)) for samples in by_record.values())
-      totals += [passed, voted]
+                                       section.temperature, row_multiple=k):
+        by_record[i].append(text)
+      totals += sampled_counts(self.records, by_record, k)
     totals = _all_processes_sum(np.asarray(totals, np.float64))
     out = {"pass@1": totals[0] / n, "length": totals[1] / n,
            "correct_length": totals[2] / max(totals[0], 1.0)}
     if k:
       out.update({f"pass@{k}": totals[3] / n, f"maj@{k}": totals[4] / n})
     return out
+
+
+# ------------------------------------------------------------------- the command line
+
+
+def evaluate_checkpoint(config, checkpoint: str, output: Optional[str] = None
+                        ) -> dict[str, float]:
+  """Evaluates the weights at ``checkpoint`` (a run's workdir or a Hugging Face
+  directory) with ``config``'s ``eval`` section; appends the figures to
+  ``<output>/eval.jsonl`` (default: the run's workdir) and returns them."""
+  if not os.path.isdir(checkpoint):
+    raise FileNotFoundError(f"--checkpoint={checkpoint}: no such directory")
+  hf_directory = checkpoint_lib.is_hf_directory(checkpoint)
+  if hf_directory and not output:
+    raise ValueError(f"--checkpoint={checkpoint} is a Hugging Face directory: give "
+                     "--output=<dir> for eval.jsonl")
+  output = output or checkpoint
+  if hf_directory:
+    model_cfg = hf.config_from_hf(hf.read_config(checkpoint))
+    tokenizer_json = os.path.join(checkpoint, "tokenizer.json")
+    tokenizer = tokenizer_lib.load_tokenizer(
+        tokenizer_json if os.path.exists(tokenizer_json) else config.data.tokenizer_path)
+  else:
+    model_cfg = run_config.model_config(config.model)
+    tokenizer = tokenizer_lib.load_tokenizer(config.data.tokenizer_path)
+  run_config.check_ranges(config, run_config.RANGES)
+  mesh = sharding.make_mesh(config.mesh)
+  ctx = Context(config=config, model_cfg=model_cfg, tokenizer=tokenizer, mesh=mesh,
+                optimizer=None, schedule=None)
+  evaluator = Evaluator.create(ctx)
+  params, step = checkpoint_lib.load_params(checkpoint, model_cfg, ctx.param_shardings())
+  figures = evaluator(params, step or 0)
+  if jax.process_index() == 0:
+    directory = workdir_lib.Workdir(output)   # not while a run writes there
+    directory.open()
+    try:
+      logger = metrics_lib.MetricsLogger(output, total_steps=step or 0)
+      logger.write(step or 0, {"checkpoint": os.path.abspath(checkpoint), **figures},
+                   kind="eval")
+      logger.close()
+    finally:
+      directory.close()
+  return figures
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  cli.quiet_library_logging()
+  with cli.errors_as_one_line():
+    evaluate_checkpoint(_CONFIG.value, _CHECKPOINT.value, _OUTPUT.value)
+
+
+if __name__ == "__main__":
+  _CONFIG = config_flags.DEFINE_config_file(
+      "config", None, "Run config whose eval (and model, data) sections to use.",
+      lock_config=True)
+  _CHECKPOINT = flags.DEFINE_string("checkpoint", None,
+                                    "A run's workdir or a Hugging Face directory.")
+  _OUTPUT = flags.DEFINE_string("output", None, "Where eval.jsonl goes (default: the "
+                                "run's workdir).")
+  flags.mark_flags_as_required(["config", "checkpoint"])
+  app.run(main, flags_parser=cli.flags_parser(
+      "python -m train.evaluate --config=configs/<name>.py --checkpoint=<dir> "
+      "[--output=<dir>]"))

@@ -44,11 +44,6 @@ LOOP_MODULES = {
 StepFn = Callable[[Any, dict], tuple[Any, dict]]
 
 
-class LoopError(RuntimeError):
-  """A loop's host-side work failed (e.g. a reward function raised); the message says
-  which part and on what."""
-
-
 @dataclasses.dataclass(frozen=True)
 class Context:
   """A run config and what is derived from it once, for every loop's builders."""

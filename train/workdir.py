@@ -21,9 +21,7 @@ import socket
 import time
 from typing import Any
 
-
-class WorkdirError(RuntimeError):
-  """The workdir cannot be used: not writable, or another run holds it."""
+from train.errors import WorkdirError
 
 
 def write_json(path: str, value: Any) -> None:

@@ -1,0 +1,86 @@
+"""Evaluation: pass@k and maj@k against hand-computed values, held-out loss, and the
+standalone command on a Hugging Face directory."""
+
+import json
+import math
+
+import jax
+import numpy as np
+import pytest
+
+from configs import sft as sft_config
+from data import config as data_config
+from model import hf
+from model import lm
+from train import config as run_config
+from train import evaluate
+
+
+@pytest.mark.parametrize("n, c, k, expected", [
+    (5, 2, 1, 2 / 5),
+    (5, 2, 2, 1 - math.comb(3, 2) / math.comb(5, 2)),   # 0.7
+    (4, 0, 2, 0.0),
+    (4, 4, 1, 1.0),
+    (3, 1, 3, 1.0),
+    (10, 3, 5, 1 - math.comb(7, 5) / math.comb(10, 5)),
+])
+def test_pass_at_k_is_the_unbiased_estimator(n, c, k, expected):
+  assert evaluate.pass_at_k(n, c, k) == pytest.approx(expected)
+
+
+def test_pass_at_k_and_maj_at_k_of_fixed_completions():
+  records = [{"question": "1+2=", "answer": "3"},
+             {"question": "3+4=", "answer": "7"},
+             {"question": "Pick", "answer": "B", "kind": "mcq", "options": ["x", "y"]}]
+  completions = {
+      # 2 of 4 right; the vote is a tie between 3 and 5, the first seen (3) wins: right.
+      0: ["Answer: 3", "Answer: 5", "\\boxed{5}", "so the answer is 3."],
+      # none right: pass@4 = 0, maj = 0.
+      1: ["Answer: 8", "Answer: 6", "Answer: 8", "no idea"],
+      # 1 of 4 right; the majority (A) is wrong.
+      2: ["\\boxed{A}", "\\boxed{A}", "\\boxed{B}", "\\boxed{A}"],
+  }
+  passed, voted = evaluate.sampled_counts(records, completions, k=4)
+  # pass@4 with n = k = 4: 1 if any sample is right.
+  assert passed == pytest.approx(1.0 + 0.0 + 1.0)
+  assert voted == 1
+  passed_at_2, _ = evaluate.sampled_counts(records, completions, k=2)
+  assert passed_at_2 == pytest.approx((1 - 1 / 6) + 0.0 + (1 - 3 / 6))
+
+
+def test_majority_vote_breaks_ties_by_first_seen():
+  assert evaluate.majority_is_correct(["4", "3", "3", "4"], [False, True, True, False]) is False
+  assert evaluate.majority_is_correct(["3 ", " 3", "4"], [True, True, False]) is True
+
+
+def test_standalone_evaluation_of_a_hugging_face_directory(tmp_path):
+  """A tiny Llama exported to a Hugging Face directory, evaluated with a run config's
+  eval section: held-out loss and greedy accuracy, written to --output/eval.jsonl."""
+  config = sft_config.get_config()
+  config.model.d_model, config.model.mlp_dim = 32, 64
+  config.eval.max_text_rows, config.eval.max_records, config.eval.max_new_tokens = 2, 4, 4
+  model_cfg = run_config.model_config(config.model)
+  params = lm.init(jax.random.PRNGKey(0), model_cfg)
+  hf.save_hf_checkpoint(params, model_cfg, str(tmp_path / "hf"), architecture="LlamaForCausalLM")
+  with pytest.raises(ValueError, match="give --output"):
+    evaluate.evaluate_checkpoint(config, str(tmp_path / "hf"))
+  figures = evaluate.evaluate_checkpoint(config, str(tmp_path / "hf"), str(tmp_path / "out"))
+  assert set(figures) == {"loss/english", "loss/reasoning", "pass@1", "length",
+                          "correct_length"}
+  assert np.log(1024) - 1 < figures["loss/english"] < np.log(1024) + 1   # an untrained model
+  (record,) = [json.loads(line) for line in open(tmp_path / "out" / "eval.jsonl")]
+  assert record["checkpoint"] == str(tmp_path / "hf")
+  assert record["pass@1"] == figures["pass@1"] == 0.0
+
+
+def test_text_rows_pack_every_document_in_order(tmp_path):
+  path = tmp_path / "valid.txt"
+  path.write_text("one two three\n\nfour five\n\nsix")
+  from data import tokenizer as tokenizer_lib  # pylint: disable=import-outside-toplevel
+  tokenizer = tokenizer_lib.load_tokenizer(data_config.corpus_path("tokenizer.model"))
+  rows = evaluate.text_rows(str(path), tokenizer, seq_len=64, max_rows=0, num_packing_bins=4)
+  assert rows["tokens"].shape[1] == 64
+  segments = rows["segment_ids"][rows["segment_ids"] > 0]
+  assert len(np.unique(segments)) == 3       # three documents, none dropped
+  expected = sum(len(tokenizer.encode(d)) for d in ("one two three", "four five", "six"))
+  assert rows["loss_mask"].sum() == expected  # every token and eos after the first is a target
