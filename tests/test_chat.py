@@ -282,3 +282,21 @@ def test_tokenizer_config_is_read(tmp_path):
   broken = _write(tmp_path / "broken2", "llama3", eos_token=7)
   with pytest.raises(ValueError, match="tokenizer_config.json: eos_token=7"):
     tokenizer_lib.HuggingFaceTokenizer(str(broken / "tokenizer.json"))
+
+
+def test_our_template_weights_exactly_the_assistant_turns():
+  """The shipped sentencepiece tokenizer keeps our template: weight 1 on each assistant
+  content and its <|end|>, nothing else; a generation prompt ends with <|assistant|>."""
+  ours = tokenizer_lib.load_tokenizer(data_config.corpus_path("tokenizer.model"))
+  dialogue = [{"role": "system", "content": chat.THINKING_OFF},
+              {"role": "user", "content": "Name a colour."},
+              {"role": "assistant", "content": "Blue."},
+              {"role": "user", "content": "Another one?"},
+              {"role": "assistant", "content": "Green."}]
+  end = ours.token_to_id(tokenizer_lib.END_OF_TURN)
+  ids, weights = chat.tokenize(dialogue, ours)
+  assert ids.shape == weights.shape
+  assert _weighted_runs(ids, weights) == [ours.encode("Blue.") + [end],
+                                          ours.encode("Green.") + [end]]
+  prompt, prompt_weights = chat.tokenize(dialogue[:2], ours, add_generation_prompt=True)
+  assert prompt[-1] == ours.token_to_id(tokenizer_lib.ASSISTANT) and not prompt_weights.any()

@@ -1,18 +1,18 @@
-"""SFT: chat template, reasoning toggle, assistant-only loss mask through packing, a step."""
-
+"""SFT: records to conversations with the reasoning toggle, the assistant-only loss mask
+through packing, bad records named, a step."""
 
 import jax
 import numpy as np
 import optax
 import pytest
 
+from data import chat
 from data import config as data_config
 from data import tokenizer as tokenizer_lib
 from model import config as mcfg
 from model import lm
-from data import chat
-from train import sft
 from train import loss as loss_lib
+from train import sft
 from train import step as step_lib
 from train.state import TrainState
 
@@ -36,23 +36,6 @@ def tokenizer():
 def assistant_ids(messages, tokenizer):
   end = tokenizer.token_to_id(tokenizer_lib.END_OF_TURN)
   return [tokenizer.encode(m["content"]) + [end] for m in messages if m["role"] == "assistant"]
-
-
-def test_target_weights_are_exactly_the_assistant_turns(tokenizer):
-  ids, weights = chat.tokenize(DIALOGUE, tokenizer)
-  assert ids.shape == weights.shape
-  runs, current = [], []
-  for token, weight in zip(ids.tolist(), weights.tolist()):
-    if weight:
-      current.append(token)
-    elif current:
-      runs.append(current)
-      current = []
-  runs += [current] if current else []
-  assert runs == assistant_ids(DIALOGUE, tokenizer)
-  prompt, prompt_weights = chat.tokenize(DIALOGUE[:2], tokenizer, add_generation_prompt=True)
-  assert prompt[-1] == tokenizer.token_to_id(tokenizer_lib.ASSISTANT)
-  assert not prompt_weights.any()
 
 
 def test_packed_loss_mask_covers_exactly_assistant_tokens(tokenizer):
