@@ -31,7 +31,7 @@ def group_normalized_advantages(rewards_PG: jax.Array, eps: float = 1e-6) -> jax
 
 @ADVANTAGE_ESTIMATORS.register("rloo")
 def leave_one_out_advantages(rewards_PG: jax.Array) -> jax.Array:
-  """RLOO / RLP (methods.md §1): A_i = G/(G−1)·(r_i − mean_j r_j).
+  """RLOO / RLP (arXiv 2510.01265): A_i = G/(G−1)·(r_i − mean_j r_j).
 
   Equal to r_i minus the mean of the other G−1 rewards of the group.
   """

@@ -1,4 +1,4 @@
-"""RLP: reinforcement as a pretraining objective (arXiv 2510.01265; methods.md §1).
+"""RLP: reinforcement as a pretraining objective (arXiv 2510.01265).
 
 One network θ thinks before predicting the next token of ordinary text; a thought is
 rewarded by how much it raises the log-likelihood of the real next token over a

@@ -26,8 +26,13 @@ TIMING = {"step_time_s", "tokens_per_s", "mfu"}
 
 
 def env(devices: int = 1) -> dict:
+  """The test's environment for a run on ``devices`` CPU devices (other XLA flags, e.g.
+  ``--xla_cpu_max_isa=AVX2``, are kept)."""
+  flags = [flag for flag in os.environ.get("XLA_FLAGS", "").split()
+           if not flag.startswith("--xla_force_host_platform_device_count")]
+  flags.append(f"--xla_force_host_platform_device_count={devices}")
   return {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu",
-          "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+          "XLA_FLAGS": " ".join(flags)}
 
 
 def command(loop, workdir, *extra, fault=None) -> list[str]:

@@ -158,8 +158,10 @@ def test_grpo_raises_held_out_greedy_accuracy(tmp_path):
   before, after, curve = sft_then_grpo(tmp_path, sft_steps=80, grpo_steps=60)
   print(f"GRPO reward per logged step: {np.round(curve, 3).tolist()}")
   print(f"held-out greedy accuracy {before:.3f} → {after:.3f}")
-  assert after >= before + 0.08, (before, after)
-  assert np.mean(curve[-2:]) > np.mean(curve[:2])
+  # Measured over seeds 0, 1 and ISAs default, AVX2: +0.12 to +0.30 held-out accuracy,
+  # the training reward's last two logs 0.13 to 0.19 above its first two.
+  assert after >= before + 0.05, (before, after)
+  assert np.mean(curve[-2:]) > np.mean(curve[:2]) + 0.05, curve
 
 
 @pytest.mark.slow

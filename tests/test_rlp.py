@@ -1,4 +1,4 @@
-"""RLP (methods.md §1): rewards, advantages, loss, EMA, bad input, and learning."""
+"""RLP (arXiv 2510.01265): rewards, advantages, loss, EMA, bad input, and learning."""
 
 import json
 
@@ -169,7 +169,7 @@ def test_bad_batches_raise_before_the_step():
 
 
 def modsum_rows(tokenizer):
-  """The shipped "a b c = s" corpus (data/corpus/modsum.jsonl, methods.md §1 toy).
+  """The shipped "a b c = s" corpus (data/corpus/modsum.jsonl, the paper's toy setting).
 
   Returns (thinking documents (n, 13): "a b c = <think> (a+b)%10 </think>s" token ids,
   the index of their thought digit, and plain documents (1000, 9) "a b c = s" with
@@ -250,7 +250,8 @@ def rlp_learning(tokenizer, *, pretrain_steps, rlp_steps, noise, learning_rate):
   thinking, digit_slot, documents = modsum_rows(tokenizer)
   cfg, params, uses_thought = pretrain_noisy_thinker(tokenizer, thinking, digit_slot,
                                                      steps=pretrain_steps, noise=noise)
-  assert uses_thought > 0.9, f"pretraining did not learn to answer from the thought " \
+  # Measured 0.89-1.0 over seeds and ISAs (default, AVX2): a sanity check with room.
+  assert uses_thought > 0.8, f"pretraining did not learn to answer from the thought " \
                              f"({uses_thought:.2f})"
   rewards = run_rlp(tokenizer, cfg, params, documents, steps=rlp_steps,
                     learning_rate=learning_rate)
@@ -263,7 +264,7 @@ def test_rlp_raises_the_information_gain_on_the_shipped_corpus(tokenizer):
   """Mean r = S_pred − S_ema rises as RLP makes the noisy thinker's thoughts right."""
   means = rlp_learning(tokenizer, pretrain_steps=800, rlp_steps=40, noise=0.4,
                        learning_rate=3e-4)
-  assert means[-1] > means[0] + 0.4, means
+  assert means[-1] > means[0] + 0.4, means    # measured +0.75 to +1.2 over seeds and ISAs
 
 
 @pytest.mark.slow

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from cli_runs import ROOT, env
+
 STEPS = 4
 # FSDP over 2 devices; every process reads the whole batch so the data match one process.
 COMMON = [f"--config.train.steps={STEPS}", "--config.train.log_every=1",
@@ -24,11 +25,6 @@ LOOPS = {
             "--config.train.seq_len=64"],
 }
 TIMING = {"step_time_s", "tokens_per_s", "mfu"}
-
-
-def env(devices_per_process):
-  return {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu",
-          "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_per_process}"}
 
 
 def free_port():
