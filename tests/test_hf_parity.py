@@ -396,8 +396,26 @@ def test_checkpoint_errors(build, tmp_path):
                      r".bias has shape \(31,\), expected \(32,\)"):
     hf.load_hf_checkpoint(path)
 
+  data = safetensors_numpy.save(tensors)
+  with open(file, "wb") as f:
+    f.write(data[:len(data) // 2])
+  with pytest.raises(ValueError, match=f"{file}: not a readable safetensors file"):
+    hf.load_hf_checkpoint(path)
+
   os.remove(file)
   with pytest.raises(FileNotFoundError, match="safetensors"):
+    hf.load_hf_checkpoint(path)
+
+  config_path = os.path.join(path, "config.json")
+  config = json.load(open(config_path))
+  with open(config_path, "w") as f:
+    f.write(json.dumps(config)[:-10])
+  with pytest.raises(ValueError, match=f"{config_path}: invalid JSON"):
+    hf.load_hf_checkpoint(path)
+  del config["architectures"], config["model_type"]
+  with open(config_path, "w") as f:
+    json.dump(config, f)
+  with pytest.raises(ValueError, match=f"{config_path}: .*architectures=None"):
     hf.load_hf_checkpoint(path)
 
 

@@ -1,6 +1,8 @@
 """SFT: records to conversations with the reasoning toggle, the assistant-only loss mask
 through packing, bad records named, a step."""
 
+import json
+
 import jax
 import numpy as np
 import optax
@@ -73,6 +75,17 @@ def test_reasoning_toggle_changes_the_template(tokenizer):
   assert [len(sft.record_conversations(PROBLEM, t)) for t in ("on", "off", "none")] == [1, 1, 1]
   assert chat.prompt_ids("Hi", tokenizer, thinking=True) != chat.prompt_ids(
       "Hi", tokenizer, thinking=False)
+
+
+def test_bad_records_are_named_by_file_and_line(tokenizer, tmp_path):
+  path = tmp_path / "records.jsonl"
+  path.write_text(json.dumps(PROBLEM) + "\n" + json.dumps({"question": "no answer"}) + "\n")
+  with pytest.raises(ValueError, match=f"{path}:2: an SFT record needs 'messages', or "
+                                       "'question' with 'solution' or 'answer'"):
+    sft.read_records(str(path), tokenizer, "pair")
+  path.write_text(json.dumps({"messages": [{"role": "robot", "content": "x"}]}) + "\n")
+  with pytest.raises(ValueError, match=f"{path}:1: message 0: role 'robot'"):
+    sft.read_records(str(path), tokenizer, "none")
 
 
 def test_bad_conversations_raise(tokenizer):

@@ -44,7 +44,7 @@ def saved(tmp_path, steps=(2, 4), **options):
   checkpointer = checkpoint_lib.Checkpointer(str(tmp_path), every_steps=1, max_to_keep=3,
                                              **options)
   for step in steps:
-    checkpointer.save(step, make_state(seed=step), loop="pretrain")
+    checkpointer.save(step, make_state(seed=step), batches(), loop="pretrain")
   checkpointer.close()
   return checkpoint_lib.Checkpointer(str(tmp_path), every_steps=1, max_to_keep=3)
 
@@ -119,12 +119,13 @@ def largest_array_file(step_dir):
   return max(files, key=os.path.getsize)
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "metadata"])
+@pytest.mark.parametrize("damage", ["flip", "truncate", "metadata", "iterator"])
 def test_a_damaged_newest_checkpoint_is_named_and_the_intact_one_restores(tmp_path, damage):
   checkpointer = saved(tmp_path)
-  if damage == "metadata":
-    path = tmp_path / "4" / "meta" / "metadata"
-    path.write_bytes(path.read_bytes()[:20])
+  if damage in ("metadata", "iterator"):
+    path = tmp_path / "4" / ("state/_METADATA" if damage == "metadata"
+                             else "data/process_0-of-1.json")
+    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
   else:
     path = largest_array_file(tmp_path / "4")
     data = bytearray(open(path, "rb").read())
@@ -134,9 +135,11 @@ def test_a_damaged_newest_checkpoint_is_named_and_the_intact_one_restores(tmp_pa
       data = data[:len(data) // 2]
     open(path, "wb").write(bytes(data))
   messages = []
-  state, step = checkpointer.restore(abstract_with_shardings(), loop="pretrain",
+  state, step = checkpointer.restore(abstract_with_shardings(), batches(), loop="pretrain",
                                      report=messages.append)
   assert step == 2
+  if damage in ("metadata", "iterator"):
+    assert str(path) in messages[0], messages
   np.testing.assert_array_equal(np.asarray(state.params["embed"]),
                                 np.asarray(make_state(seed=2).params["embed"]))
   assert str(tmp_path / "4") in messages[0] and "4.damaged" in messages[0], messages

@@ -1,6 +1,6 @@
 """Two processes joined by jax.distributed train one model and agree with one process:
 GRPO (rollouts and rewards on the host, each process its share of the prompts) and RLP
-on the hybrid model (the pretraining data path, Mamba and attention layers sharded)."""
+(the pretraining data path, sampling inside the sharded step)."""
 
 import json
 import os
@@ -21,8 +21,7 @@ COMMON = [f"--config.train.steps={STEPS}", "--config.train.log_every=1",
 LOOPS = {
     "grpo": ["--config=configs/grpo.py", "--config.train.global_batch_size=16",
              "--config.eval.max_records=8"],
-    "rlp": ["--config=configs/tiny_hybrid_rlp.py", "--config.init_checkpoint=",
-            "--config.train.seq_len=64"],
+    "rlp": ["--config=configs/rlp.py", "--config.train.seq_len=64"],
 }
 TIMING = {"step_time_s", "tokens_per_s", "mfu"}
 
