@@ -16,6 +16,24 @@ from model import params as P
 from model.config import ModelConfig
 
 
+def dense(x, w, *, contract: int = 1, preferred_element_type=None):
+  """``x (... i) · w (i o)``: the last ``contract`` dims of x against the first of w.
+
+  The leading dims of x (batch, length) are flattened into one token dim and both sides
+  into matrices, so XLA sees one 2-D dot with a single contracting dim. Its weight
+  gradient, x^T · dy over the tokens, then runs as a transposed-operand matmul; an einsum
+  over (b l) contracts two dims and makes XLA:CPU copy a transposed activation first
+  (measured 2.2x slower on a SwiGLU MLP's forward and backward, bench/RESULTS.md).
+  """
+  lead, inner = x.shape[:x.ndim - contract], w.shape[:contract]
+  if x.shape[x.ndim - contract:] != inner:
+    raise ValueError(f"dense: x {x.shape} does not end with w's input dims {inner}")
+  out = jnp.matmul(x.reshape(math.prod(lead), math.prod(inner)),
+                   w.reshape(math.prod(inner), -1),
+                   preferred_element_type=preferred_element_type)
+  return out.reshape(lead + w.shape[contract:])
+
+
 def rms_norm(x, weight, eps):
   """RMSNorm in fp32, output in x's dtype. x (... d), weight (d)."""
   x32 = x.astype(jnp.float32)
@@ -91,11 +109,9 @@ def attention(p, x, cfg: ModelConfig, *, positions, segment_ids, cache=None,
   Returns (out (b l d), updated cache or None).
   """
   dtype = x.dtype
-  b, l, _ = x.shape
+  l = x.shape[1]
   w = lambda name: p[name].astype(dtype)
-  q = jnp.einsum("bld,dhe->blhe", x, w("q"))
-  k = jnp.einsum("bld,dke->blke", x, w("k"))
-  v = jnp.einsum("bld,dke->blke", x, w("v"))
+  q, k, v = dense(x, w("q")), dense(x, w("k")), dense(x, w("v"))  # b l h|k e
   if cfg.qkv_bias:
     q, k, v = (q + w("q_bias")[None, None], k + w("k_bias")[None, None],
                v + w("v_bias")[None, None])
@@ -118,15 +134,59 @@ def attention(p, x, cfg: ModelConfig, *, positions, segment_ids, cache=None,
 
   visible = ((key_slots[None, None, :] <= query_slots[None, :, None])
              & (segment_ids[:, :, None] == key_segments[:, None, :]))  # b l s
-  groups = cfg.n_heads // cfg.n_kv_heads
-  q = q.reshape(b, l, cfg.n_kv_heads, groups, cfg.head_dim)
-  scores = jnp.einsum("blkge,bske->bkgls", q, k.astype(dtype),
-                      preferred_element_type=jnp.float32) / math.sqrt(cfg.head_dim)
-  scores = jnp.where(visible[:, None, None], scores, jnp.finfo(jnp.float32).min)
-  probs = jax.nn.softmax(scores, axis=-1).astype(dtype)
-  out = jnp.einsum("bkgls,bske->blkge", probs, v.astype(dtype))
-  out = out.reshape(b, l, cfg.n_heads, cfg.head_dim)
-  return jnp.einsum("blhe,hed->bld", out, w("o")), cache
+  out = _attend(q, k.astype(dtype), v.astype(dtype), visible, cfg)
+  return dense(out, w("o"), contract=2), cache
+
+
+def _attend(q, k, v, visible, cfg: ModelConfig):
+  """Masked softmax attention: q (b l h e), k and v (b s k e), visible (b l s) → (b l h e).
+
+  Heads go in front and each kv head's g query heads merge with the query positions
+  into one dim m = l·g, so the scores and all four products are batched matmuls with a
+  single contracting dim, which XLA:CPU runs without transposed copies of the scores.
+  """
+  b, l, h, e = q.shape
+  kv_heads, groups = cfg.n_kv_heads, cfg.n_heads // cfg.n_kv_heads
+  heads_first = lambda t: jnp.swapaxes(t, 1, 2)                    # b s k e → b k s e
+  q = heads_first(q.reshape(b, l, kv_heads, groups * e)).reshape(b, kv_heads, l * groups, e)
+  visible = jnp.broadcast_to(visible[:, None, :, None, :], (b, 1, l, groups, k.shape[1]))
+  out = _masked_softmax_attention(q, heads_first(k), heads_first(v),
+                                  visible.reshape(b, 1, l * groups, -1))      # b k m e
+  return heads_first(out.reshape(b, kv_heads, l, groups * e)).reshape(b, l, h, e)
+
+
+@jax.custom_vjp
+def _masked_softmax_attention(q, k, v, visible):
+  """softmax(q·kᵀ/√e where visible) · v. q (b k m e), k and v (b k s e), visible (b 1 m s).
+
+  Scores and probabilities are fp32. The backward is the closed form
+  (dS = P ∘ (dP − rowsum(dO ∘ O))) in one elementwise pass over the scores, instead of
+  the differentiated max, exp, sum and division of the softmax.
+  """
+  return _attention_forward(q, k, v, visible)[0]
+
+
+def _attention_forward(q, k, v, visible):
+  scores = jnp.einsum("bkme,bkse->bkms", q, k,
+                      preferred_element_type=jnp.float32) / math.sqrt(q.shape[-1])
+  probs = jax.nn.softmax(jnp.where(visible, scores, jnp.finfo(jnp.float32).min), axis=-1)
+  out = jnp.einsum("bkms,bkse->bkme", probs.astype(q.dtype), v)
+  return out, (q, k, v, visible, probs, out)
+
+
+def _attention_backward(residuals, d_out):
+  q, k, v, visible, probs, out = residuals
+  d_probs = jnp.einsum("bkme,bkse->bkms", d_out, v, preferred_element_type=jnp.float32)
+  row = jnp.sum(d_out.astype(jnp.float32) * out.astype(jnp.float32), axis=-1, keepdims=True)
+  d_scores = jnp.where(visible, probs * (d_probs - row), 0.0) / math.sqrt(q.shape[-1])
+  d_scores = d_scores.astype(q.dtype)
+  d_q = jnp.einsum("bkms,bkse->bkme", d_scores, k)
+  d_k = jnp.einsum("bkms,bkme->bkse", d_scores, q)
+  d_v = jnp.einsum("bkms,bkme->bkse", probs.astype(v.dtype), d_out)
+  return d_q, d_k, d_v, None
+
+
+_masked_softmax_attention.defvjp(_attention_forward, _attention_backward)
 
 
 # ------------------------------------------------------------------------------- MLP
@@ -148,9 +208,9 @@ def mlp_specs(cfg: ModelConfig) -> dict:
 def mlp(p, x, cfg: ModelConfig):
   """SwiGLU ``down(silu(gate x) * up x)`` or squared ReLU ``down(relu(up x)^2)``."""
   w = lambda name: p[name].astype(x.dtype)
-  up = jnp.einsum("bld,df->blf", x, w("up"))
+  up = dense(x, w("up"))                                                       # b l f
   if cfg.mlp_activation == "swiglu":
-    hidden = jax.nn.silu(jnp.einsum("bld,df->blf", x, w("gate"))) * up
+    hidden = jax.nn.silu(dense(x, w("gate"))) * up
   else:
     hidden = jnp.square(jax.nn.relu(up))
-  return jnp.einsum("blf,fd->bld", hidden, w("down"))
+  return dense(hidden, w("down"))

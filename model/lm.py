@@ -154,8 +154,7 @@ def forward(params: dict, tokens: jax.Array, cfg: ModelConfig, *, positions=None
 
   hidden = layers.rms_norm(x, params["final_norm"], cfg.norm_eps)
   head = params["embed"].T if cfg.tie_embeddings else params["lm_head"]
-  logits = jnp.einsum("bld,dv->blv", hidden, head.astype(dtype),
-                      preferred_element_type=jnp.float32)
+  logits = layers.dense(hidden, head.astype(dtype), preferred_element_type=jnp.float32)
   new_cache = None
   if cache is not None:
     new_cache = {"index": cache_index + l, "segment_ids": cache_segments,
