@@ -29,6 +29,9 @@ import transformers  # pylint: disable=g-import-not-at-top
 
 from model import hf  # pylint: disable=g-import-not-at-top
 from model import generate as generate_lib  # pylint: disable=g-import-not-at-top
+from train import xla_flags  # pylint: disable=g-import-not-at-top
+
+xla_flags.apply()  # before the first JAX computation starts the CPU backend
 
 VOCAB = 1024
 MODELS = {
@@ -96,6 +99,7 @@ def main(argv=None):
   args = parser.parse_args(argv)
   batches = [int(b) for b in args.batches.split(",")]
   rng = np.random.default_rng(0)
+  print(xla_flags.describe())
   print(f"device: {jax.devices()[0].device_kind} ({platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores); jax {jax.__version__}, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), transformers {transformers.__version__}")

@@ -4,6 +4,10 @@ CPU (default): tokens/s of our step vs Hugging Face transformers + torch on the 
 Llama (same shapes, AdamW, clipping, fp32), printed as a table with the ratio:
 
   PYTHONPATH=. python bench/train_step.py
+  XLA_FLAGS=--xla_cpu_max_isa=AVX2 PYTHONPATH=. python bench/train_step.py   # AVX2 only
+
+The first line printed names the CPU, its ISA and the XLA flags in effect (the project's
+CPU flags from train/xla_flags.py are added unless REASONAX_XLA_FLAGS=0).
 
 GPU: tokens/s and MFU of llama_1b and hybrid_125m at seq 4096 on one device:
 
@@ -31,6 +35,9 @@ from train import optimizer as optimizer_lib
 from train import sharding
 from train import state as state_lib
 from train import step as step_lib
+from train import xla_flags
+
+xla_flags.apply()  # before the first JAX computation starts the CPU backend
 
 _GPU = flags.DEFINE_bool("gpu", False, "Benchmark the GPU models instead of the CPU pair.")
 _ROUNDS = flags.DEFINE_integer("rounds", 5, "Timed rounds; the fastest one is reported.")
@@ -170,6 +177,7 @@ def gpu_table(rounds: int) -> str:
 
 def main(argv):
   del argv
+  print(xla_flags.describe())
   if _GPU.value:
     print(gpu_table(_ROUNDS.value))
   else:

@@ -1,9 +1,14 @@
-"""Test-wide settings: strict rank promotion, absl flags parsed for grain workers, and one
-persistent compilation cache for the session (the test process and the command-line
-runs it starts compile many identical programs)."""
+"""Test-wide settings: the project's XLA CPU flags (train/xla_flags.py), strict rank
+promotion, absl flags parsed for grain workers, and one persistent compilation cache for
+the session (the test process and the command-line runs it starts compile many identical
+programs)."""
 
 import os
 import tempfile
+
+from train import xla_flags
+
+xla_flags.apply()
 
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +

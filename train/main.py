@@ -20,6 +20,7 @@ from ml_collections import config_flags
 from train import cli
 from train import distributed
 from train import driver
+from train import xla_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Run config file (configs/*.py).",
                                           lock_config=True)
@@ -34,6 +35,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  xla_flags.apply()  # before anything starts a JAX backend
   cli.quiet_library_logging()
   with cli.errors_as_one_line():
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)

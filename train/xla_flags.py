@@ -1,0 +1,71 @@
+"""The XLA flags the project sets for its CPU runs, in one place.
+
+``apply()`` adds them to ``XLA_FLAGS`` before JAX starts its backends (the entry points
+call it at import: train/main.py, the bench scripts, tests/conftest.py). It never
+overrides a flag the user already set in ``XLA_FLAGS``; ``REASONAX_XLA_FLAGS=0`` turns
+the project's flags off. They are ``xla_cpu_*`` debug options, which GPU and TPU
+compilers ignore, and they are only added for the jaxlib releases they were measured
+on: XLA aborts at start on a flag it does not know, and experimental flags come and go.
+
+``describe()`` is the line benchmarks print: CPU model, ISA and the XLA flags in effect.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+
+# Dots (with their fusible neighbours) as YNNPACK library fusions: bench/RESULTS.md has the
+# measurements of this and the other library-fusion settings.
+CPU_FLAGS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
+MEASURED_JAXLIB = ((0, 10),)  # (major, minor) releases whose XLA knows CPU_FLAGS
+SWITCH = "REASONAX_XLA_FLAGS"
+
+
+def _jaxlib_release() -> tuple[int, int]:
+  from importlib import metadata  # pylint: disable=g-import-not-at-top
+  try:
+    major, minor = metadata.version("jaxlib").split(".")[:2]
+    return int(major), int(minor)
+  except (metadata.PackageNotFoundError, ValueError):
+    return (0, 0)
+
+
+def apply() -> None:
+  """Appends the project's CPU flags to XLA_FLAGS, keeping every flag already there."""
+  if os.environ.get(SWITCH, "1") == "0" or _jaxlib_release() not in MEASURED_JAXLIB:
+    return
+  existing = os.environ.get("XLA_FLAGS", "")
+  extra = [f"--{name}={value}" for name, value in CPU_FLAGS.items()
+           if f"--{name}=" not in existing]
+  if extra:
+    os.environ["XLA_FLAGS"] = " ".join([existing, *extra]).strip()
+
+
+def _cpu_model_and_flags() -> tuple[str, set[str]]:
+  model, flags = platform.processor() or platform.machine(), set()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+          model = value.strip()
+        elif key.strip() == "flags":
+          flags = set(value.split())
+          break
+  except OSError:
+    pass
+  return model, flags
+
+
+def describe() -> str:
+  """'CPU <model> (<n> cores); ISA <detected> (max isa <flag>); XLA_FLAGS <flags>'."""
+  model, cpu_flags = _cpu_model_and_flags()
+  isa = [name for name, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"),
+                                 ("AVX512-BF16", "avx512_bf16"), ("AMX", "amx_tile"))
+         if flag in cpu_flags]
+  xla_flags = os.environ.get("XLA_FLAGS", "")
+  max_isa = next((f.split("=", 1)[1] for f in xla_flags.split()
+                  if f.startswith("--xla_cpu_max_isa=")), "default (all detected)")
+  return (f"CPU {model} ({os.cpu_count()} cores); ISA detected {'+'.join(isa) or 'unknown'}, "
+          f"XLA max isa {max_isa}; XLA_FLAGS {xla_flags or '(none)'}")
