@@ -17,6 +17,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from model import layers
 from model import params as P
 from model import ssd as ssd_lib
 from model.config import ModelConfig
@@ -111,13 +112,10 @@ def mamba(p, x, cfg: ModelConfig, *, segment_ids, cache=None):
   """
   dtype = x.dtype
   w = lambda name: p[name].astype(dtype)
-  z = jnp.einsum("bld,dhp->blhp", x, w("in_z"))
-  pre_conv = {
-      "x": jnp.einsum("bld,dhp->blhp", x, w("in_x")),
-      "B": jnp.einsum("bld,dgn->blgn", x, w("in_B")),
-      "C": jnp.einsum("bld,dgn->blgn", x, w("in_C")),
-  }
-  dt = jnp.einsum("bld,dh->blh", x, w("in_dt")).astype(jnp.float32)
+  z = layers.dense(x, w("in_z"))                                                 # b l h p
+  pre_conv = {"x": layers.dense(x, w("in_x")),                                   # b l h p
+              "B": layers.dense(x, w("in_B")), "C": layers.dense(x, w("in_C"))}  # b l g n
+  dt = layers.dense(x, w("in_dt")).astype(jnp.float32)                          # b l h
   dt = jax.nn.softplus(dt + p["dt_bias"].astype(jnp.float32)[None, None])
   dt = jnp.clip(dt, *cfg.dt_limit)
   A = -jnp.exp(p["A_log"].astype(jnp.float32))
@@ -141,7 +139,7 @@ def mamba(p, x, cfg: ModelConfig, *, segment_ids, cache=None):
                            initial_state=None if fresh else cache["ssm"],
                            segment_ids=segment_ids, impl=cfg.ssm_impl)
   y = gated_rms_norm(y, z, p["gate_norm"], cfg.ssm_groups, cfg.norm_eps)
-  out = jnp.einsum("blhp,hpd->bld", y, w("out"))
+  out = layers.dense(y, w("out"), contract=2)
   if fresh:
     return out, None
   new_cache = {f"conv_{part}": new_windows[part].astype(cache[f"conv_{part}"].dtype)
