@@ -94,7 +94,8 @@ def attention_specs(cfg: ModelConfig) -> dict:
 
 
 def attention_cache(cfg: ModelConfig, batch: int, max_len: int, dtype) -> dict:
-  shape = (batch, max_len, cfg.n_kv_heads, cfg.head_dim)
+  """Keys and values (b k s e), heads first as ``_attend`` reads them (no copy per step)."""
+  shape = (batch, cfg.n_kv_heads, max_len, cfg.head_dim)
   return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
 
 
@@ -118,18 +119,19 @@ def attention(p, x, cfg: ModelConfig, *, positions, segment_ids, cache=None,
   if cfg.use_rope:
     inv_freq = rope_inverse_frequencies(cfg)
     q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
+  k, v = jnp.swapaxes(k, 1, 2), jnp.swapaxes(v, 1, 2)                  # b k l e
 
   if cache is None:
     query_slots = key_slots = jnp.arange(l)
     key_segments = segment_ids
   else:
     k = jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype),
-                                     (0, cache_index, 0, 0))
+                                     (0, 0, cache_index, 0))
     v = jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype),
-                                     (0, cache_index, 0, 0))
+                                     (0, 0, cache_index, 0))
     cache = {"k": k, "v": v}
     query_slots = cache_index + jnp.arange(l)
-    key_slots = jnp.arange(k.shape[1])
+    key_slots = jnp.arange(k.shape[2])
     key_segments = cache_segment_ids
 
   visible = ((key_slots[None, None, :] <= query_slots[None, :, None])
@@ -139,7 +141,7 @@ def attention(p, x, cfg: ModelConfig, *, positions, segment_ids, cache=None,
 
 
 def _attend(q, k, v, visible, cfg: ModelConfig):
-  """Masked softmax attention: q (b l h e), k and v (b s k e), visible (b l s) → (b l h e).
+  """Masked softmax attention: q (b l h e), k and v (b k s e), visible (b l s) → (b l h e).
 
   Heads go in front and each kv head's g query heads merge with the query positions
   into one dim m = l·g, so the scores and all four products are batched matmuls with a
@@ -147,11 +149,10 @@ def _attend(q, k, v, visible, cfg: ModelConfig):
   """
   b, l, h, e = q.shape
   kv_heads, groups = cfg.n_kv_heads, cfg.n_heads // cfg.n_kv_heads
-  heads_first = lambda t: jnp.swapaxes(t, 1, 2)                    # b s k e → b k s e
+  heads_first = lambda t: jnp.swapaxes(t, 1, 2)                    # b l k x ↔ b k l x
   q = heads_first(q.reshape(b, l, kv_heads, groups * e)).reshape(b, kv_heads, l * groups, e)
-  visible = jnp.broadcast_to(visible[:, None, :, None, :], (b, 1, l, groups, k.shape[1]))
-  out = _masked_softmax_attention(q, heads_first(k), heads_first(v),
-                                  visible.reshape(b, 1, l * groups, -1))      # b k m e
+  visible = jnp.broadcast_to(visible[:, None, :, None, :], (b, 1, l, groups, k.shape[2]))
+  out = _masked_softmax_attention(q, k, v, visible.reshape(b, 1, l * groups, -1))  # b k m e
   return heads_first(out.reshape(b, kv_heads, l, groups * e)).reshape(b, l, h, e)
 
 
