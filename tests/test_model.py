@@ -207,7 +207,7 @@ def test_attention_and_its_gradients_equal_naive_float64_attention():
   value, grads = jax.jit(jax.value_and_grad(ours, argnums=(0, 1)))(p32, x32)
   with jax.enable_x64(True):
     p64, x64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), (p32, x32))
-    want_value, want_grads = jax.value_and_grad(naive, argnums=(0, 1))(p64, x64)
+    want_value, want_grads = jax.jit(jax.value_and_grad(naive, argnums=(0, 1)))(p64, x64)
     chex.assert_type(want_value, jnp.float64)
   np.testing.assert_allclose(value, want_value, rtol=1e-5)
   scale = max(float(np.max(np.abs(g))) for g in jax.tree.leaves(want_grads))
