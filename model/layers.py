@@ -23,7 +23,7 @@ def dense(x, w, *, contract: int = 1, preferred_element_type=None):
   into matrices, so XLA sees one 2-D dot with a single contracting dim. Its weight
   gradient, x^T · dy over the tokens, then runs as a transposed-operand matmul; an einsum
   over (b l) contracts two dims and makes XLA:CPU copy a transposed activation first
-  (measured 2.2x slower on a SwiGLU MLP's forward and backward, bench/RESULTS.md).
+  (a SwiGLU MLP's forward and backward ran 1.4x-2.2x slower that way, bench/RESULTS.md).
   """
   lead, inner = x.shape[:x.ndim - contract], w.shape[:contract]
   if x.shape[x.ndim - contract:] != inner:
