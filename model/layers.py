@@ -12,6 +12,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from model import attention as attention_lib
 from model import params as P
 from model.config import ModelConfig
 
@@ -116,15 +117,13 @@ def attention(p, x, cfg: ModelConfig, *, positions, segment_ids, cache=None,
     key_slots = jnp.arange(k.shape[1])
     key_segments = cache_segment_ids
 
-  visible = ((key_slots[None, None, :] <= query_slots[None, :, None])
-             & (segment_ids[:, :, None] == key_segments[:, None, :]))  # b l s
   groups = cfg.n_heads // cfg.n_kv_heads
   q = q.reshape(b, l, cfg.n_kv_heads, groups, cfg.head_dim)
-  scores = jnp.einsum("blkge,bske->bkgls", q, k.astype(dtype),
-                      preferred_element_type=jnp.float32) / math.sqrt(cfg.head_dim)
-  scores = jnp.where(visible[:, None, None], scores, jnp.finfo(jnp.float32).min)
-  probs = jax.nn.softmax(scores, axis=-1).astype(dtype)
-  out = jnp.einsum("bkgls,bske->blkge", probs, v.astype(dtype))
+  if cache is None and cfg.attention_impl == "chunked":
+    out = attention_lib.chunked_attention(q, k, v, segment_ids, block=cfg.attention_block)
+  else:
+    visible = attention_lib.visibility(query_slots, key_slots, segment_ids, key_segments)
+    out = attention_lib.einsum_attention(q, k, v, visible)
   out = out.reshape(b, l, cfg.n_heads, cfg.head_dim)
   return jnp.einsum("blhe,hed->bld", out, w("o")), cache
 
