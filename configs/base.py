@@ -28,6 +28,9 @@ LOGICAL_AXIS_RULES = (
     ("ssm_groups", "tensor"),
     ("ssm_state", None),
     ("conv_width", None),
+    # Activations only: the residual stream between layers is split along the sequence
+    # over the tensor axis (which would otherwise hold it whole on every device).
+    ("length", "tensor"),
 )
 
 

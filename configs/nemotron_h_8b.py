@@ -10,7 +10,8 @@ from train import config as run_config
 
 def get_config():
   config = base.get_config()
-  config.model = run_config.model_section("nemotron_h_8b", remat="full")
+  config.model = run_config.model_section("nemotron_h_8b", remat="full",
+                                          attention_impl="chunked")
   config.train.steps = 100_000
   config.train.global_batch_size = 512
   config.train.seq_len = 8192
@@ -21,5 +22,6 @@ def get_config():
   config.optimizer.decay_fraction = 0.2
   config.optimizer.final_lr_fraction = 0.0
   config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, -1, 4
+  config.mesh.topology = "v5p:4x4x4"
   config.checkpoint.every_steps = 500
   return config

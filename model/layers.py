@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from model import attention as attention_lib
 from model import params as P
+from model.partitioning import constrain
 from model.config import ModelConfig
 
 
@@ -94,9 +95,9 @@ def attention(p, x, cfg: ModelConfig, *, positions, segment_ids, cache=None,
   dtype = x.dtype
   b, l, _ = x.shape
   w = lambda name: p[name].astype(dtype)
-  q = jnp.einsum("bld,dhe->blhe", x, w("q"))
-  k = jnp.einsum("bld,dke->blke", x, w("k"))
-  v = jnp.einsum("bld,dke->blke", x, w("v"))
+  q = constrain(jnp.einsum("bld,dhe->blhe", x, w("q")), ("batch", None, "q_heads", None))
+  k = constrain(jnp.einsum("bld,dke->blke", x, w("k")), ("batch", None, "kv_heads", None))
+  v = constrain(jnp.einsum("bld,dke->blke", x, w("v")), ("batch", None, "kv_heads", None))
   if cfg.qkv_bias:
     q, k, v = (q + w("q_bias")[None, None], k + w("k_bias")[None, None],
                v + w("v_bias")[None, None])
@@ -152,4 +153,5 @@ def mlp(p, x, cfg: ModelConfig):
     hidden = jax.nn.silu(jnp.einsum("bld,df->blf", x, w("gate"))) * up
   else:
     hidden = jnp.square(jax.nn.relu(up))
+  hidden = constrain(hidden, ("batch", None, "mlp"))
   return jnp.einsum("blf,fd->bld", hidden, w("down"))

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from model import params as P
+from model.partitioning import constrain
 from model import ssd as ssd_lib
 from model.config import ModelConfig
 
@@ -111,9 +112,10 @@ def mamba(p, x, cfg: ModelConfig, *, segment_ids, cache=None):
   """
   dtype = x.dtype
   w = lambda name: p[name].astype(dtype)
-  z = jnp.einsum("bld,dhp->blhp", x, w("in_z"))
+  heads = ("batch", None, "ssm_heads", None)
+  z = constrain(jnp.einsum("bld,dhp->blhp", x, w("in_z")), heads)
   pre_conv = {
-      "x": jnp.einsum("bld,dhp->blhp", x, w("in_x")),
+      "x": constrain(jnp.einsum("bld,dhp->blhp", x, w("in_x")), heads),
       "B": jnp.einsum("bld,dgn->blgn", x, w("in_B")),
       "C": jnp.einsum("bld,dgn->blgn", x, w("in_C")),
   }
