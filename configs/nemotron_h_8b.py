@@ -1,7 +1,9 @@
-"""Nemotron-H-8B shapes on an FSDP x tensor mesh (tensor 4, FSDP over the rest).
+"""Nemotron-H-8B shapes on an FSDP x tensor mesh (tensor 4, FSDP over the rest), sized
+for a v5p:4x4x4 slice (64 chips):
 
-Shape-only here: the tests lower its train step for 64 devices without allocating; a
-real run needs a matching tokenizer and corpus in ``config.data``.
+  python -m train.aot --config=configs/nemotron_h_8b.py   # memory per chip, no TPU needed
+
+Shape-only here: a real run needs a matching tokenizer and corpus in ``config.data``.
 """
 
 from configs import base
@@ -15,6 +17,7 @@ def get_config():
   config.train.steps = 100_000
   config.train.global_batch_size = 512
   config.train.seq_len = 8192
+  config.train.grad_accum_steps = 16  # 2 rows of 8192 per device and micro-batch
   config.train.log_every = 20
   config.optimizer.learning_rate = 3e-4
   config.optimizer.schedule = "wsd"
