@@ -23,7 +23,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from train import aot  # noqa: E402  pylint: disable=g-import-not-at-top
+from train import aot  # pylint: disable=g-import-not-at-top
 
 CONFIGS = ("nemotron_h_8b", "nemotron_h_4b", "llama_1b", "hybrid_125m")
 FIT_FRACTION = 0.9
@@ -70,9 +70,9 @@ def main() -> None:
     text = path.read_text()
     block = f"{BEGIN}\n{table}\n{END}"
     pattern = re.escape(BEGIN) + ".*?" + re.escape(END)
-    if not re.search(pattern, text, flags=re.S):
+    if not re.search(pattern, text, flags=re.DOTALL):
       raise SystemExit(f"{path} has no {BEGIN} ... {END} block to replace")
-    path.write_text(re.sub(pattern, lambda _: block, text, flags=re.S))
+    path.write_text(re.sub(pattern, lambda _: block, text, flags=re.DOTALL))
 
 
 if __name__ == "__main__":

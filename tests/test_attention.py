@@ -9,9 +9,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from model import attention
+from model import attention, lm
 from model import config as mcfg
-from model import lm
 
 
 def _inputs(seed, *, b=2, l=45, k=2, g=3, e=8, dtype=jnp.float64):

@@ -23,14 +23,11 @@ from typing import Any
 
 import jax
 import ml_collections
-from absl import app
-from absl import flags
+from absl import app, flags
 from ml_collections import config_flags
 
 from model import lm
-from train import cli
-from train import driver
-from train import sharding
+from train import cli, driver, sharding
 
 GiB = 2 ** 30
 # Usable HBM per device as the TPU compiler reports it ("exceeds available HBM (…G)").
