@@ -30,10 +30,14 @@ setuptools.setup(
         "tqdm>=4.66",
     ],
     extras_require={
+        # libtpu (the TPU compiler, matched to the installed jax by jax's own extra):
+        # `python -m train.aot` compiles for TPU topologies on any host with it.
+        "tpu": ["jax[tpu]>=0.10,<0.12"],
         "test": [
             "pytest>=8",
             "torch==2.13.0",
             "transformers>=5.0",
+            "jax[tpu]>=0.10,<0.12",
         ],
     },
 )

@@ -28,6 +28,9 @@ LOGICAL_AXIS_RULES = (
     ("ssm_groups", "tensor"),
     ("ssm_state", None),
     ("conv_width", None),
+    # Activations only: the residual stream between layers is split along the sequence
+    # over the tensor axis (which would otherwise hold it whole on every device).
+    ("length", "tensor"),
 )
 
 
@@ -57,8 +60,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict(dict(
       steps=200, global_batch_size=16, seq_len=128, grad_accum_steps=1, z_loss=1e-4,
       seed=0, log_every=10, read_global_batch=False))
+  # topology: the TPU slice the config is sized for (``python -m train.aot`` compiles
+  # its step for it without the hardware), e.g. 'v5p:4x4x4'; '' for none.
   config.mesh = ml_collections.ConfigDict(dict(
-      data=-1, fsdp=1, tensor=1, logical_axis_rules=LOGICAL_AXIS_RULES))
+      data=-1, fsdp=1, tensor=1, logical_axis_rules=LOGICAL_AXIS_RULES, topology=""))
   config.checkpoint = ml_collections.ConfigDict(dict(
       every_steps=100, max_to_keep=2, async_save=True))
   config.eval = eval_section()

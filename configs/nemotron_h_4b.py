@@ -1,4 +1,5 @@
-"""Nemotron-H-4B shapes: the 8B run config with the width-pruned model. Shape-only here."""
+"""Nemotron-H-4B shapes: the 8B run config (v5p:4x4x4) with the width-pruned model.
+Shape-only here."""
 
 from configs import nemotron_h_8b
 from train import config as run_config

@@ -1,7 +1,9 @@
-"""Nemotron-H-8B shapes on an FSDP x tensor mesh (tensor 4, FSDP over the rest).
+"""Nemotron-H-8B shapes on an FSDP x tensor mesh (tensor 4, FSDP over the rest), sized
+for a v5p:4x4x4 slice (64 chips):
 
-Shape-only here: the tests lower its train step for 64 devices without allocating; a
-real run needs a matching tokenizer and corpus in ``config.data``.
+  python -m train.aot --config=configs/nemotron_h_8b.py   # memory per chip, no TPU needed
+
+Shape-only here: a real run needs a matching tokenizer and corpus in ``config.data``.
 """
 
 from configs import base
@@ -10,10 +12,12 @@ from train import config as run_config
 
 def get_config():
   config = base.get_config()
-  config.model = run_config.model_section("nemotron_h_8b", remat="full")
+  config.model = run_config.model_section("nemotron_h_8b", remat="full",
+                                          attention_impl="chunked")
   config.train.steps = 100_000
   config.train.global_batch_size = 512
   config.train.seq_len = 8192
+  config.train.grad_accum_steps = 16  # 2 rows of 8192 per device and micro-batch
   config.train.log_every = 20
   config.optimizer.learning_rate = 3e-4
   config.optimizer.schedule = "wsd"
@@ -21,5 +25,6 @@ def get_config():
   config.optimizer.decay_fraction = 0.2
   config.optimizer.final_lr_fraction = 0.0
   config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, -1, 4
+  config.mesh.topology = "v5p:4x4x4"
   config.checkpoint.every_steps = 500
   return config

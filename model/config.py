@@ -18,6 +18,7 @@ LAYER_KINDS = {"M": "mamba", "*": "attention", "-": "mlp"}
 SSM_IMPLS = ("xla", "pallas", "pallas_interpret")
 MLP_ACTIVATIONS = ("swiglu", "relu2")
 REMAT_POLICIES = ("none", "full", "dots")
+ATTENTION_IMPLS = ("einsum", "chunked")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +37,10 @@ class ModelConfig:
   rope_theta: float = 10000.0
   # Llama-3 rope scaling: (factor, low_freq_factor, high_freq_factor, original_max_position).
   rope_llama3_scaling: Optional[tuple[float, float, float, int]] = None
+  # 'einsum' materialises every (l × s) score matrix; 'chunked' runs an online softmax
+  # over key blocks of attention_block (model/attention.py). A KV cache uses 'einsum'.
+  attention_impl: str = "einsum"
+  attention_block: int = 512
   # MLP.
   mlp_dim: int = 128
   mlp_activation: str = "swiglu"
@@ -64,7 +69,7 @@ class ModelConfig:
 
     for field in ("vocab_size", "d_model", "n_heads", "n_kv_heads", "head_dim", "mlp_dim",
                   "ssm_heads", "ssm_head_dim", "ssm_state", "ssm_groups", "conv_width",
-                  "chunk_size"):
+                  "chunk_size", "attention_block"):
       value = getattr(self, field)
       if not isinstance(value, int) or value <= 0:
         fail(field, value, "must be a positive integer")
@@ -86,6 +91,8 @@ class ModelConfig:
       fail("mlp_activation", self.mlp_activation, f"must be one of {MLP_ACTIVATIONS}")
     if self.ssm_impl not in SSM_IMPLS:
       fail("ssm_impl", self.ssm_impl, f"must be one of {SSM_IMPLS}")
+    if self.attention_impl not in ATTENTION_IMPLS:
+      fail("attention_impl", self.attention_impl, f"must be one of {ATTENTION_IMPLS}")
     if self.remat not in REMAT_POLICIES:
       fail("remat", self.remat, f"must be one of {REMAT_POLICIES}")
     for field in ("dtype", "param_dtype"):

@@ -12,7 +12,9 @@ import math
 import jax
 import jax.numpy as jnp
 
+from model import attention as attention_lib
 from model import params as P
+from model.partitioning import constrain
 from model.config import ModelConfig
 
 
@@ -94,7 +96,8 @@ def attention_specs(cfg: ModelConfig) -> dict:
 
 
 def attention_cache(cfg: ModelConfig, batch: int, max_len: int, dtype) -> dict:
-  """Keys and values (b k s e), heads first as ``_attend`` reads them (no copy per step)."""
+  """Keys and values (b k s e), heads first as the attention cores read them (no copy per
+  decoded token)."""
   shape = (batch, cfg.n_kv_heads, max_len, cfg.head_dim)
   return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
 
@@ -110,9 +113,11 @@ def attention(p, x, cfg: ModelConfig, *, positions, segment_ids, cache=None,
   Returns (out (b l d), updated cache or None).
   """
   dtype = x.dtype
-  l = x.shape[1]
+  b, l = x.shape[:2]
   w = lambda name: p[name].astype(dtype)
-  q, k, v = dense(x, w("q")), dense(x, w("k")), dense(x, w("v"))  # b l h|k e
+  q = constrain(dense(x, w("q")), ("batch", None, "q_heads", None))           # b l h e
+  k = constrain(dense(x, w("k")), ("batch", None, "kv_heads", None))          # b l k e
+  v = constrain(dense(x, w("v")), ("batch", None, "kv_heads", None))
   if cfg.qkv_bias:
     q, k, v = (q + w("q_bias")[None, None], k + w("k_bias")[None, None],
                v + w("v_bias")[None, None])
@@ -134,60 +139,14 @@ def attention(p, x, cfg: ModelConfig, *, positions, segment_ids, cache=None,
     key_slots = jnp.arange(k.shape[2])
     key_segments = cache_segment_ids
 
-  visible = ((key_slots[None, None, :] <= query_slots[None, :, None])
-             & (segment_ids[:, :, None] == key_segments[:, None, :]))  # b l s
-  out = _attend(q, k.astype(dtype), v.astype(dtype), visible, cfg)
+  q = q.reshape(b, l, cfg.n_kv_heads, cfg.n_heads // cfg.n_kv_heads, cfg.head_dim)
+  if cache is None and cfg.attention_impl == "chunked":
+    out = attention_lib.chunked_attention(q, k, v, segment_ids, block=cfg.attention_block)
+  else:
+    visible = attention_lib.visibility(query_slots, key_slots, segment_ids, key_segments)
+    out = attention_lib.einsum_attention(q, k, v, visible)
+  out = out.reshape(b, l, cfg.n_heads, cfg.head_dim)
   return dense(out, w("o"), contract=2), cache
-
-
-def _attend(q, k, v, visible, cfg: ModelConfig):
-  """Masked softmax attention: q (b l h e), k and v (b k s e), visible (b l s) → (b l h e).
-
-  Heads go in front and each kv head's g query heads merge with the query positions
-  into one dim m = l·g, so the scores and all four products are batched matmuls with a
-  single contracting dim, which XLA:CPU runs without transposed copies of the scores.
-  """
-  b, l, h, e = q.shape
-  kv_heads, groups = cfg.n_kv_heads, cfg.n_heads // cfg.n_kv_heads
-  heads_first = lambda t: jnp.swapaxes(t, 1, 2)                    # b l k x ↔ b k l x
-  q = heads_first(q.reshape(b, l, kv_heads, groups * e)).reshape(b, kv_heads, l * groups, e)
-  visible = jnp.broadcast_to(visible[:, None, :, None, :], (b, 1, l, groups, k.shape[2]))
-  out = _masked_softmax_attention(q, k, v, visible.reshape(b, 1, l * groups, -1))  # b k m e
-  return heads_first(out.reshape(b, kv_heads, l, groups * e)).reshape(b, l, h, e)
-
-
-@jax.custom_vjp
-def _masked_softmax_attention(q, k, v, visible):
-  """softmax(q·kᵀ/√e where visible) · v. q (b k m e), k and v (b k s e), visible (b 1 m s).
-
-  Scores and probabilities are fp32. The backward is the closed form
-  (dS = P ∘ (dP − rowsum(dO ∘ O))) in one elementwise pass over the scores, instead of
-  the differentiated max, exp, sum and division of the softmax.
-  """
-  return _attention_forward(q, k, v, visible)[0]
-
-
-def _attention_forward(q, k, v, visible):
-  scores = jnp.einsum("bkme,bkse->bkms", q, k,
-                      preferred_element_type=jnp.float32) / math.sqrt(q.shape[-1])
-  probs = jax.nn.softmax(jnp.where(visible, scores, jnp.finfo(jnp.float32).min), axis=-1)
-  out = jnp.einsum("bkms,bkse->bkme", probs.astype(q.dtype), v)
-  return out, (q, k, v, visible, probs, out)
-
-
-def _attention_backward(residuals, d_out):
-  q, k, v, visible, probs, out = residuals
-  d_probs = jnp.einsum("bkme,bkse->bkms", d_out, v, preferred_element_type=jnp.float32)
-  row = jnp.sum(d_out.astype(jnp.float32) * out.astype(jnp.float32), axis=-1, keepdims=True)
-  d_scores = jnp.where(visible, probs * (d_probs - row), 0.0) / math.sqrt(q.shape[-1])
-  d_scores = d_scores.astype(q.dtype)
-  d_q = jnp.einsum("bkms,bkse->bkme", d_scores, k)
-  d_k = jnp.einsum("bkms,bkme->bkse", d_scores, q)
-  d_v = jnp.einsum("bkms,bkme->bkse", probs.astype(v.dtype), d_out)
-  return d_q, d_k, d_v, None
-
-
-_masked_softmax_attention.defvjp(_attention_forward, _attention_backward)
 
 
 # ------------------------------------------------------------------------------- MLP
@@ -214,4 +173,5 @@ def mlp(p, x, cfg: ModelConfig):
     hidden = jax.nn.silu(dense(x, w("gate"))) * up
   else:
     hidden = jnp.square(jax.nn.relu(up))
+  hidden = constrain(hidden, ("batch", None, "mlp"))
   return dense(hidden, w("down"))

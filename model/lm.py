@@ -24,7 +24,12 @@ import jax.numpy as jnp
 from model import layers
 from model import mamba as mamba_lib
 from model import params as P
+from model.partitioning import constrain
 from model.config import ModelConfig
+
+# Logical axes of the residual stream between layers: under a mesh whose rules map
+# 'length' (e.g. to 'tensor'), the saved layer inputs are split along the sequence too.
+RESIDUAL = ("batch", "length", "embed")
 
 _LAYER_SPECS = {
     "attention": layers.attention_specs,
@@ -142,7 +147,7 @@ def forward(params: dict, tokens: jax.Array, cfg: ModelConfig, *, positions=None
     cache_segments = jax.lax.dynamic_update_slice(
         cache["segment_ids"], segment_ids.astype(jnp.int32), (0, cache_index))
 
-  x = jnp.take(params["embed"], tokens, axis=0).astype(dtype)
+  x = constrain(jnp.take(params["embed"], tokens, axis=0).astype(dtype), RESIDUAL)
   new_layer_caches = []
   for i, kind in enumerate(cfg.layer_kinds):
     layer_fn = _remat(
@@ -150,11 +155,13 @@ def forward(params: dict, tokens: jax.Array, cfg: ModelConfig, *, positions=None
                                           cache_index, cache_segments), cfg.remat)
     x, layer_cache = layer_fn(params["layers"][i], x,
                               None if cache is None else cache["layers"][i])
+    x = constrain(x, RESIDUAL)
     new_layer_caches.append(layer_cache if layer_cache is not None else {})
 
   hidden = layers.rms_norm(x, params["final_norm"], cfg.norm_eps)
   head = params["embed"].T if cfg.tie_embeddings else params["lm_head"]
   logits = layers.dense(hidden, head.astype(dtype), preferred_element_type=jnp.float32)
+  logits = constrain(logits, ("batch", None, "vocab"))
   new_cache = None
   if cache is not None:
     new_cache = {"index": cache_index + l, "segment_ids": cache_segments,

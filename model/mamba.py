@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from model import layers
 from model import params as P
+from model.partitioning import constrain
 from model import ssd as ssd_lib
 from model.config import ModelConfig
 
@@ -112,8 +113,9 @@ def mamba(p, x, cfg: ModelConfig, *, segment_ids, cache=None):
   """
   dtype = x.dtype
   w = lambda name: p[name].astype(dtype)
-  z = layers.dense(x, w("in_z"))                                                 # b l h p
-  pre_conv = {"x": layers.dense(x, w("in_x")),                                   # b l h p
+  heads = ("batch", None, "ssm_heads", None)
+  z = constrain(layers.dense(x, w("in_z")), heads)                               # b l h p
+  pre_conv = {"x": constrain(layers.dense(x, w("in_x")), heads),                 # b l h p
               "B": layers.dense(x, w("in_B")), "C": layers.dense(x, w("in_C"))}  # b l g n
   dt = layers.dense(x, w("in_dt")).astype(jnp.float32)                          # b l h
   dt = jax.nn.softplus(dt + p["dt_bias"].astype(jnp.float32)[None, None])

@@ -20,7 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
 CONFIG_FILES = [f for f in CONFIG_FILES if not f.endswith("__init__.py")]
 # Devices each config is meant for (the rest: whatever the mesh's fixed sizes need).
-DEVICES = {"nemotron_h_8b": 64, "nemotron_h_4b": 64, "llama_1b": 64}
+# The chips of each large config's mesh.topology (v5p:4x4x4, v5p:2x2x2, v5e:2x2).
+DEVICES = {"nemotron_h_8b": 64, "nemotron_h_4b": 64, "llama_1b": 8, "hybrid_125m": 4}
 
 
 def load(path):

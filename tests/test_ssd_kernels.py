@@ -188,12 +188,31 @@ def test_model_dispatch_matches_xla():
                               atol=1e-5, rtol=0)
 
 
-def test_cpu_without_interpret_is_refused():
-  if jax.default_backend() != "cpu":
-    pytest.skip("CPU-only check")
-  args, kwargs = _inputs(12)
-  with pytest.raises(ValueError, match="interpret"):
-    ssd_pallas.ssd(**args, **kwargs, chunk_size=CHUNK)
+def test_pallas_on_a_mesh_matches_one_device_and_reference():
+  """ssm_impl='pallas' on CPU (the compile target picks interpret mode) under shard_map
+  on the 8-device mesh (batch over data x fsdp, heads and groups over tensor): scan,
+  gradients and decode step equal one device's, which equal the XLA reference."""
+  from configs import base  # pylint: disable=g-import-not-at-top
+  from model import partitioning  # pylint: disable=g-import-not-at-top
+  assert jax.device_count() == 8
+  mesh = jax.make_mesh((2, 2, 2), ("data", "fsdp", "tensor"),
+                       axis_types=(jax.sharding.AxisType.Auto,) * 3)
+  args, kwargs = _inputs(12, b=4, l=40)
+  step_args = (kwargs["initial_state"], args["x"][:, 0], args["dt"][:, 0], args["A"],
+               args["B"][:, 0], args["C"][:, 0], args["D"])
+
+  def scan_grads_decode(impl):
+    scan = lambda **kw: ssd_lib.ssd(**kw, chunk_size=CHUNK, impl=impl)
+    return (scan(**args, **kwargs), _loss_grads(scan, args, kwargs, seed=13),
+            ssd_lib.ssd_decode(*step_args, impl=impl))
+
+  one_device = jax.jit(lambda: scan_grads_decode("pallas"))()
+  on_mesh = jax.jit(partitioning.on_mesh(lambda: scan_grads_decode("pallas"), mesh,
+                                         base.LOGICAL_AXIS_RULES))
+  text = on_mesh.lower().as_text()
+  assert "sdy.manual_computation" in text or "shard_map" in text
+  chex.assert_trees_all_close(on_mesh(), one_device, atol=1e-5, rtol=1e-5)
+  chex.assert_trees_all_close(one_device, scan_grads_decode("xla"), atol=5e-4, rtol=0)
 
 
 @pytest.mark.parametrize("platform,backend", [("cuda", "gpu"), ("tpu", "tpu")])

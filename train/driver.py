@@ -35,6 +35,7 @@ import numpy as np
 from data import tokenizer as tokenizer_lib
 from model import generate as generate_lib
 from model import lm
+from model import partitioning
 from model.config import ModelConfig
 from train import checkpoint as checkpoint_lib
 from train import config as config_lib
@@ -139,8 +140,9 @@ def build(config: ml_collections.ConfigDict, mesh, tokenizer: tokenizer_lib.Toke
   state_shardings = state_lib.state_shardings(
       abstract, ctx.param_shardings(), optimizer, mesh,
       **{name: ctx.param_shardings(w.model_cfg) for name, w in extra_weights.items()})
+  step = partitioning.on_mesh(loop.make_step(ctx), mesh, ctx.rules)
   return Built(loop=loop, ctx=ctx, extra_weights=extra_weights, abstract_state=abstract,
-               state_shardings=state_shardings, step=loop.make_step(ctx))
+               state_shardings=state_shardings, step=step)
 
 
 def load_tokenizer(config: ml_collections.ConfigDict, model_cfg: ModelConfig):

@@ -19,6 +19,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from model import generate as generate_lib
+from model import partitioning
 from model.config import ModelConfig
 from train import sharding
 from train.loops import Context
@@ -42,11 +43,11 @@ class LocalGeneration:
 
 @functools.lru_cache(maxsize=32)
 def _jitted_sample(model_cfg: ModelConfig, sampling: generate_lib.SamplingConfig,
-                   rows_sharding: jax.sharding.NamedSharding):
+                   rows_sharding: jax.sharding.NamedSharding, rules: tuple):
   out = generate_lib.Generation(tokens=rows_sharding, log_probs=rows_sharding,
                                 mask=rows_sharding)
-  return jax.jit(functools.partial(generate_lib.sample, model_cfg=model_cfg,
-                                   sampling=sampling), out_shardings=out)
+  sample = functools.partial(generate_lib.sample, model_cfg=model_cfg, sampling=sampling)
+  return jax.jit(partitioning.on_mesh(sample, rows_sharding.mesh, rules), out_shardings=out)
 
 
 def generate_rows(ctx: Context, params, prompts: Sequence[Sequence[int]], rng: jax.Array, *,
@@ -71,7 +72,8 @@ def generate_rows(ctx: Context, params, prompts: Sequence[Sequence[int]], rng: j
   generate_lib.check_prompts(prompt_mask, max_new_tokens=sampling.max_new_tokens,
                              cache_len=None)
   inputs = ctx.to_global({"prompt": prompt, "mask": prompt_mask}, len(padded))
-  sample = _jitted_sample(model_cfg or ctx.model_cfg, sampling, ctx.row_sharding(2))
+  sample = _jitted_sample(model_cfg or ctx.model_cfg, sampling, ctx.row_sharding(2),
+                          tuple(map(tuple, ctx.rules)))
   generation = sample(params, inputs["prompt"], inputs["mask"], rng)
   if all_rows:
     rows = slice(0, len(padded))

@@ -6,32 +6,29 @@ The mesh always has the axes ``('data', 'fsdp', 'tensor')`` (sizes from the run 
 
     (('batch', ('data', 'fsdp')), ('embed', 'fsdp'), ('mlp', 'tensor'), ('head_dim', None))
 
-A name may appear several times: its candidates are tried in order and the first whose
-mesh axes divide the dimension and are not yet used by another dimension of the same
-array wins; otherwise the dimension is replicated. So one rules table serves every model
-size and a tiny model on a big mesh simply replicates what does not divide.
+A name may appear several times: its candidates are tried in order, the first whose mesh
+axes divide the dimension and are unused wins, else the dimension is replicated
+(``model.partitioning``, which also pins activations by the same rules inside a step).
+So one rules table serves every model size and a tiny model on a big mesh simply
+replicates what does not divide.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Optional, Union
 
 import jax
 import numpy as np
 import optax
 from jax.sharding import AbstractMesh, AxisType, Mesh, NamedSharding, PartitionSpec
 
-from model import lm
+from model import lm, partitioning
 from model.config import ModelConfig
+from model.partitioning import AnyMesh, Rules, logical_to_mesh_spec
 
 MESH_AXES = ("data", "fsdp", "tensor")
 BATCH = "batch"  # logical name of the batch dimension of inputs
-
-MeshAxes = Union[None, str, tuple[str, ...]]
-Rules = Sequence[tuple[str, MeshAxes]]
-AnyMesh = Union[Mesh, AbstractMesh]
 
 
 def mesh_shape(mesh_config, num_devices: int) -> dict[str, int]:
@@ -54,7 +51,7 @@ def mesh_shape(mesh_config, num_devices: int) -> dict[str, int]:
   return sizes
 
 
-def make_mesh(mesh_config, devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
+def make_mesh(mesh_config, devices: Sequence[jax.Device] | None = None) -> Mesh:
   """A mesh with GSPMD (Auto) axes over ``devices`` (default: all global devices)."""
   devices = jax.devices() if devices is None else list(devices)
   sizes = mesh_shape(mesh_config, len(devices))
@@ -69,16 +66,10 @@ def abstract_mesh(mesh_config, num_devices: int) -> AbstractMesh:
                       axis_types=(AxisType.Auto,) * len(MESH_AXES))
 
 
-def _as_tuple(axes: MeshAxes) -> tuple[str, ...]:
-  if axes is None:
-    return ()
-  return (axes,) if isinstance(axes, str) else tuple(axes)
-
-
 def check_rules(rules: Rules, logical_names: Sequence[str]) -> None:
   """Every logical name must have a rule and every rule must name known mesh axes."""
   for name, axes in rules:
-    unknown = [axis for axis in _as_tuple(axes) if axis not in MESH_AXES]
+    unknown = [axis for axis in partitioning.as_tuple(axes) if axis not in MESH_AXES]
     if unknown:
       raise ValueError(f"logical_axis_rules: {name!r} maps to unknown mesh axes {unknown}; "
                        f"mesh axes are {MESH_AXES}")
@@ -86,32 +77,6 @@ def check_rules(rules: Rules, logical_names: Sequence[str]) -> None:
   if missing:
     raise ValueError(f"logical_axis_rules has no rule for logical axes {missing} "
                      "(map them to mesh axes, or to None to replicate)")
-
-
-def logical_to_mesh_spec(logical: PartitionSpec, shape: Sequence[int], rules: Rules,
-                         mesh: AnyMesh) -> PartitionSpec:
-  """The mesh PartitionSpec of one array with logical axes ``logical`` and ``shape``."""
-  if len(logical) != len(shape):
-    raise ValueError(f"logical axes {logical} do not match shape {tuple(shape)}")
-  used: set[str] = set()
-  physical = []
-  for name, dim in zip(logical, shape):
-    chosen = None
-    if name is not None:
-      for rule_name, axes in rules:
-        if rule_name != name:
-          continue
-        axes = tuple(a for a in _as_tuple(axes) if mesh.shape[a] > 1)
-        size = math.prod(mesh.shape[a] for a in axes)
-        if not used.intersection(axes) and dim % size == 0:
-          chosen = axes
-          break
-    if chosen:
-      used.update(chosen)
-      physical.append(chosen[0] if len(chosen) == 1 else chosen)
-    else:
-      physical.append(None)
-  return PartitionSpec(*physical)
 
 
 def logical_shardings(logical_tree, abstract_tree, mesh: AnyMesh, rules: Rules):
@@ -137,7 +102,7 @@ def replicated(mesh: AnyMesh) -> NamedSharding:
 
 def row_sharding(mesh: AnyMesh, rules: Rules, rank: int) -> NamedSharding:
   """Sharding of a (rows, ...) input of rank ``rank``: rows over the 'batch' rule's axes."""
-  axes = next((_as_tuple(a) for name, a in rules if name == BATCH), ())
+  axes = next((partitioning.as_tuple(a) for name, a in rules if name == BATCH), ())
   return NamedSharding(mesh, PartitionSpec(axes or None, *([None] * (rank - 1))))
 
 
@@ -161,7 +126,7 @@ def process_rows(rows_sharding: NamedSharding, num_rows: int) -> slice:
 
 def batch_parallelism(mesh: AnyMesh, rules: Rules) -> int:
   """How many ways the batch dimension is split."""
-  axes = next((_as_tuple(a) for name, a in rules if name == BATCH), ())
+  axes = next((partitioning.as_tuple(a) for name, a in rules if name == BATCH), ())
   return math.prod(mesh.shape[a] for a in axes)
 
 
@@ -190,7 +155,7 @@ def bytes_per_device(abstract_tree, shardings) -> int:
 def process_blocks(rows_sharding: NamedSharding) -> int:
   """How many distinct row blocks the processes hold (1 when every process holds all
   rows, the process count when the rows are split over every process)."""
-  shape = (math.prod(rows_sharding.mesh.shape[a] for a in _as_tuple(rows_sharding.spec[0])), 1)
+  shape = (math.prod(rows_sharding.mesh.shape[a] for a in partitioning.as_tuple(rows_sharding.spec[0])), 1)
   blocks = {}
   for device, index in rows_sharding.devices_indices_map(shape).items():
     blocks.setdefault(device.process_index, set()).add(index[0].indices(shape[0])[:2])

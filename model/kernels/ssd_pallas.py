@@ -11,9 +11,18 @@ Lowerings (``backend=``):
     warpgroup/TMA programming, and a public Mosaic-GPU port of the mamba_ssm kernels
     measured 1.1–1.4x slower than Triton. The win here is fusion, not the backend.
   * 'tpu' — Pallas Mosaic TPU (``ssd_tpu``), grid (b, h, chunk), state in VMEM.
-  * CPU has no Pallas lowering: ``interpret=True`` runs either kernel in interpret
-    mode ('gpu' with interpret=True, 'tpu' with ``pltpu.InterpretParams()``).
-  ``None`` picks the kernel of ``jax.default_backend()`` ('gpu' on CPU).
+  * ``None`` (the model's ``ssm_impl='pallas'``): chosen by the compile target with
+    ``jax.lax.platform_dependent`` — Mosaic for TPU, Triton for CUDA/ROCm, and the
+    Triton kernel in interpret mode on CPU — so a CPU host can compile the real kernels
+    for a TPU topology it does not have.
+  * ``interpret=True`` runs the chosen kernel in interpret mode everywhere ('gpu' with
+    interpret=True, 'tpu' with ``pltpu.InterpretParams()``; ``None`` means 'gpu').
+
+On a mesh (inside ``model.partitioning.activation_sharding``) both entry points run
+under ``shard_map`` over the batch and head axes the rules give ``('batch', ..,
+'ssm_heads')``: Mosaic kernels cannot be partitioned automatically, and the scan needs
+the whole sequence of each (row, head) anyway. Heads are split only where the B/C groups
+split the same way (a shard's heads must keep their groups).
 Both scan kernels run the same per-chunk code (``ssd_chunk``), so the CPU tests of
 either one cover the math that the hardware lowerings compile.
 
@@ -35,14 +44,21 @@ import einops
 import jax
 import jax.numpy as jnp
 
+from jax.sharding import PartitionSpec
+
+from model import partitioning
 from model.kernels import ssd_decode, ssd_gpu, ssd_tpu
 from model.kernels.ssd_io import ScanInputs
 
 BACKENDS = ("gpu", "tpu")
+# backend=None: compile-target platform → (kernel, interpret); 'default' = any other.
+_BY_PLATFORM = (("tpu", ("tpu", False)), ("cuda", ("gpu", False)),
+                ("rocm", ("gpu", False)), ("default", ("gpu", True)))
 
 
 @dataclasses.dataclass(frozen=True)
-class _ScanConfig:
+class _Lowering:
+  """One kernel lowering with its tile sizes."""
   backend: str
   interpret: bool
   chunk: int
@@ -52,16 +68,47 @@ class _ScanConfig:
   num_stages: int   # Triton only
 
 
-def _resolve_backend(backend: Optional[str], interpret: bool) -> str:
-  if backend is None:
-    platform = jax.default_backend()
-    if platform == "cpu" and not interpret:
-      raise ValueError("Pallas SSD kernels run on CPU only in interpret mode: use "
-                       "ssm_impl='pallas_interpret' (or 'xla').")
-    backend = "tpu" if platform == "tpu" else "gpu"
-  if backend not in BACKENDS:
+# (platform, _Lowering) pairs; one 'default' pair when the lowering is fixed.
+_Lowerings = tuple[tuple[str, _Lowering], ...]
+
+
+def _platform_backends(backend: Optional[str], interpret: bool
+                       ) -> tuple[tuple[str, tuple[str, bool]], ...]:
+  if backend is not None and backend not in BACKENDS:
     raise ValueError(f"backend={backend!r}: must be one of {BACKENDS} or None")
-  return backend
+  if interpret or backend is not None:
+    return (("default", (backend or "gpu", bool(interpret))),)
+  return _BY_PLATFORM
+
+
+def _per_platform(lowerings: _Lowerings, fn, *args):
+  """``fn(lowering, *args)`` with the lowering of the platform compiled for."""
+  branches = {platform: functools.partial(fn, lowering) for platform, lowering in lowerings}
+  default = branches.pop("default")
+  if not branches:
+    return default(*args)
+  return jax.lax.platform_dependent(*args, default=default, **branches)
+
+
+def _on_mesh(fn, args, in_layouts: tuple[str, ...], out_layouts: tuple[str, ...], *,
+             heads: int, groups: int):
+  """``fn(*args)``, under ``shard_map`` over rows (b) and heads (h, and their groups g)
+  on the active mesh (``model.partitioning``); plain outside one."""
+  active = partitioning.mesh_rules()
+  if active is None:
+    return fn(*args)
+  mesh, rules = active
+  axes = lambda name, size: partitioning.logical_to_mesh_spec(
+      (name,), (size,), rules, mesh)[0]
+  rows = axes("batch", args[0].shape[0])
+  head_axes = axes("ssm_heads", heads)
+  if (head_axes != axes("ssm_groups", groups)
+      or set(partitioning.as_tuple(head_axes)) & set(partitioning.as_tuple(rows))):
+    head_axes = None  # a shard's heads must keep their B/C groups
+  letters = {"b": rows, "h": head_axes, "g": head_axes}
+  to_spec = lambda layout: PartitionSpec(*(letters.get(c) for c in layout.split()))
+  return jax.shard_map(fn, mesh=mesh, in_specs=tuple(map(to_spec, in_layouts)),
+                       out_specs=tuple(map(to_spec, out_layouts)), check_vma=False)(*args)
 
 
 def _check_divides(name: str, block: int, size: int, what: str):
@@ -80,7 +127,7 @@ def ssd(x, dt, A, B, C, D=None, *, chunk_size: int, initial_state=None,
       D: (h,) or None; initial_state: (b h p n) or None; segment_ids: (b l) int32.
     chunk_size: chunk Q; the sequence is padded to a multiple of it with dt = 0.
     interpret: run the kernel in Pallas interpret mode (CPU).
-    backend: 'gpu' (Triton), 'tpu' (Mosaic) or None for the default device's.
+    backend: 'gpu' (Triton), 'tpu' (Mosaic) or None for the compile target's.
     block_q: rows per tile within a chunk (default: 64 on GPU, the chunk on TPU).
     block_p: head-dim tile of the GPU forward grid (default min(p, 64)).
     num_warps, num_stages: Triton launch parameters.
@@ -89,40 +136,50 @@ def ssd(x, dt, A, B, C, D=None, *, chunk_size: int, initial_state=None,
     y (b l h p) in x.dtype and the final state (b h p n) in fp32.
   """
   b, length, h, p = x.shape
-  g = B.shape[2]
+  g, n = B.shape[2:]
   if h % g:
     raise ValueError(f"B/C groups {g} must divide the heads {h}")
-  backend = _resolve_backend(backend, interpret)
-  if block_q is None:
-    block_q = min(chunk_size, 64) if backend == "gpu" else chunk_size
   block_p = min(p, 64) if block_p is None else block_p
-  _check_divides("block_q", block_q, chunk_size, "chunk_size")
   _check_divides("block_p", block_p, p, "head dim p")
-  cfg = _ScanConfig(backend, bool(interpret), chunk_size, block_q, block_p,
-                    num_warps, num_stages)
-
+  lowerings = []
+  for platform, (kernel, kernel_interpret) in _platform_backends(backend, interpret):
+    q = block_q or (min(chunk_size, 64) if kernel == "gpu" else chunk_size)
+    _check_divides("block_q", q, chunk_size, "chunk_size")
+    lowerings.append((platform, _Lowering(kernel, kernel_interpret, chunk_size, q, block_p,
+                                          num_warps, num_stages)))
   acc = jnp.promote_types(x.dtype, jnp.float32)
   seg = (jnp.zeros((b, length), jnp.int32) if segment_ids is None
          else segment_ids.astype(jnp.int32))
-  pad = (-length) % chunk_size
+  D = jnp.zeros((h,), acc) if D is None else D.astype(acc)
+  state0 = (jnp.zeros((b, h, p, n), acc) if initial_state is None
+            else initial_state.astype(acc))
+  return _on_mesh(functools.partial(_padded_scan, tuple(lowerings)),
+                  (x, dt, A, B, C, D, state0, seg),
+                  ("b l h p", "b l h", "h", "b l g n", "b l g n", "h", "b h p n", "b l"),
+                  ("b l h p", "b h p n"), heads=h, groups=g)
+
+
+def _padded_scan(lowerings: _Lowerings, x, dt, A, B, C, D, state0, seg):
+  """The scan of one shard: padding to whole chunks and the log-decay, then ``_scan``."""
+  length = x.shape[1]
+  chunk = lowerings[0][1].chunk
+  acc = state0.dtype
+  pad = (-length) % chunk
   pad_seq = lambda v, **kw: jnp.pad(v, [(0, 0), (0, pad)] + [(0, 0)] * (v.ndim - 2), **kw)
   dt = pad_seq(dt.astype(acc))  # dt = 0 padding neither decays nor feeds the state.
   dt_A = dt * A.astype(acc)[None, None, :]
   a = einops.rearrange(
-      jnp.cumsum(einops.rearrange(dt_A, "b (c q) h -> b c q h", q=chunk_size), axis=2),
+      jnp.cumsum(einops.rearrange(dt_A, "b (c q) h -> b c q h", q=chunk), axis=2),
       "b c q h -> b (c q) h")
-  D = jnp.zeros((h,), acc) if D is None else D.astype(acc)
-  state0 = (jnp.zeros((b, h, p, B.shape[3]), acc) if initial_state is None
-            else initial_state.astype(acc))
-  y, final_state = _scan(cfg, pad_seq(x), pad_seq(B.astype(x.dtype)),
+  y, final_state = _scan(lowerings, pad_seq(x), pad_seq(B.astype(x.dtype)),
                          pad_seq(C.astype(x.dtype)), dt, a, pad_seq(seg, mode="edge"),
                          D, state0)
   return y[:, :length], final_state
 
 
-def _scan_inputs(cfg: _ScanConfig, x, B, C, dt, a, seg, D, state0) -> ScanInputs:
+def _scan_inputs(chunk: int, x, B, C, dt, a, seg, D, state0) -> ScanInputs:
   """Adds the per-chunk segment masks (no gradient) to the scan's inputs."""
-  seg_chunks = einops.rearrange(seg, "b (c q) -> b c q", q=cfg.chunk)
+  seg_chunks = einops.rearrange(seg, "b (c q) -> b c q", q=chunk)
   last = seg_chunks[:, :, -1]
   entering = jnp.concatenate([seg[:, :1], last[:, :-1]], axis=1)
   mask = lambda ids: einops.rearrange((seg_chunks == ids[:, :, None]).astype(dt.dtype),
@@ -131,7 +188,7 @@ def _scan_inputs(cfg: _ScanConfig, x, B, C, dt, a, seg, D, state0) -> ScanInputs
                     to_end=mask(last), D=D, state0=state0)
 
 
-def _forward(cfg: _ScanConfig, inputs: ScanInputs, store_states: bool):
+def _forward_kernel(store_states: bool, cfg: _Lowering, inputs: ScanInputs):
   if cfg.backend == "tpu":
     return ssd_tpu.forward(inputs, chunk=cfg.chunk, block_q=cfg.block_q,
                            interpret=cfg.interpret, store_states=store_states)
@@ -141,29 +198,36 @@ def _forward(cfg: _ScanConfig, inputs: ScanInputs, store_states: bool):
                          store_states=store_states)
 
 
+def _backward_kernel(cfg: _Lowering, inputs: ScanInputs, states, dy, dstate_final):
+  if cfg.backend == "tpu":
+    return ssd_tpu.backward(inputs, states, dy, dstate_final, chunk=cfg.chunk,
+                            block_q=cfg.block_q, interpret=cfg.interpret)
+  return ssd_gpu.backward(inputs, states, dy, dstate_final, chunk=cfg.chunk,
+                          block_q=cfg.block_q, num_warps=cfg.num_warps,
+                          num_stages=cfg.num_stages, interpret=cfg.interpret)
+
+
+def _forward(lowerings: _Lowerings, inputs: ScanInputs, store_states: bool):
+  return _per_platform(lowerings, functools.partial(_forward_kernel, store_states), inputs)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _scan(cfg, x, B, C, dt, a, seg, D, state0):
-  y, final_state, _ = _forward(cfg, _scan_inputs(cfg, x, B, C, dt, a, seg, D, state0),
-                               store_states=False)
+def _scan(lowerings, x, B, C, dt, a, seg, D, state0):
+  inputs = _scan_inputs(lowerings[0][1].chunk, x, B, C, dt, a, seg, D, state0)
+  y, final_state, _ = _forward(lowerings, inputs, store_states=False)
   return y, final_state
 
 
-def _scan_fwd(cfg, x, B, C, dt, a, seg, D, state0):
-  inputs = _scan_inputs(cfg, x, B, C, dt, a, seg, D, state0)
-  y, final_state, states = _forward(cfg, inputs, store_states=True)
+def _scan_fwd(lowerings, x, B, C, dt, a, seg, D, state0):
+  inputs = _scan_inputs(lowerings[0][1].chunk, x, B, C, dt, a, seg, D, state0)
+  y, final_state, states = _forward(lowerings, inputs, store_states=True)
   return (y, final_state), (inputs, states)
 
 
-def _scan_bwd(cfg, residuals, cotangents):
+def _scan_bwd(lowerings, residuals, cotangents):
   inputs, states = residuals
   dy, dstate_final = cotangents
-  if cfg.backend == "tpu":
-    grads = ssd_tpu.backward(inputs, states, dy, dstate_final, chunk=cfg.chunk,
-                             block_q=cfg.block_q, interpret=cfg.interpret)
-  else:
-    grads = ssd_gpu.backward(inputs, states, dy, dstate_final, chunk=cfg.chunk,
-                             block_q=cfg.block_q, num_warps=cfg.num_warps,
-                             num_stages=cfg.num_stages, interpret=cfg.interpret)
+  grads = _per_platform(lowerings, _backward_kernel, inputs, states, dy, dstate_final)
   groups = inputs.B.shape[2]
   group_sum = lambda v: einops.reduce(v, "b l (g r) n -> b l g n", "sum",
                                       g=groups).astype(inputs.B.dtype)
@@ -180,23 +244,36 @@ def ssd_step(state, x, dt, A, B, C, D=None, *, interpret: bool = False,
   """One decode step; same contract as ``model.ssd.ssd_step``.
 
   state (b h p n); x (b h p); dt (b h); A (h,); B, C (b g n); D (h,) or None.
-  block_h: heads per program (default the largest power of two <= 8 dividing h).
+  backend: as in ``ssd``. block_h: heads per program (default the largest power of two
+  <= 8 dividing the heads of a shard).
   Returns (y (b h p) in x.dtype, new state (b h p n) fp32).
   """
-  b, h, p = x.shape
+  h = x.shape[1]
   g = B.shape[1]
   if h % g:
     raise ValueError(f"B/C groups {g} must divide the heads {h}")
-  backend = _resolve_backend(backend, interpret)
-  block_h = math.gcd(h, 8) if block_h is None else block_h
-  _check_divides("block_h", block_h, h, "heads h")
   acc = jnp.promote_types(x.dtype, jnp.float32)
-  dt = dt.astype(acc)
-  decay = jnp.exp(dt * A.astype(acc)[None, :])
-  heads = lambda v: jnp.repeat(v, h // g, axis=1)
-  y, new_state = ssd_decode.step(state.astype(acc), x, dt, decay, heads(B), heads(C),
-                                 backend=backend, block_h=block_h,
-                                 num_warps=num_warps, interpret=interpret)
-  if D is not None:
-    y = y + D.astype(acc)[None, :, None] * x.astype(acc)
-  return y.astype(x.dtype), new_state
+  D = jnp.zeros((h,), acc) if D is None else D.astype(acc)
+  platforms = _platform_backends(backend, interpret)
+
+  def local_step(state, x, dt, A, B, C, D):
+    heads = x.shape[1]
+    rows = block_h or math.gcd(heads, 8)
+    _check_divides("block_h", rows, heads, "heads h")
+    dt = dt.astype(acc)
+    decay = jnp.exp(dt * A.astype(acc)[None, :])
+    to_heads = lambda v: jnp.repeat(v, heads // v.shape[1], axis=1)
+
+    def kernel(lowering, state, x, dt, decay, B_heads, C_heads):
+      backend, kernel_interpret = lowering
+      return ssd_decode.step(state, x, dt, decay, B_heads, C_heads, backend=backend,
+                             block_h=rows, num_warps=num_warps, interpret=kernel_interpret)
+
+    y, new_state = _per_platform(platforms, kernel, state.astype(acc), x, dt, decay,
+                                 to_heads(B), to_heads(C))
+    y = y + D[None, :, None] * x.astype(acc)
+    return y.astype(x.dtype), new_state
+
+  return _on_mesh(local_step, (state, x, dt, A, B, C, D),
+                  ("b h p n", "b h p", "b h", "h", "b g n", "b g n", "h"),
+                  ("b h p", "b h p n"), heads=h, groups=g)
