@@ -16,11 +16,11 @@ Files:
 
 Files of the claims (``configs/claims/``; not part of the tokenizer's training text):
   chain_sums.txt, chain_sums_valid.jsonl
-                                      sums of five digits with a running sum per line
+                                      sums of five digits, reduced one addition per line
                                       (`reasoning_tasks.chain_sum`), held out by question
   chain_sums_sft_long.jsonl, chain_sums_sft_short.jsonl
-                                      the same 20 training questions answered with the
-                                      running sums, or with the "Answer:" line alone
+                                      the same 20 training questions answered step by
+                                      step, or with the "Answer:" line alone
   modsum_noisy.txt                    "a b c =\n<think> t </think>s" for the 800 training
                                       triples, four draws each, t wrong (a random digit)
                                       with probability 0.4 and s following t: a noisy

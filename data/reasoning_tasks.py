@@ -321,15 +321,15 @@ def modular_sum_lines(a: int, b: int, c: int, thought: Optional[int]) -> dict[st
 
 
 def chain_sum(rng: random.Random, num_terms: int, think: bool = False) -> dict[str, str]:
-  """The sum of ``num_terms`` digits, one running sum per line: easy step by step, hard
-  for a tiny model to answer at once."""
+  """The sum of ``num_terms`` digits, reduced one addition per line ("3 + 4 + 8 + 1",
+  "7 + 8 + 1", "15 + 1", "16"): easy step by step, hard for a tiny model at once."""
   terms = [rng.randrange(1, 10) for _ in range(num_terms)]
-  steps, total = [], terms[0]
-  for term in terms[1:]:
-    steps.append(f"{total} + {term} = {total + term}.")
-    total += term
   question = f"What is {' + '.join(map(str, terms))}?"
-  return make_problem("chain_sum", question, steps, total, think)
+  steps, rest = [], list(terms)
+  while len(rest) > 1:
+    rest = [rest[0] + rest[1]] + rest[2:]
+    steps.append(" + ".join(map(str, rest)))
+  return make_problem("chain_sum", question, steps, rest[0], think)
 
 
 def small_sums(max_a: int, max_b: int) -> list[dict[str, str]]:

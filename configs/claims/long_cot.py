@@ -15,7 +15,7 @@ from configs.claims import common
 
 
 def get_config():
-  base = common.pretrain({"chain_sums.txt": 0.8, "english.txt": 0.2}, seq_len=128, batch=16,
+  base = common.pretrain({"chain_sums.txt": 1.0}, seq_len=128, batch=16,
                          learning_rate=3e-3)
   sft = lambda records: common.sft(records, seq_len=128, batch=16, learning_rate=1e-3)
   return common.claim(

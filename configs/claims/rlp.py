@@ -21,11 +21,11 @@ from configs.claims import common
 
 def get_config():
   base = common.pretrain({"modsum_noisy.txt": 1.0}, seq_len=64, batch=32, learning_rate=1e-3)
-  rlp = common.rlp("modsum_train.jsonl", seq_len=64, batch=32, learning_rate=3e-4,
+  rlp = common.rlp("modsum_train.jsonl", seq_len=64, batch=32, learning_rate=1e-4,
                    group_size=4, thought_len=4, context_len=8, temperature=1.0,
                    ema_decay=0.99, positions="document_end")
   cpt = common.pretrain({"modsum_train.jsonl": 1.0}, seq_len=64, batch=32,
-                        learning_rate=3e-4, constant=True)
+                        learning_rate=1e-4, constant=True)
   sft = common.sft("modsum_sft.jsonl", seq_len=64, batch=16, learning_rate=1e-3)
   grpo = common.grpo("modsum_train.jsonl", seq_len=24, batch=64, learning_rate=1e-4,
                      group_size=4, max_new_tokens=8)
