@@ -2,9 +2,9 @@ r"""Long chain-of-thought from 20 examples (arXiv 2507.09850), in miniature.
 
   python -m train.main --config=configs/claims/long_cot.py --workdir=runs/long_cot
 
-A base model pretrained on sums of five digits written out with a running sum per line
-(``data/corpus/chain_sums.txt``, mixed with English) gets light SFT (20 steps) on 20
-problems, answered either with the running sums ("long_cot") or with the "Answer:" line
+A base model pretrained on sums of five digits worked out one addition per line
+(``data/corpus/chain_sums.txt``) gets light SFT (20 steps) on 20 problems, answered
+either step by step ("long_cot") or with the "Answer:" line
 alone ("short"): the same questions, steps and tokens. Both are evaluated with the chat
 template on 256 held-out sums (greedy pass@1). Claim: the long chain-of-thought SFT lifts
 accuracy more. Full: 3 seeds, about 4 minutes on 2 CPU cores; ``--config.fast=True``:
@@ -22,7 +22,7 @@ def get_config():
       "long_cot", seeds=(0, 1, 2), fast_seeds=(0,), metric="pass@1",
       comparisons=[("long_cot", "short")],
       stages={
-          "base": common.stage(base, steps=400, fast_steps=200),
+          "base": common.stage(base, steps=600, fast_steps=200),
           "sft_long": common.stage(sft("chain_sums_sft_long.jsonl"), steps=20, after="base"),
           "sft_short": common.stage(sft("chain_sums_sft_short.jsonl"), steps=20,
                                     after="base"),

@@ -29,11 +29,11 @@ def get_config():
   sft = common.sft("modsum_sft.jsonl", seq_len=64, batch=16, learning_rate=1e-3)
   grpo = common.grpo("modsum_train.jsonl", seq_len=24, batch=64, learning_rate=1e-4,
                      group_size=4, max_new_tokens=8)
-  stages = {"base": common.stage(base, steps=800, fast_steps=400)}
+  stages = {"base": common.stage(base, steps=600, fast_steps=150)}
   for arm, middle in (("rlp", rlp), ("cpt", cpt)):
-    stages[arm] = common.stage(middle, steps=40, after="base")
-    stages[f"{arm}_sft"] = common.stage(sft, steps=20, after=arm)
-    stages[f"{arm}_grpo"] = common.stage(grpo, steps=30, fast_steps=15, after=f"{arm}_sft")
+    stages[arm] = common.stage(middle, steps=40, fast_steps=10, after="base")
+    stages[f"{arm}_sft"] = common.stage(sft, steps=20, fast_steps=10, after=arm)
+    stages[f"{arm}_grpo"] = common.stage(grpo, steps=30, fast_steps=5, after=f"{arm}_sft")
   return common.claim(
       "rlp", seeds=(0, 1, 2), fast_seeds=(0,), metric="sample_accuracy",
       comparisons=[("rlp", "cpt"), ("rlp_post", "cpt_post")],
