@@ -97,7 +97,7 @@ def grpo(records: str, *, seq_len: int, batch: int, learning_rate: float,
 def claim(name: str, *, seeds: Sequence[int], fast_seeds: Sequence[int], metric: str,
           comparisons: Sequence[tuple[str, str]], stages: Mapping[str, ml_collections.ConfigDict],
           arms: Mapping[str, str], eval_section: ml_collections.ConfigDict,
-          arm_eval: Mapping[str, Mapping] = None) -> ml_collections.ConfigDict:
+          arm_eval: Mapping[str, Mapping] | None = None) -> ml_collections.ConfigDict:
   """A claim config (``train/claims.py``)."""
   return ml_collections.ConfigDict(dict(
       loop="claim", fast=False,
