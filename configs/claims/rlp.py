@@ -12,8 +12,10 @@ get identical post-training: SFT on 20 chat examples with the right thought, the
 on the training triples. Every arm is evaluated on the 200 held-out triples by the share
 of right answers among 4 samples at temperature 1 (text prompts before post-training,
 chat prompts after). Claims: RLP beats continued pretraining before post-training, and
-after identical SFT + GRPO. Full: 3 seeds, about 8 minutes on 2 CPU cores;
-``--config.fast=True``: 1 seed, fewer steps, about a minute.
+after identical SFT + GRPO. Full: 3 seeds, not measured (one seed: see
+configs/claims/README.md); ``--config.fast=True``: 1 seed, fewer steps. At this scale the
+base does not learn the thought on held-out triples and every arm stays near chance:
+the claim is not shown.
 """
 
 from configs.claims import common
