@@ -44,6 +44,11 @@ def test_claim_configs_refuse_unequal_compute_and_the_wrong_entry_point():
   config.arm_eval = {"short": {"records": "other.jsonl"}}
   with pytest.raises(run_config.ConfigError, match="same records"):
     claims.check(config)
+  config = rlp.get_config()
+  config.eval.samples = 0
+  with pytest.raises(run_config.ConfigError, match="needs eval.samples"):
+    claims.check(config)
+  config = long_cot.get_config()
   with pytest.raises(run_config.ConfigError, match="claim config"):
     driver.run(long_cot.get_config(), "/nonexistent")
   with pytest.raises(run_config.ConfigError, match="not a claim"):

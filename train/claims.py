@@ -81,6 +81,10 @@ def check(config: ml_collections.ConfigDict) -> None:
     section = arm_eval(config, arm)
     if evals.setdefault(stage, section) != section:
       raise config_lib.ConfigError(f"arms on stage {stage!r} are evaluated differently")
+  sampled = claim.metric == "sample_accuracy" or (
+      claim.metric.startswith(("pass@", "maj@")) and claim.metric.split("/")[0] != "pass@1")
+  if sampled and not all(section.samples for section in evals.values()):
+    raise config_lib.ConfigError(f"claim.metric={claim.metric!r} needs eval.samples > 0")
   for arm in config.arm_eval:
     if arm not in config.arms:
       raise config_lib.ConfigError(f"arm_eval.{arm}: no such arm; arms: {sorted(config.arms)}")
