@@ -28,6 +28,7 @@ setuptools.setup(
         "jinja2>=3.1.6",  # sandbox fixes; chat templates are untrusted
         "tensorboardX>=2.6",
         "tqdm>=4.66",
+        "matplotlib>=3.8",  # the claims' plots
     ],
     extras_require={
         # libtpu (the TPU compiler, matched to the installed jax by jax's own extra):

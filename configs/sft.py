@@ -21,7 +21,7 @@ def get_config():
   config.model = run_config.model_section("tiny", vocab_size=1024, d_model=64, pattern="*-*-",
                                           mlp_dim=128, head_dim=16)
   config.sft = dict(records=data_config.corpus_path("reasoning.jsonl"), toggle="pair",
-                    num_packing_bins=8)
+                    num_packing_bins=8, whole_conversations=False)
   config.train.steps = 200
   config.train.seq_len = 256
   config.train.global_batch_size = 16

@@ -13,6 +13,22 @@ Files:
   sums.jsonl, sums_valid.jsonl        every "a+b=" with a < 100, b < 3 as a question/answer
                                       record, 80/20 split (the GRPO CPU task)
   tokenizer.model                     sentencepiece BPE trained on the three training files
+
+Files of the claims (``configs/claims/``; not part of the tokenizer's training text):
+  chain_sums.txt, chain_sums_valid.jsonl
+                                      sums of five digits, reduced one addition per line
+                                      (`reasoning_tasks.chain_sum`), held out by question
+  chain_sums_sft_long.jsonl, chain_sums_sft_short.jsonl
+                                      the same 20 training questions answered step by
+                                      step, or with the "Answer:" line alone
+  modsum_noisy.txt                    "a b c =\n<think> t </think>s" for the 800 training
+                                      triples, four draws each, t wrong (a random digit)
+                                      with probability 0.4 and s following t: a noisy
+                                      thinker's pretraining text
+  modsum_train.jsonl, modsum_valid.jsonl
+                                      the 800 training triples without thoughts, and the
+                                      200 held-out ones ("a b c =" → (a+b+c) % 10)
+  modsum_sft.jsonl                    20 training triples with the right thought
 """
 
 from __future__ import annotations
@@ -34,8 +50,12 @@ NUM_REASONING, NUM_REASONING_VALID = 2500, 300
 VOCAB_SIZE = 1024
 CORPUS_FILES = ("english.txt", "english_valid.txt", "reasoning.jsonl",
                 "reasoning_valid.jsonl", "modsum.jsonl", "sums.jsonl", "sums_valid.jsonl",
-                "tokenizer.model")
+                "tokenizer.model", "chain_sums.txt", "chain_sums_valid.jsonl",
+                "chain_sums_sft_long.jsonl", "chain_sums_sft_short.jsonl", "modsum_noisy.txt",
+                "modsum_train.jsonl", "modsum_valid.jsonl", "modsum_sft.jsonl")
 SUMS_MAX_A, SUMS_MAX_B, SUMS_VALID_FRACTION = 99, 2, 0.2
+CHAIN_TERMS, NUM_CHAIN, NUM_CHAIN_VALID, NUM_FEW_SHOT_SFT = 5, 4000, 256, 20
+MODSUM_VALID, MODSUM_DRAWS, MODSUM_NOISE = 200, 4, 0.4
 
 
 def english_documents(rng: random.Random, count: int,
@@ -60,6 +80,44 @@ def modular_sums(rng: random.Random) -> list[dict[str, str]]:
   triples = [(a, b, c) for a in range(10) for b in range(10) for c in range(10)]
   rng.shuffle(triples)
   return [reasoning_tasks.modular_sum(*t, think=rng.random() < 0.5) for t in triples]
+
+
+def chain_sums(rng: random.Random, count: int,
+               exclude_questions: frozenset[str] = frozenset()) -> list[dict[str, str]]:
+  problems = []
+  while len(problems) < count:
+    problem = reasoning_tasks.chain_sum(rng, CHAIN_TERMS)
+    if problem["question"] not in exclude_questions:
+      problems.append(problem)
+  return problems
+
+
+def answer_only(problem: dict[str, str]) -> dict[str, str]:
+  """The problem with its solution cut to the final "Answer:" line."""
+  final = problem["solution"].rpartition("\n")[2]
+  return {"question": problem["question"], "solution": final, "answer": problem["answer"]}
+
+
+def modsum_claim_files(rng: random.Random) -> tuple[list[str], list[dict], list[dict],
+                                                    list[dict]]:
+  """(noisy thinking documents, training triples, held-out triples, SFT records)."""
+  triples = [(a, b, c) for a in range(10) for b in range(10) for c in range(10)]
+  rng.shuffle(triples)
+  train, valid = triples[MODSUM_VALID:], triples[:MODSUM_VALID]
+  noisy = []
+  for _ in range(MODSUM_DRAWS):
+    for a, b, c in train:
+      thought = rng.randrange(10) if rng.random() < MODSUM_NOISE else (a + b) % 10
+      noisy.append(reasoning_tasks.modular_sum_lines(a, b, c, thought)["text"])
+  rng.shuffle(noisy)
+  question_answer = lambda t: {key: value for key, value in
+                               reasoning_tasks.modular_sum_lines(*t, None).items()
+                               if key in ("question", "answer", "text")}
+  sft = [reasoning_tasks.modular_sum_lines(a, b, c, (a + b) % 10)
+         for a, b, c in train[:NUM_FEW_SHOT_SFT]]
+  sft = [{key: r[key] for key in ("question", "solution", "answer")} for r in sft]
+  return (noisy, [question_answer(t) for t in train], [question_answer(t) for t in valid],
+          sft)
 
 
 def _write_text(path: str, text: str) -> None:
@@ -96,6 +154,22 @@ def write_corpus(out_dir: str) -> list[str]:
   tokenizer = tokenizer_lib.train_sentencepiece(
       english + [p["text"] for p in reasoning + sums], vocab_size=VOCAB_SIZE)
   tokenizer.save(paths[7])
+  chain = chain_sums(random.Random(f"{SEED}-chain"), NUM_CHAIN)
+  chain_valid = chain_sums(random.Random(f"{SEED}-chain-valid"), NUM_CHAIN_VALID,
+                           exclude_questions=frozenset(p["question"] for p in chain))
+  _write_text(paths[8], "\n\n".join(p["text"] for p in chain) + "\n")
+  _write_jsonl(paths[9], [{"question": p["question"], "answer": p["answer"]}
+                          for p in chain_valid])
+  few = chain[:NUM_FEW_SHOT_SFT]
+  _write_jsonl(paths[10], [{key: p[key] for key in ("question", "solution", "answer")}
+                           for p in few])
+  _write_jsonl(paths[11], [answer_only(p) for p in few])
+  noisy, modsum_train, modsum_valid, modsum_sft = modsum_claim_files(
+      random.Random(f"{SEED}-modsum-claim"))
+  _write_text(paths[12], "\n\n".join(noisy) + "\n")
+  _write_jsonl(paths[13], modsum_train)
+  _write_jsonl(paths[14], modsum_valid)
+  _write_jsonl(paths[15], modsum_sft)
   return paths
 
 

@@ -9,14 +9,16 @@ checks a generated solution.
 
 Kinds: addition, subtraction, multiplication, expression, word_problem, equation,
 sequence, boxes. Modular sums "a b c = s" (`modular_sum`) have their own compact form
-without "Answer:", for the RLP toy experiment.
+without "Answer:", for the RLP toy experiment (``modular_sum_lines``: the claims' form,
+question and solution on two lines). ``chain_sum`` (running sums of digits) feeds the
+long chain-of-thought claim.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
-from typing import Union
+from typing import Optional, Union
 
 from data import answers
 from data import english_grammar
@@ -302,6 +304,32 @@ def modular_sum(a: int, b: int, c: int, think: bool) -> dict[str, str]:
   question = f"{a} {b} {c} ="
   return {"kind": "modular_sum", "question": question, "solution": solution,
           "answer": str(answer), "text": f"{question} {solution}"}
+
+
+def modular_sum_lines(a: int, b: int, c: int, thought: Optional[int]) -> dict[str, str]:
+  """"a b c =" then, on the next line, "<think> t </think>s" with s = (t + c) % 10 (the
+  answer follows the thought, right or not), or only s = (a + b + c) % 10 without one.
+  The answer follows ``</think>`` directly, where RLP scores the next token."""
+  if thought is None:
+    solution = answer = str((a + b + c) % 10)
+  else:
+    answer = str((thought + c) % 10)
+    solution = f"{tokenizer_lib.THINK_START} {thought} {tokenizer_lib.THINK_END}{answer}"
+  question = f"{a} {b} {c} ="
+  return {"kind": "modular_sum", "question": question, "solution": solution,
+          "answer": answer, "text": f"{question}\n{solution}"}
+
+
+def chain_sum(rng: random.Random, num_terms: int, think: bool = False) -> dict[str, str]:
+  """The sum of ``num_terms`` digits, reduced one addition per line ("3 + 4 + 8 + 1",
+  "7 + 8 + 1", "15 + 1", "16"): easy step by step, hard for a tiny model at once."""
+  terms = [rng.randrange(1, 10) for _ in range(num_terms)]
+  question = f"What is {' + '.join(map(str, terms))}?"
+  steps, rest = [], list(terms)
+  while len(rest) > 1:
+    rest = [rest[0] + rest[1]] + rest[2:]
+    steps.append(" + ".join(map(str, rest)))
+  return make_problem("chain_sum", question, steps, rest[0], think)
 
 
 def small_sums(max_a: int, max_b: int) -> list[dict[str, str]]:

@@ -21,12 +21,15 @@ LOSS_AGGREGATIONS = Registry("loss aggregation")
 def group_normalized_advantages(rewards_PG: jax.Array, eps: float = 1e-6) -> jax.Array:
   """GRPO: A_i = (r_i − mean_j r_j) / (std_j r_j + eps) within each prompt's group.
 
-  The population std (ddof 0) is used; a group with equal rewards gets A = 0.
+  The population std (ddof 0) is used; a group with equal rewards gets exactly A = 0
+  (under jit the mean of equal rewards can round off them, and eps alone would turn that
+  rounding into advantages of ~0.1).
   """
   rewards_PG = rewards_PG.astype(jnp.float32)
   mean_P1 = jnp.mean(rewards_PG, axis=-1, keepdims=True)
   std_P1 = jnp.std(rewards_PG, axis=-1, keepdims=True)
-  return (rewards_PG - mean_P1) / (std_P1 + eps)
+  uniform_P1 = jnp.all(rewards_PG == rewards_PG[:, :1], axis=-1, keepdims=True)
+  return jnp.where(uniform_P1, 0.0, (rewards_PG - mean_P1) / (std_P1 + eps))
 
 
 @ADVANTAGE_ESTIMATORS.register("rloo")

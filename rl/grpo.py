@@ -20,19 +20,29 @@ plus ``grpo.max_new_tokens``.
 The ``grpo`` config section: records (JSONL of {question, answer[, kind, options]}),
 group_size, max_new_tokens, temperature, top_k, top_p, advantage_estimator,
 aggregation, epsilon_low, epsilon_high, kl_coef, rewards ({name: weight}), template
-('chat' or 'crossthink'), thinking.
+('chat' or 'crossthink'), thinking, and two optional fields:
+
+  drop_solved_at       Llama-Nemotron's prompt filter (arXiv 2505.00949): before the
+                       first step, G samples per record by the starting weights; records
+                       answered right at a rate >= this are dropped (0 or absent: keep
+                       all). The kept records are saved with every checkpoint.
+  skip_uniform_groups  groups whose G rewards are all equal (zero advantage) leave the
+                       loss's denominator too, so they do not dilute the others
+                       (otherwise they only add zero to the numerator).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from typing import Any
 
 import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 
 from data import answers
 from data import prompts as prompts_lib
@@ -65,6 +75,7 @@ class GRPOConfig:
   group_size: int = 4
   advantage_estimator: str = "grpo"
   rewards: tuple[tuple[str, float], ...] = (("math", 1.0),)
+  skip_uniform_groups: bool = False
 
   def __post_init__(self):
     if self.group_size < 2:
@@ -91,8 +102,12 @@ def make_grpo_step(model_cfg: ModelConfig, optimizer, config: GRPOConfig, *,
 
   def step(state: GRPOState, batch: dict):
     rewards_PG = batch["rewards"].reshape(-1, g)
+    uniform_P = jnp.all(rewards_PG == rewards_PG[:, :1], axis=-1)
     policy_batch = {key: batch[key] for key in POLICY_BATCH_KEYS}
     policy_batch["advantages"] = estimator(rewards_PG).reshape(-1)
+    if config.skip_uniform_groups:
+      keep_B = jnp.repeat(~uniform_P, g).astype(policy_batch["action_mask"].dtype)
+      policy_batch["action_mask"] = policy_batch["action_mask"] * keep_B[:, None]
     if config.loss.kl_coef > 0:
       if state.reference_params is None:
         raise ValueError("loss.kl_coef > 0 needs GRPOState.reference_params")
@@ -102,7 +117,7 @@ def make_grpo_step(model_cfg: ModelConfig, optimizer, config: GRPOConfig, *,
     state, metrics = update(state, policy_batch)
     metrics.update(
         reward_mean=jnp.mean(rewards_PG), reward_std=jnp.std(rewards_PG),
-        solved_groups=jnp.mean(jnp.all(rewards_PG == rewards_PG[:, :1], axis=-1)),
+        solved_groups=jnp.mean(uniform_P),
         completion_length=jnp.mean(jnp.sum(batch["action_mask"], axis=-1)))
     return state, metrics
 
@@ -119,7 +134,8 @@ def grpo_config(ctx: Context) -> GRPOConfig:
           aggregation=g.aggregation, epsilon_low=g.epsilon_low, epsilon_high=g.epsilon_high,
           kl_coef=g.kl_coef, temperature=g.temperature),
       group_size=g.group_size, advantage_estimator=g.advantage_estimator,
-      rewards=tuple((name, float(weight)) for name, weight in g.rewards.items()))
+      rewards=tuple((name, float(weight)) for name, weight in g.rewards.items()),
+      skip_uniform_groups=bool(g.get("skip_uniform_groups", False)))
 
 
 def make_step(ctx: Context):
@@ -161,7 +177,9 @@ class Rollouts(StepSeededBatches):
 
   The prompts of step t are positions t·P .. t·P+P−1 of an endless sequence of
   permutations of the records (permutation e seeded by (seed, e)), so every record is
-  used once per epoch and a resumed run draws what an uninterrupted one would.
+  used once per epoch and a resumed run draws what an uninterrupted one would. With
+  ``grpo.drop_solved_at``, the records are those the starting weights did not solve
+  (chosen at the first step, restored with the checkpoint).
   """
 
   def __init__(self, ctx: Context, examples: list[dict], prompts: list[list[int]]):
@@ -172,6 +190,8 @@ class Rollouts(StepSeededBatches):
     self._config = grpo_config(ctx)
     self._group_size = g.group_size
     self._prompts_per_step = ctx.config.train.global_batch_size // g.group_size
+    self._drop_solved_at = g.get("drop_solved_at", 0.0) or 0.0
+    self._kept = None if self._drop_solved_at else list(range(len(examples)))
     self._sampling = generate_lib.SamplingConfig(
         max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_k=g.top_k,
         top_p=g.top_p, stop_tokens=prompts_lib.stop_token_ids(ctx.tokenizer, g.template),
@@ -180,14 +200,58 @@ class Rollouts(StepSeededBatches):
   @functools.lru_cache(maxsize=4)
   def _permutation(self, epoch: int) -> np.ndarray:
     seed = self._ctx.config.train.seed
-    return np.random.default_rng([seed, epoch]).permutation(len(self._examples))
+    return np.random.default_rng([seed, epoch]).permutation(len(self._kept))
 
   def prompt_indices(self, step: int) -> list[int]:
-    n, p = len(self._examples), self._prompts_per_step
+    n, p = len(self._kept), self._prompts_per_step
     positions = range(step * p, (step + 1) * p)
-    return [int(self._permutation(s // n)[s % n]) for s in positions]
+    return [self._kept[int(self._permutation(s // n)[s % n])] for s in positions]
+
+  def _generate(self, params, indices: list[int], rng):
+    """(record index, completion text) of this process's rows, G samples per index."""
+    g = self._group_size
+    chosen = [i for i in indices for _ in range(g)]
+    rows = generation.generate_rows(
+        self._ctx, params, [self._prompts[i] for i in chosen], rng,
+        sampling=self._sampling, width=prompt_budget(self._ctx), row_multiple=g)
+    texts = [self._ctx.tokenizer.decode(ids.tolist()) for ids in rows.completions()]
+    return [(chosen[r], text) for r, text in zip(rows.rows, texts)]
+
+  def pass_rates(self, params) -> np.ndarray:
+    """(records,) share of right answers among G samples by ``params`` (a collective)."""
+    right = np.zeros(len(self._examples))
+    rng = jax.random.PRNGKey(self._ctx.config.train.seed + 1)
+    for start in range(0, len(self._examples), self._prompts_per_step):
+      indices = list(range(start, min(start + self._prompts_per_step, len(self._examples))))
+      for i, text in self._generate(params, indices, jax.random.fold_in(rng, start)):
+        right[i] += answers.is_correct(text, self._examples[i])
+    if jax.process_count() > 1:
+      right = np.asarray(multihost_utils.process_allgather(right)).sum(axis=0)
+    return right / self._group_size
+
+  def _filter(self, params) -> None:
+    rates = self.pass_rates(params)
+    self._kept = [i for i, rate in enumerate(rates) if rate < self._drop_solved_at]
+    if len(self._kept) < self._prompts_per_step:
+      raise ValueError(
+          f"grpo.drop_solved_at={self._drop_solved_at}: the starting weights solve all but "
+          f"{len(self._kept)} of the {len(rates)} records of grpo.records, fewer than the "
+          f"{self._prompts_per_step} prompts per step")
+
+  def get_state(self) -> bytes:
+    return json.dumps({"kept": self._kept}).encode()
+
+  def set_state(self, state: bytes) -> None:
+    kept = json.loads(state).get("kept")
+    if kept is not None:
+      self._kept = kept
+
+  def progress(self) -> dict[str, Any]:
+    return {"prompts": len(self._kept)} if self._drop_solved_at and self._kept else {}
 
   def __call__(self, state: GRPOState, step: int) -> dict[str, np.ndarray]:
+    if self._kept is None:
+      self._filter(state.params)
     g = self._group_size
     chosen = [i for i in self.prompt_indices(step) for _ in range(g)]
     rng = jax.random.fold_in(jax.random.PRNGKey(self._ctx.config.train.seed), step)
@@ -252,4 +316,5 @@ LOOP = Loop(
             "grpo.top_p": config_lib.Range(low=0, high=1, low_open=True),
             "grpo.epsilon_low": config_lib.NON_NEGATIVE,
             "grpo.epsilon_high": config_lib.NON_NEGATIVE,
-            "grpo.kl_coef": config_lib.NON_NEGATIVE})
+            "grpo.kl_coef": config_lib.NON_NEGATIVE,
+            "grpo.drop_solved_at": config_lib.FRACTION})

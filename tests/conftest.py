@@ -1,9 +1,12 @@
 """Test-wide settings: the project's XLA CPU flags (train/xla_flags.py), strict rank
 promotion, absl flags parsed for grain workers, and one persistent compilation cache for
 the session (the test process and the command-line runs it starts compile many identical
-programs)."""
+programs); session runs shared by test modules."""
 
+import json
 import os
+import subprocess
+import sys
 import tempfile
 
 from train import xla_flags
@@ -41,3 +44,25 @@ def reference_run(tmp_path_factory):
       runs[loop] = workdir, result
     return runs[loop]
   return get
+
+
+FAST_CLAIMS = ("long_cot", "rlp")
+
+
+@pytest.fixture(scope="session")
+def fast_claims(tmp_path_factory):
+  """The fast claims, each run once through the command line on one CPU device:
+  {name: (workdir, summary)}; notebooks/claims.ipynb reads them back from
+  ``os.path.dirname(workdir)``."""
+  root = tmp_path_factory.mktemp("claims")
+  out = {}
+  for name in FAST_CLAIMS:
+    workdir = root / name
+    result = subprocess.run(
+        [sys.executable, "-m", "train.main", f"--config=configs/claims/{name}.py",
+         f"--workdir={workdir}", "--config.fast=True"], cwd=cli_runs.ROOT,
+        env=cli_runs.env(1), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(workdir / "summary.json") as f:
+      out[name] = str(workdir), json.load(f)
+  return out

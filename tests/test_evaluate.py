@@ -40,11 +40,12 @@ def test_pass_at_k_and_maj_at_k_of_fixed_completions():
       # 1 of 4 right; the majority (A) is wrong.
       2: ["\\boxed{A}", "\\boxed{A}", "\\boxed{B}", "\\boxed{A}"],
   }
-  passed, voted = evaluate.sampled_counts(records, completions, k=4)
+  passed, voted, right = evaluate.sampled_counts(records, completions, k=4)
   # pass@4 with n = k = 4: 1 if any sample is right.
   assert passed == pytest.approx(1.0 + 0.0 + 1.0)
   assert voted == 1
-  passed_at_2, _ = evaluate.sampled_counts(records, completions, k=2)
+  assert right == pytest.approx(2 / 4 + 0 / 4 + 1 / 4)
+  passed_at_2, _, _ = evaluate.sampled_counts(records, completions, k=2)
   assert passed_at_2 == pytest.approx((1 - 1 / 6) + 0.0 + (1 - 3 / 6))
 
 
@@ -65,8 +66,12 @@ def test_standalone_evaluation_of_a_hugging_face_directory(tmp_path):
   with pytest.raises(ValueError, match="give --output"):
     evaluate.evaluate_checkpoint(config, str(tmp_path / "hf"))
   figures = evaluate.evaluate_checkpoint(config, str(tmp_path / "hf"), str(tmp_path / "out"))
+  records = [json.loads(line) for line in open(config.eval.records)][:4]
+  kinds = {r["kind"] for r in records}
   assert set(figures) == {"loss/english", "loss/reasoning", "pass@1", "length",
-                          "correct_length"}
+                          "correct_length", *(f"pass@1/{kind}" for kind in kinds)}
+  per_kind = sum(figures[f"pass@1/{r['kind']}"] for r in records) / len(records)
+  assert per_kind == pytest.approx(figures["pass@1"])
   assert np.log(1024) - 1 < figures["loss/english"] < np.log(1024) + 1   # an untrained model
   (record,) = [json.loads(line) for line in open(tmp_path / "out" / "eval.jsonl")]
   assert record["checkpoint"] == str(tmp_path / "hf")

@@ -222,3 +222,53 @@ def test_a_reward_that_raises_is_named_and_leaves_the_state_untouched(tmp_path):
   # The step-seeded prompt order: each epoch a permutation, the same on every call.
   assert sorted(rollouts.prompt_indices(0) + rollouts.prompt_indices(1)) == [0, 1, 2, 3]
   assert rollouts.prompt_indices(3) == grpo.make_batches(built.ctx).prompt_indices(3)
+
+
+# ------------------------------------------------------- prompt filter, uniform groups
+
+
+def test_skipped_uniform_groups_leave_the_token_mean():
+  """Rows 0-2 have different rewards, rows 3-5 equal ones (advantage exactly 0, also
+  under jit): skipped, the gradient is the same sum over the first group's tokens,
+  divided by fewer tokens."""
+  params = lm.init(jax.random.PRNGKey(0), TINY)
+  batch = policy_batch(params, jax.random.PRNGKey(1))
+  batch = {key: batch[key] for key in grpo.POLICY_BATCH_KEYS}
+  batch["rewards"] = jnp.array([1.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+  optimizer = grpo_defaults_optimizer()
+  norms = {}
+  for skip in (False, True):
+    step = grpo.make_grpo_step(TINY, optimizer, grpo.GRPOConfig(group_size=3,
+                                                                skip_uniform_groups=skip))
+    state = grpo.GRPOState.create(params, optimizer, jax.random.PRNGKey(0))
+    _, metrics = jax.jit(step)(state, batch)
+    norms[skip] = float(metrics["grad_norm"])
+    assert float(metrics["solved_groups"]) == 0.5
+  advantages = jax.jit(algorithms.ADVANTAGE_ESTIMATORS.get("grpo"))(
+      batch["rewards"].reshape(2, 3))
+  assert np.all(np.asarray(advantages[1]) == 0.0)
+  mask = np.asarray(batch["action_mask"])
+  assert norms[True] == pytest.approx(norms[False] * mask.sum() / mask[:3].sum(), rel=1e-4)
+
+
+def grpo_defaults_optimizer():
+  import optax  # pylint: disable=import-outside-toplevel
+  return optax.sgd(0.0)
+
+
+def test_prompt_filter_keeps_unsolved_records_and_restores_them(tmp_path):
+  built, _ = grpo_context(tmp_path, SUMS, drop_solved_at=0.75)
+  rollouts = grpo.make_batches(built.ctx)
+  state = driver.initial_state(built, report=print)
+  rates = rollouts.pass_rates(state.params)          # an untrained model: nothing solved
+  assert rates.shape == (4,) and np.all((rates >= 0) & (rates <= 1))
+  rollouts.pass_rates = lambda params: np.array([1.0, 0.75, 0.5, 0.0])
+  rollouts(state, 0)
+  assert sorted(rollouts.prompt_indices(0)) == [2, 3]
+  restored = grpo.make_batches(built.ctx)
+  restored.set_state(rollouts.get_state())
+  assert restored.prompt_indices(5) == rollouts.prompt_indices(5)
+  rollouts = grpo.make_batches(built.ctx)
+  rollouts.pass_rates = lambda params: np.array([1.0, 0.75, 0.9, 0.0])
+  with pytest.raises(ValueError, match="solve all but 1 of the 4 records"):
+    rollouts(state, 0)

@@ -26,8 +26,10 @@ The ``eval`` section of a run config:
 
 Figures: ``loss/<name>`` per text file; ``pass@1`` (greedy), ``pass@k`` (unbiased
 estimator of Chen et al., arXiv 2107.03374, from the k samples), ``maj@k`` (the most
-frequent final answer of the k samples is right), ``length`` (mean completion tokens,
-greedy) and ``correct_length`` (the same over correct completions). Answers are
+frequent final answer of the k samples is right), ``sample_accuracy`` (the share of
+right samples: pass@1 at ``temperature``), ``length`` (mean completion tokens,
+greedy) and ``correct_length`` (the same over correct completions); with records that
+have a ``kind``, ``pass@1/<kind>`` per kind. Answers are
 extracted and checked by ``data.answers``, as the RL rewards are.
 """
 
@@ -86,15 +88,16 @@ def majority_is_correct(final_answers: Sequence[str], correct: Sequence[bool]) -
 
 
 def sampled_counts(records: Sequence[Mapping], completions: Mapping[int, Sequence[str]],
-                   k: int) -> tuple[float, int]:
-  """(Σ pass@k, number of maj@k successes) over the records with their k sampled
-  completions (``completions[i]`` for ``records[i]``)."""
-  passed, voted = 0.0, 0
+                   k: int) -> tuple[float, int, float]:
+  """(Σ pass@k, number of maj@k successes, Σ share of right samples) over the records
+  with their k sampled completions (``completions[i]`` for ``records[i]``)."""
+  passed, voted, right = 0.0, 0, 0.0
   for i, texts in completions.items():
     correct = [answers.is_correct(text, records[i]) for text in texts]
     passed += pass_at_k(len(texts), sum(correct), k)
     voted += majority_is_correct([answers.final_answer(t) or "" for t in texts], correct)
-  return passed, voted
+    right += sum(correct) / len(texts)
+  return passed, voted, right
 
 
 # --------------------------------------------------------------------------- LM loss
@@ -233,13 +236,17 @@ class Evaluator:
     rng = jax.random.fold_in(jax.random.PRNGKey(self.ctx.config.train.seed), step)
     n = len(self.records)
     # Greedy: pass@1, lengths.
+    kinds = sorted({str(r["kind"]) for r in self.records if "kind" in r})
     correct = lengths = correct_lengths = 0.0
+    by_kind = np.zeros((2, len(kinds)))   # (right, count) per kind
     for i, text, length in self._generate(params, list(range(n)), rng, 0.0):
       right = answers.is_correct(text, self.records[i])
       correct += right
       lengths += length
       correct_lengths += length * right
-    totals = [correct, lengths, correct_lengths]
+      if "kind" in self.records[i]:
+        by_kind[:, kinds.index(str(self.records[i]["kind"]))] += (right, 1)
+    totals = [correct, lengths, correct_lengths, *by_kind.reshape(-1)]
     k = section.samples
     if k:
       by_record = collections.defaultdict(list)
@@ -251,8 +258,12 @@ class Evaluator:
     totals = _all_processes_sum(np.asarray(totals, np.float64))
     out = {"pass@1": totals[0] / n, "length": totals[1] / n,
            "correct_length": totals[2] / max(totals[0], 1.0)}
+    right, count = totals[3:3 + 2 * len(kinds)].reshape(2, -1)
+    out.update({f"pass@1/{kind}": r / c for kind, r, c in zip(kinds, right, count)})
     if k:
-      out.update({f"pass@{k}": totals[3] / n, f"maj@{k}": totals[4] / n})
+      sampled = totals[3 + 2 * len(kinds):]
+      out.update({f"pass@{k}": sampled[0] / n, f"maj@{k}": sampled[1] / n,
+                  "sample_accuracy": sampled[2] / n})
     return out
 
 

@@ -205,6 +205,9 @@ class Loop:
 
 def get(name: str) -> Loop:
   """The registered loop ``name``; a ConfigError lists the known ones."""
+  if name == "claim":
+    raise ConfigError("loop='claim' is a claim config: run it with python -m train.main "
+                      "(train/claims.py), not as one run")
   if name not in LOOP_MODULES:
     raise ConfigError(f"loop={name!r} is not a registered loop; known: {sorted(LOOP_MODULES)}")
   return importlib.import_module(LOOP_MODULES[name]).LOOP

@@ -3,7 +3,8 @@ r"""The one command line for every loop.
   python -m train.main --config=configs/<experiment>.py --workdir=runs/<name> \
       [--config.<section>.<field>=<value> ...]
 
-``config.loop`` picks the loop (pretrain, sft, distill, grpo, rlp; ``train/loops.py``).
+``config.loop`` picks the loop (pretrain, sft, distill, grpo, rlp; ``train/loops.py``), or
+``claim``: every arm of a claim through its stage pipeline (``train/claims.py``).
 Rerunning the same command resumes from the newest intact checkpoint. A mistyped
 override, a value out of range or a missing file stops the run before anything is
 compiled or written; every failure ends with one ``error:`` line and a non-zero exit
@@ -17,6 +18,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from train import claims
 from train import cli
 from train import distributed
 from train import driver
@@ -39,7 +41,10 @@ def main(argv: list[str]) -> None:
   cli.quiet_library_logging()
   with cli.errors_as_one_line():
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    driver.run(_CONFIG.value, _WORKDIR.value)
+    if claims.is_claim(_CONFIG.value):
+      claims.run(_CONFIG.value, _WORKDIR.value)
+    else:
+      driver.run(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,10 @@ Record formats (one JSON object per line):
 ``<think>``, then a final ``Answer: ...`` line.)
 
 The ``sft`` config section: records (a JSONL path), toggle ('pair', 'on', 'off' or
-'none', see ``record_conversations``), num_packing_bins.
+'none', see ``record_conversations``), num_packing_bins, and whole_conversations
+(optional): refuse a conversation longer than ``train.seq_len`` instead of splitting it
+across rows, so few-example SFT (e.g. 20 records for many epochs) trains on every
+record whole, its answer always after its question.
 """
 
 from __future__ import annotations
@@ -79,9 +82,11 @@ class TokenizeConversations(grain.experimental.FlatMapTransform):
     return [chat.tokenize(c, self.tokenizer) for c in record_conversations(record, self.toggle)]
 
 
-def read_records(path: str, tokenizer: tokenizer_lib.Tokenizer, toggle: str) -> list[dict]:
+def read_records(path: str, tokenizer: tokenizer_lib.Tokenizer, toggle: str,
+                 max_length: int = 0) -> list[dict]:
   """The SFT records of a JSONL file; a ValueError names the line of a record that is
-  not a conversation, a reasoning problem or a question/answer pair."""
+  not a conversation, a reasoning problem or a question/answer pair, or (max_length >
+  0) one with a conversation of more than max_length tokens."""
   records = []
   for where, record in sources.read_located_records(path):
     if "messages" not in record and not ("question" in record and (
@@ -89,10 +94,13 @@ def read_records(path: str, tokenizer: tokenizer_lib.Tokenizer, toggle: str) -> 
       raise ValueError(f"{where}: an SFT record needs 'messages', or 'question' with "
                        f"'solution' or 'answer' (it has {sorted(record)})")
     try:
-      for conversation in record_conversations(record, toggle):
-        chat.tokenize(conversation, tokenizer)
+      lengths = [len(chat.tokenize(conversation, tokenizer)[0])
+                 for conversation in record_conversations(record, toggle)]
     except (ValueError, TypeError, KeyError) as e:
       raise ValueError(f"{where}: {e}") from None
+    if max_length and max(lengths) > max_length:
+      raise ValueError(f"{where}: a conversation of {max(lengths)} tokens does not fit in "
+                       f"train.seq_len={max_length} (sft.whole_conversations)")
     records.append(record)
   return records
 
@@ -116,7 +124,9 @@ def make_batches(ctx: Context) -> IteratorBatches:
   if config.sft.toggle not in TOGGLES:
     raise config_lib.ConfigError(f"sft.toggle={config.sft.toggle!r}: want one of {TOGGLES}")
   index, count, rows = pretrain.process_share(ctx)
-  records = read_records(config.sft.records, ctx.tokenizer, config.sft.toggle)
+  whole = config.sft.get("whole_conversations", False)
+  records = read_records(config.sft.records, ctx.tokenizer, config.sft.toggle,
+                         max_length=config.train.seq_len if whole else 0)
   if len(records) < count:
     raise config_lib.ConfigError(f"sft.records={config.sft.records} has {len(records)} "
                                  f"records, fewer than the {count} processes")

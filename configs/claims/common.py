@@ -1,0 +1,113 @@
+"""What the claim configs share: the claim model, stage run configs, the claim section.
+
+Every stage is an ordinary run config (``configs/base.py`` and the loop's own file),
+trimmed for a claim: the claim model, no samples, one checkpoint at the end, and no
+evaluation of its own (``train.stages.resolve`` gives the arms theirs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import ml_collections
+
+from configs import base
+from configs import grpo as grpo_config
+from configs import rlp as rlp_config
+from configs import sft as sft_config
+from data import config as data_config
+from train import config as run_config
+from train import stages as stages_lib
+
+# A 3-layer transformer (~0.7M parameters): every claim trains in minutes on a CPU.
+MODEL = dict(vocab_size=1024, d_model=128, pattern="*-*-*-", n_heads=4, n_kv_heads=4,
+             head_dim=32, mlp_dim=384)
+
+stage = stages_lib.stage
+corpus = data_config.corpus_path
+
+
+def _trim(config: ml_collections.ConfigDict, *, seq_len: int, batch: int,
+          learning_rate: float, constant: bool) -> ml_collections.ConfigDict:
+  config.model = run_config.model_section("tiny", **MODEL)
+  config.train.seq_len = seq_len
+  config.train.global_batch_size = batch
+  config.train.log_every = 20
+  config.train.z_loss = 0.0
+  if constant:
+    base.use_constant_learning_rate(config, learning_rate)
+  else:
+    config.optimizer.learning_rate = learning_rate
+    config.optimizer.warmup_steps = 20
+  config.checkpoint.every_steps = 100_000   # the last step is always saved
+  config.checkpoint.max_to_keep = 1
+  config.sample.prompts = ()
+  return config
+
+
+def pretrain(weights: Mapping[str, float], *, seq_len: int, batch: int,
+             learning_rate: float, constant: bool = False) -> ml_collections.ConfigDict:
+  """Next-token training on shipped text: ``weights`` {corpus file: weight} (.txt files
+  are blank-line separated documents, .jsonl files their 'text')."""
+  config = _trim(base.get_config(), seq_len=seq_len, batch=batch,
+                 learning_rate=learning_rate, constant=constant)
+  sources = {}
+  for name in weights:
+    format_ = "jsonl" if name.endswith(".jsonl") else "text"
+    sources[name.split(".")[0]] = data_config.source_config(format_, corpus(name))
+  config.data.sources = sources
+  config.data.stages = (data_config.stage_config(
+      "main", {name.split(".")[0]: w for name, w in weights.items()}),)
+  return config
+
+
+def sft(records: str, *, seq_len: int, batch: int,
+        learning_rate: float) -> ml_collections.ConfigDict:
+  """Few-example SFT: the records' solutions verbatim (no system prompt), whole
+  conversations only."""
+  config = _trim(sft_config.get_config(), seq_len=seq_len, batch=batch,
+                 learning_rate=learning_rate, constant=True)
+  config.sft.records = corpus(records)
+  config.sft.toggle = "none"
+  config.sft.whole_conversations = True
+  return config
+
+
+def rlp(text: str, *, seq_len: int, batch: int, learning_rate: float,
+        **rlp_fields) -> ml_collections.ConfigDict:
+  config = _trim(rlp_config.get_config(), seq_len=seq_len, batch=batch,
+                 learning_rate=learning_rate, constant=True)
+  config.data.sources = {"text": data_config.source_config("jsonl", corpus(text))}
+  config.data.stages = (data_config.stage_config("main", {"text": 1.0}),)
+  config.rlp.update(rlp_fields)
+  return config
+
+
+def grpo(records: str, *, seq_len: int, batch: int, learning_rate: float,
+         **grpo_fields) -> ml_collections.ConfigDict:
+  config = _trim(grpo_config.get_config(), seq_len=seq_len, batch=batch,
+                 learning_rate=learning_rate, constant=True)
+  config.grpo.records = corpus(records)
+  config.grpo.drop_solved_at = 0.75          # Llama-Nemotron's filter
+  config.grpo.skip_uniform_groups = True
+  config.grpo.update(grpo_fields)
+  return config
+
+
+def claim(name: str, *, seeds: Sequence[int], fast_seeds: Sequence[int], metric: str,
+          comparisons: Sequence[tuple[str, str]], stages: Mapping[str, ml_collections.ConfigDict],
+          arms: Mapping[str, str], eval_section: ml_collections.ConfigDict,
+          arm_eval: Mapping[str, Mapping] | None = None) -> ml_collections.ConfigDict:
+  """A claim config (``train/claims.py``)."""
+  return ml_collections.ConfigDict(dict(
+      loop="claim", fast=False,
+      claim=dict(name=name, seeds=tuple(seeds), fast_seeds=tuple(fast_seeds), metric=metric,
+                 comparisons=tuple(tuple(c) for c in comparisons)),
+      stages=dict(stages), arms=dict(arms), eval=eval_section,
+      arm_eval={arm: dict(fields) for arm, fields in (arm_eval or {}).items()}))
+
+
+def eval_section(records: str, **fields) -> ml_collections.ConfigDict:
+  """Accuracy on held-out records (no held-out text loss)."""
+  return base.eval_section(text_files={}, records=corpus(records), max_records=0,
+                           **fields)

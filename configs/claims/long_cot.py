@@ -1,0 +1,33 @@
+r"""Long chain-of-thought from 20 examples (arXiv 2507.09850), in miniature.
+
+  python -m train.main --config=configs/claims/long_cot.py --workdir=runs/long_cot
+
+A base model pretrained on sums of five digits worked out one addition per line
+(``data/corpus/chain_sums.txt``) gets light SFT (20 steps) on 20 problems, answered
+either step by step ("long_cot") or with the "Answer:" line
+alone ("short"): the same questions, steps and tokens. Both are evaluated with the chat
+template on 256 held-out sums (greedy pass@1). Claim: the long chain-of-thought SFT lifts
+accuracy more. Full: 3 seeds, 17 minutes measured on 2 CPU cores shared with other jobs
+(load ~14; an estimated 8 minutes idle); ``--config.fast=True``: 1 seed, 200
+pretraining steps. Measured: 0.167 ± 0.023 vs 0.074 ± 0.003 (configs/claims/README.md).
+"""
+
+from configs.claims import common
+
+
+def get_config():
+  base = common.pretrain({"chain_sums.txt": 1.0}, seq_len=128, batch=16,
+                         learning_rate=3e-3)
+  sft = lambda records: common.sft(records, seq_len=128, batch=16, learning_rate=1e-3)
+  return common.claim(
+      "long_cot", seeds=(0, 1, 2), fast_seeds=(0,), metric="pass@1",
+      comparisons=[("long_cot", "short")],
+      stages={
+          "base": common.stage(base, steps=600, fast_steps=200),
+          "sft_long": common.stage(sft("chain_sums_sft_long.jsonl"), steps=20, after="base"),
+          "sft_short": common.stage(sft("chain_sums_sft_short.jsonl"), steps=20,
+                                    after="base"),
+      },
+      arms={"long_cot": "sft_long", "short": "sft_short"},
+      eval_section=common.eval_section("chain_sums_valid.jsonl", template="chat",
+                                       max_new_tokens=64, batch_size=64))
