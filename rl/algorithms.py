@@ -17,6 +17,11 @@ POLICY_LOSSES = Registry("policy loss")
 LOSS_AGGREGATIONS = Registry("loss aggregation")
 
 
+def uniform_groups(rewards_PG: jax.Array) -> jax.Array:
+  """(P,) bool: the groups whose G rewards are all equal (no learning signal)."""
+  return jnp.all(rewards_PG == rewards_PG[:, :1], axis=-1)
+
+
 @ADVANTAGE_ESTIMATORS.register("grpo")
 def group_normalized_advantages(rewards_PG: jax.Array, eps: float = 1e-6) -> jax.Array:
   """GRPO: A_i = (r_i − mean_j r_j) / (std_j r_j + eps) within each prompt's group.
@@ -28,7 +33,7 @@ def group_normalized_advantages(rewards_PG: jax.Array, eps: float = 1e-6) -> jax
   rewards_PG = rewards_PG.astype(jnp.float32)
   mean_P1 = jnp.mean(rewards_PG, axis=-1, keepdims=True)
   std_P1 = jnp.std(rewards_PG, axis=-1, keepdims=True)
-  uniform_P1 = jnp.all(rewards_PG == rewards_PG[:, :1], axis=-1, keepdims=True)
+  uniform_P1 = uniform_groups(rewards_PG)[:, None]
   return jnp.where(uniform_P1, 0.0, (rewards_PG - mean_P1) / (std_P1 + eps))
 
 

@@ -102,7 +102,7 @@ def make_grpo_step(model_cfg: ModelConfig, optimizer, config: GRPOConfig, *,
 
   def step(state: GRPOState, batch: dict):
     rewards_PG = batch["rewards"].reshape(-1, g)
-    uniform_P = jnp.all(rewards_PG == rewards_PG[:, :1], axis=-1)
+    uniform_P = algorithms.uniform_groups(rewards_PG)
     policy_batch = {key: batch[key] for key in POLICY_BATCH_KEYS}
     policy_batch["advantages"] = estimator(rewards_PG).reshape(-1)
     if config.skip_uniform_groups:
@@ -207,15 +207,15 @@ class Rollouts(StepSeededBatches):
     positions = range(step * p, (step + 1) * p)
     return [self._kept[int(self._permutation(s // n)[s % n])] for s in positions]
 
-  def _generate(self, params, indices: list[int], rng):
-    """(record index, completion text) of this process's rows, G samples per index."""
-    g = self._group_size
-    chosen = [i for i in indices for _ in range(g)]
+  def _sample(self, params, indices: list[int], rng):
+    """G samples per record index: (rows of this process, each row's record index, each
+    row's completion text)."""
+    chosen = [i for i in indices for _ in range(self._group_size)]
     rows = generation.generate_rows(
         self._ctx, params, [self._prompts[i] for i in chosen], rng,
-        sampling=self._sampling, width=prompt_budget(self._ctx), row_multiple=g)
+        sampling=self._sampling, width=prompt_budget(self._ctx), row_multiple=self._group_size)
     texts = [self._ctx.tokenizer.decode(ids.tolist()) for ids in rows.completions()]
-    return [(chosen[r], text) for r, text in zip(rows.rows, texts)]
+    return rows, [chosen[r] for r in rows.rows], texts
 
   def pass_rates(self, params) -> np.ndarray:
     """(records,) share of right answers among G samples by ``params`` (a collective)."""
@@ -223,7 +223,8 @@ class Rollouts(StepSeededBatches):
     rng = jax.random.PRNGKey(self._ctx.config.train.seed + 1)
     for start in range(0, len(self._examples), self._prompts_per_step):
       indices = list(range(start, min(start + self._prompts_per_step, len(self._examples))))
-      for i, text in self._generate(params, indices, jax.random.fold_in(rng, start)):
+      _, records, texts = self._sample(params, indices, jax.random.fold_in(rng, start))
+      for i, text in zip(records, texts):
         right[i] += answers.is_correct(text, self._examples[i])
     if jax.process_count() > 1:
       right = np.asarray(multihost_utils.process_allgather(right)).sum(axis=0)
@@ -252,14 +253,9 @@ class Rollouts(StepSeededBatches):
   def __call__(self, state: GRPOState, step: int) -> dict[str, np.ndarray]:
     if self._kept is None:
       self._filter(state.params)
-    g = self._group_size
-    chosen = [i for i in self.prompt_indices(step) for _ in range(g)]
     rng = jax.random.fold_in(jax.random.PRNGKey(self._ctx.config.train.seed), step)
-    rows = generation.generate_rows(
-        self._ctx, state.params, [self._prompts[i] for i in chosen], rng,
-        sampling=self._sampling, width=prompt_budget(self._ctx), row_multiple=g)
-    texts = [self._ctx.tokenizer.decode(ids.tolist()) for ids in rows.completions()]
-    examples = [self._examples[chosen[r]] for r in rows.rows]
+    rows, records, texts = self._sample(state.params, self.prompt_indices(step), rng)
+    examples = [self._examples[i] for i in records]
     rewards, _ = rewards_lib.score(dict(self._config.rewards), texts, examples)
     batch = sequences.concat_prompt_completion(rows.prompt, rows.prompt_mask, rows)
     batch = {name: np.asarray(value) for name, value in batch.items()}
