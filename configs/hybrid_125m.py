@@ -12,7 +12,8 @@ from train import config as run_config
 def get_config():
   config = base.get_config()
   config.model = run_config.model_section("hybrid_125m", remat="full",
-                                          attention_impl="chunked")
+                                          attention_impl="flash",
+                                          ssm_impl="pallas")
   config.train.steps = 20_000
   config.train.global_batch_size = 32
   config.train.seq_len = 4096

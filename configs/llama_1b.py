@@ -12,7 +12,7 @@ from train import config as run_config
 def get_config():
   config = base.get_config()
   config.model = run_config.model_section("llama_1b", remat="full",
-                                          attention_impl="chunked")
+                                          attention_impl="flash")
   config.train.steps = 100_000
   config.train.global_batch_size = 256
   config.train.seq_len = 4096

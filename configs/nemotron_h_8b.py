@@ -13,7 +13,8 @@ from train import config as run_config
 def get_config():
   config = base.get_config()
   config.model = run_config.model_section("nemotron_h_8b", remat="full",
-                                          attention_impl="chunked")
+                                          attention_impl="flash",
+                                          ssm_impl="pallas")
   config.train.steps = 100_000
   config.train.global_batch_size = 512
   config.train.seq_len = 8192

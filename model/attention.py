@@ -10,6 +10,12 @@ j <= i and both carry the same segment id.
     2112.05682; FlashAttention, arXiv 2205.14135) in plain XLA, with a custom VJP that
     recomputes each block's probabilities from the saved log-sum-exp: memory
     O(l · block) per head instead of O(l · s), forward and backward. Every platform.
+  * ``flash_attention``   the fused kernel of the compile target, chosen with
+    ``jax.lax.platform_dependent``: on TPU the Pallas splash attention kernel (Mosaic;
+    block-sparse causal mask plus segment ids), on CUDA cuDNN's fused attention through
+    ``jax.nn.dot_product_attention`` (causal, segments as a (b 1 l s) mask), elsewhere
+    ``chunked_attention``. A CPU host compiles the TPU kernel for a topology it does
+    not have. On a mesh it runs under ``shard_map`` over rows and kv heads.
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ import math
 import einops
 import jax
 import jax.numpy as jnp
+from jax.experimental.pallas.ops.tpu.splash_attention import (
+    splash_attention_kernel as splash, splash_attention_mask as splash_mask)
+
+from model import partitioning
 
 _MASKED = jnp.finfo(jnp.float32).min
 
@@ -178,3 +188,86 @@ def _chunked_bwd(block, residuals, d_out):
 
 
 _chunked.defvjp(_chunked_fwd, _chunked_bwd)
+
+
+# -------------------------------------------------------------- fused kernels per platform
+
+
+def flash_attention(q, k, v, segment_ids, *, block: int, interpret: bool = False):
+  """Causal self-attention by the compile target's fused kernel; the contract of
+  ``chunked_attention``. ``interpret=True`` runs the TPU kernel in Pallas interpret mode
+  on any platform (tests)."""
+  def local(q, k, v, segment_ids):
+    segment_ids = segment_ids.astype(jnp.int32)
+    if interpret:
+      return splash_attention(q, k, v, segment_ids, block=block, interpret=True)
+    # cuDNN's call checks for cuDNN when traced, so CUDA is a target only where present.
+    cuda = ({"cuda": functools.partial(cudnn_attention, implementation="cudnn")}
+            if _has_cuda() else {})
+    return jax.lax.platform_dependent(
+        q, k, v, segment_ids, tpu=functools.partial(splash_attention, block=block),
+        default=functools.partial(chunked_attention, block=block), **cuda)
+
+  if partitioning.mesh_rules() is None:
+    return local(q, k, v, segment_ids)
+  rows = partitioning.mesh_axes("batch", q.shape[0])
+  heads = partitioning.mesh_axes("kv_heads", k.shape[1])
+  if set(partitioning.as_tuple(heads)) & set(partitioning.as_tuple(rows)):
+    heads = None
+  return partitioning.shard_map_layouts(
+      lambda *args: (local(*args),), (q, k, v, segment_ids),
+      ("b l k g e", "b k s e", "b k s e", "b l"), ("b l k g e",), {"b": rows, "k": heads})[0]
+
+
+@functools.cache
+def _has_cuda() -> bool:
+  try:
+    return bool(jax.devices("cuda"))
+  except RuntimeError:
+    return False
+
+
+def splash_attention(q, k, v, segment_ids, *, block: int, interpret: bool = False):
+  """The TPU Pallas splash attention kernel: one multi-query kernel (the g query heads
+  of a kv head against its keys) mapped over rows and kv heads. Queries and keys are
+  tiled by ``block`` (a multiple of 128, TPU lanes; at most the length rounded up to
+  128); a ragged end is padded with a segment of its own that no real query sees."""
+  b, length, _, g, e = q.shape
+  if block % 128:
+    raise ValueError(f"attention_block={block} must be a multiple of 128 for the TPU "
+                     "splash attention kernel")
+  block = min(block, -(-length // 128) * 128)
+  pad = -length % block
+  padded = length + pad
+  sizes = splash.BlockSizes(block_q=block, block_kv=block, block_kv_compute=block,
+                            block_q_dkv=block, block_kv_dkv=block,
+                            block_kv_dkv_compute=block, block_q_dq=block, block_kv_dq=block)
+  causal = splash_mask.MultiHeadMask([splash_mask.CausalMask((padded, padded))] * g)
+  kernel = splash.make_splash_mqa_single_device(mask=causal, block_sizes=sizes,
+                                                interpret=interpret)
+  pad_length = lambda a, axis, value=0: jnp.pad(
+      a, [(0, pad if i == axis else 0) for i in range(a.ndim)], constant_values=value)
+  queries = einops.rearrange(pad_length(q, 1), "b l k g e -> b k g l e") / math.sqrt(e)
+  keys, values = (pad_length(a, 2).astype(q.dtype) for a in (k, v))
+  segments = pad_length(segment_ids, 1, jnp.iinfo(jnp.int32).min)
+
+  def row(q_row, k_row, v_row, segments):               # (k g l e), (k s e), (k s e), (l)
+    ids = splash.SegmentIds(q=segments, kv=segments)
+    return jax.vmap(lambda qh, kh, vh: kernel(qh, kh, vh, segment_ids=ids))(
+        q_row, k_row, v_row)
+
+  out = jax.vmap(row)(queries, keys, values, segments)
+  return einops.rearrange(out[..., :length, :], "b k g l e -> b l k g e").astype(q.dtype)
+
+
+def cudnn_attention(q, k, v, segment_ids, *, implementation: str = "cudnn"):
+  """``jax.nn.dot_product_attention`` (cuDNN's fused flash attention on CUDA; 'xla'
+  gives the same call in plain XLA), causal, with packed segments as a boolean
+  (b 1 l s) mask. The mask costs one byte per (query, key) pair and row, not per head."""
+  g = q.shape[3]
+  queries = einops.rearrange(q, "b l k g e -> b l (k g) e")
+  keys, values = (einops.rearrange(a, "b k s e -> b s k e").astype(q.dtype) for a in (k, v))
+  same_segment = (segment_ids[:, None, :, None] == segment_ids[:, None, None, :])
+  out = jax.nn.dot_product_attention(queries, keys, values, mask=same_segment,
+                                     is_causal=True, implementation=implementation)
+  return einops.rearrange(out, "b l (k g) e -> b l k g e", g=g)

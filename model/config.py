@@ -18,7 +18,7 @@ LAYER_KINDS = {"M": "mamba", "*": "attention", "-": "mlp"}
 SSM_IMPLS = ("xla", "pallas", "pallas_interpret")
 MLP_ACTIVATIONS = ("swiglu", "relu2")
 REMAT_POLICIES = ("none", "full", "dots")
-ATTENTION_IMPLS = ("einsum", "chunked")
+ATTENTION_IMPLS = ("einsum", "chunked", "flash")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +38,9 @@ class ModelConfig:
   # Llama-3 rope scaling: (factor, low_freq_factor, high_freq_factor, original_max_position).
   rope_llama3_scaling: Optional[tuple[float, float, float, int]] = None
   # 'einsum' materialises every (l × s) score matrix; 'chunked' runs an online softmax
-  # over key blocks of attention_block (model/attention.py). A KV cache uses 'einsum'.
+  # over key blocks of attention_block (model/attention.py); 'flash' the compile
+  # target's fused kernel (TPU splash attention, cuDNN on CUDA, 'chunked' elsewhere).
+  # A KV cache uses 'einsum'.
   attention_impl: str = "einsum"
   attention_block: int = 512
   # MLP.
@@ -93,6 +95,9 @@ class ModelConfig:
       fail("ssm_impl", self.ssm_impl, f"must be one of {SSM_IMPLS}")
     if self.attention_impl not in ATTENTION_IMPLS:
       fail("attention_impl", self.attention_impl, f"must be one of {ATTENTION_IMPLS}")
+    if self.attention_impl == "flash" and self.attention_block % 128:
+      fail("attention_block", self.attention_block,
+           "must be a multiple of 128 with attention_impl='flash' (TPU splash blocks)")
     if self.remat not in REMAT_POLICIES:
       fail("remat", self.remat, f"must be one of {REMAT_POLICIES}")
     for field in ("dtype", "param_dtype"):

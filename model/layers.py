@@ -140,8 +140,10 @@ def attention(p, x, cfg: ModelConfig, *, positions, segment_ids, cache=None,
     key_segments = cache_segment_ids
 
   q = q.reshape(b, l, cfg.n_kv_heads, cfg.n_heads // cfg.n_kv_heads, cfg.head_dim)
-  if cache is None and cfg.attention_impl == "chunked":
-    out = attention_lib.chunked_attention(q, k, v, segment_ids, block=cfg.attention_block)
+  if cache is None and cfg.attention_impl in ("chunked", "flash"):
+    core = {"chunked": attention_lib.chunked_attention,
+            "flash": attention_lib.flash_attention}[cfg.attention_impl]
+    out = core(q, k, v, segment_ids, block=cfg.attention_block)
   else:
     visible = attention_lib.visibility(query_slots, key_slots, segment_ids, key_segments)
     out = attention_lib.einsum_attention(q, k, v, visible)

@@ -103,6 +103,23 @@ def constrain(x: jax.Array, logical: Sequence[str | None]) -> jax.Array:
   return jax.lax.with_sharding_constraint(x, sharding)
 
 
+def mesh_axes(name: str, size: int) -> MeshAxes:
+  """The mesh axes the active rules give a dimension of ``size`` named ``name``."""
+  mesh, rules = _ACTIVE.get()
+  return logical_to_mesh_spec((name,), (size,), rules, mesh)[0]
+
+
+def shard_map_layouts(fn, args, in_layouts: Sequence[str], out_layouts: Sequence[str],
+                      letters: dict[str, MeshAxes]):
+  """``fn(*args)`` under ``shard_map`` over the active mesh (kernels that XLA cannot
+  partition). Layouts name each dimension by a letter ("b l h p"); ``letters`` maps
+  the sharded letters to mesh axes, and every other dimension is whole in each shard."""
+  mesh, _ = _ACTIVE.get()
+  to_spec = lambda layout: PartitionSpec(*(letters.get(c) for c in layout.split()))
+  return jax.shard_map(fn, mesh=mesh, in_specs=tuple(map(to_spec, in_layouts)),
+                       out_specs=tuple(map(to_spec, out_layouts)), check_vma=False)(*args)
+
+
 def on_mesh(fn, mesh: AnyMesh, rules: Rules):
   """``fn`` run (and so traced, under ``jax.jit``) inside ``activation_sharding``."""
   @functools.wraps(fn)

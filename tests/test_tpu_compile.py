@@ -69,16 +69,20 @@ def test_ssd_kernels_compile_for_a_tpu_mesh(mesh):
 
 
 def test_tiny_hybrid_pallas_train_step_compiles_and_reports_memory():
-  """The driver's train step of the tiny hybrid with ssm_impl='pallas' on v5e:2x2
-  (FSDP 2 x tensor 2): the memory report adds up and the step fits with room."""
+  """The driver's train step of the tiny hybrid with the Pallas kernels (SSD scan and
+  splash attention) on v5e:2x2 (FSDP 2 x tensor 2): the memory report adds up and the
+  step fits with room."""
   config = tiny_hybrid.get_config()
   config.model.ssm_impl = "pallas"
+  config.model.attention_impl, config.model.attention_block = "flash", 128
   config.model.chunk_size = 128  # Mosaic's row blocks are multiples of 128
   config.train.seq_len = 128
   config.train.global_batch_size = 8
   config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, 2, 2
   compiled, report = aot.compile_train_step(config, TOPOLOGY)
-  assert "tpu_custom_call" in compiled.as_text()
+  text = compiled.as_text()
+  assert "tpu_custom_call" in text
+  assert "splash" in text  # the attention kernel, not the chunked XLA fallback
   assert report.mesh == {"data": 1, "fsdp": 2, "tensor": 2}
   assert report.device_kind == "TPU v5 lite" and report.hbm_bytes == 15.75 * aot.GiB
   # The state is split over the mesh; the compiled arguments hold it and the batch.
@@ -91,12 +95,12 @@ def test_tiny_hybrid_pallas_train_step_compiles_and_reports_memory():
 
 
 def test_shipped_config_fits_its_slice_at_reduced_depth():
-  """configs/hybrid_125m.py as shipped (batch 32 x 4096, accumulation, remat, chunked
-  attention) on the slice it names, with 4 of its 18 layers (one of each kind): the
+  """configs/llama_1b.py as shipped (batch 256 x 4096, accumulation, full remat, splash
+  attention) on the slice it names, with one of its 16 attention + MLP blocks: the
   compiler's total per chip is under HBM. bench/fit.py compiles every config whole."""
-  config = importlib.import_module("configs.hybrid_125m").get_config()
-  config.model.pattern = "M*-M"
+  config = importlib.import_module("configs.llama_1b").get_config()
+  config.model.pattern = "*-"
   _, report = aot.compile_train_step(config)
-  assert report.topology == "v5e:2x2" and report.mesh["fsdp"] == 4
-  assert report.temp_bytes > 2 ** 20  # a real step's activations, not an empty program
+  assert report.topology == "v5p:2x2x2" and report.mesh["fsdp"] == 8
+  assert report.temp_bytes > 2 ** 30  # a real step's activations, not an empty program
   assert report.total_bytes < report.hbm_bytes, report.table()

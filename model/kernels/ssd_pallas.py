@@ -44,7 +44,6 @@ import einops
 import jax
 import jax.numpy as jnp
 
-from jax.sharding import PartitionSpec
 
 from model import partitioning
 from model.kernels import ssd_decode, ssd_gpu, ssd_tpu
@@ -94,21 +93,15 @@ def _on_mesh(fn, args, in_layouts: tuple[str, ...], out_layouts: tuple[str, ...]
              heads: int, groups: int):
   """``fn(*args)``, under ``shard_map`` over rows (b) and heads (h, and their groups g)
   on the active mesh (``model.partitioning``); plain outside one."""
-  active = partitioning.mesh_rules()
-  if active is None:
+  if partitioning.mesh_rules() is None:
     return fn(*args)
-  mesh, rules = active
-  axes = lambda name, size: partitioning.logical_to_mesh_spec(
-      (name,), (size,), rules, mesh)[0]
-  rows = axes("batch", args[0].shape[0])
-  head_axes = axes("ssm_heads", heads)
-  if (head_axes != axes("ssm_groups", groups)
+  rows = partitioning.mesh_axes("batch", args[0].shape[0])
+  head_axes = partitioning.mesh_axes("ssm_heads", heads)
+  if (head_axes != partitioning.mesh_axes("ssm_groups", groups)
       or set(partitioning.as_tuple(head_axes)) & set(partitioning.as_tuple(rows))):
     head_axes = None  # a shard's heads must keep their B/C groups
-  letters = {"b": rows, "h": head_axes, "g": head_axes}
-  to_spec = lambda layout: PartitionSpec(*(letters.get(c) for c in layout.split()))
-  return jax.shard_map(fn, mesh=mesh, in_specs=tuple(map(to_spec, in_layouts)),
-                       out_specs=tuple(map(to_spec, out_layouts)), check_vma=False)(*args)
+  return partitioning.shard_map_layouts(fn, args, in_layouts, out_layouts,
+                                        {"b": rows, "h": head_axes, "g": head_axes})
 
 
 def _check_divides(name: str, block: int, size: int, what: str):
