@@ -39,6 +39,7 @@ setuptools.setup(
             "torch==2.13.0",
             "transformers>=5.0",
             "jax[tpu]>=0.10,<0.12",
+            "ipython>=8",  # notebooks/claims.ipynb displays the plots
         ],
     },
 )
