@@ -68,9 +68,9 @@ CHAIN_TERMS, NUM_CHAIN, NUM_CHAIN_VALID, NUM_FEW_SHOT_SFT = 5, 4000, 256, 20
 MODSUM_VALID, MODSUM_DRAWS, MODSUM_NOISE = 200, 4, 0.4
 NARROW_KIND, NUM_NARROW = "equation", 1200
 NUM_CODE, NUM_BOXES_SFT, NUM_BOXES_VALID = 1000, 256, 200
-CLAIM_FILES = ("reasoning_narrow.txt", "code_updates.txt", "boxes_sft.jsonl",
-               "boxes_valid.jsonl")
-CORPUS_FILES += CLAIM_FILES
+FRONT_LOADING_CODE_FILES = ("reasoning_narrow.txt", "code_updates.txt",
+                            "boxes_sft.jsonl", "boxes_valid.jsonl")
+CORPUS_FILES += FRONT_LOADING_CODE_FILES
 
 
 def english_documents(rng: random.Random, count: int,
@@ -208,13 +208,14 @@ def write_corpus(out_dir: str) -> list[str]:
   _write_jsonl(paths[13], modsum_train)
   _write_jsonl(paths[14], modsum_valid)
   _write_jsonl(paths[15], modsum_sft)
-  write_claim_files(out_dir)
+  write_front_loading_code_files(out_dir)
   return paths
 
 
-def write_claim_files(out_dir: str) -> list[str]:
-  """The front-loading and code entity-tracking claims' files (`CLAIM_FILES`)."""
-  paths = [os.path.join(out_dir, name) for name in CLAIM_FILES]
+def write_front_loading_code_files(out_dir: str) -> list[str]:
+  """The files of the front_loading and code_entity_tracking claims
+  (`FRONT_LOADING_CODE_FILES`); returns their paths."""
+  paths = [os.path.join(out_dir, name) for name in FRONT_LOADING_CODE_FILES]
   narrow = narrow_reasoning(random.Random(f"{SEED}-narrow"), NUM_NARROW)
   _write_text(paths[0], "\n\n".join(narrow) + "\n")
   code_rng = random.Random(f"{SEED}-code")
