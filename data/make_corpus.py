@@ -29,6 +29,16 @@ Files of the claims (``configs/claims/``; not part of the tokenizer's training t
                                       the 800 training triples without thoughts, and the
                                       200 held-out ones ("a b c =" → (a+b+c) % 10)
   modsum_sft.jsonl                    20 training triples with the right thought
+  reasoning_narrow.txt                one kind of reasoning problem (equations), half
+                                      with <think>, for the front-loading claim's
+                                      narrow pretraining mixture (its diverse one is
+                                      reasoning.jsonl)
+  code_updates.txt                    short Python programs of variable and list
+                                      updates, each ending with its printed output
+  boxes_sft.jsonl, boxes_valid.jsonl  boxes entity-tracking questions answered directly
+                                      ("the key and the pen"); the held-out ones have
+                                      kind "ops<n>", n the operations on the asked box
+                                      ("ops3": three or more)
 """
 
 from __future__ import annotations
@@ -56,6 +66,11 @@ CORPUS_FILES = ("english.txt", "english_valid.txt", "reasoning.jsonl",
 SUMS_MAX_A, SUMS_MAX_B, SUMS_VALID_FRACTION = 99, 2, 0.2
 CHAIN_TERMS, NUM_CHAIN, NUM_CHAIN_VALID, NUM_FEW_SHOT_SFT = 5, 4000, 256, 20
 MODSUM_VALID, MODSUM_DRAWS, MODSUM_NOISE = 200, 4, 0.4
+NARROW_KIND, NUM_NARROW = "equation", 1200
+NUM_CODE, NUM_BOXES_SFT, NUM_BOXES_VALID = 1000, 256, 200
+FRONT_LOADING_CODE_FILES = ("reasoning_narrow.txt", "code_updates.txt",
+                            "boxes_sft.jsonl", "boxes_valid.jsonl")
+CORPUS_FILES += FRONT_LOADING_CODE_FILES
 
 
 def english_documents(rng: random.Random, count: int,
@@ -120,6 +135,29 @@ def modsum_claim_files(rng: random.Random) -> tuple[list[str], list[dict], list[
           sft)
 
 
+def narrow_reasoning(rng: random.Random, count: int) -> list[str]:
+  """Texts of ``count`` problems of ``NARROW_KIND``, half with a thought block."""
+  return [reasoning_tasks.KINDS[NARROW_KIND](rng, rng.random() < 0.5)["text"]
+          for _ in range(count)]
+
+
+def boxes_questions(rng: random.Random, count: int,
+                    exclude_questions: frozenset[str] = frozenset()) -> list[dict[str, str]]:
+  """``count`` distinct boxes questions {question, answer, kind: "ops<n>"}, n the
+  operations on the asked box (at most 3: "ops3" is three or more)."""
+  records, seen = [], set(exclude_questions)
+  while len(records) < count:
+    problem = reasoning_tasks.boxes(rng, think=False)
+    if problem["question"] in seen:
+      continue
+    seen.add(problem["question"])
+    asked = int(problem["question"].rsplit("Box ", 1)[1].split(" ")[0])
+    operations = reasoning_tasks.box_operations(problem["question"], asked)
+    records.append({"question": problem["question"], "answer": problem["answer"],
+                    "kind": f"ops{min(operations, 3)}"})
+  return records
+
+
 def _write_text(path: str, text: str) -> None:
   with open(path, "w", encoding="utf-8", newline="\n") as f:
     f.write(text)
@@ -170,6 +208,24 @@ def write_corpus(out_dir: str) -> list[str]:
   _write_jsonl(paths[13], modsum_train)
   _write_jsonl(paths[14], modsum_valid)
   _write_jsonl(paths[15], modsum_sft)
+  write_front_loading_code_files(out_dir)
+  return paths
+
+
+def write_front_loading_code_files(out_dir: str) -> list[str]:
+  """The files of the front_loading and code_entity_tracking claims
+  (`FRONT_LOADING_CODE_FILES`); returns their paths."""
+  paths = [os.path.join(out_dir, name) for name in FRONT_LOADING_CODE_FILES]
+  narrow = narrow_reasoning(random.Random(f"{SEED}-narrow"), NUM_NARROW)
+  _write_text(paths[0], "\n\n".join(narrow) + "\n")
+  code_rng = random.Random(f"{SEED}-code")
+  code = [reasoning_tasks.code_state_updates(code_rng) for _ in range(NUM_CODE)]
+  _write_text(paths[1], "\n\n".join(code) + "\n")
+  boxes_sft = boxes_questions(random.Random(f"{SEED}-boxes"), NUM_BOXES_SFT)
+  boxes_valid = boxes_questions(random.Random(f"{SEED}-boxes-valid"), NUM_BOXES_VALID,
+                                exclude_questions=frozenset(r["question"] for r in boxes_sft))
+  _write_jsonl(paths[2], [{key: r[key] for key in ("question", "answer")} for r in boxes_sft])
+  _write_jsonl(paths[3], boxes_valid)
   return paths
 
 

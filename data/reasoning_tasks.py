@@ -11,13 +11,15 @@ Kinds: addition, subtraction, multiplication, expression, word_problem, equation
 sequence, boxes. Modular sums "a b c = s" (`modular_sum`) have their own compact form
 without "Answer:", for the RLP toy experiment (``modular_sum_lines``: the claims' form,
 question and solution on two lines). ``chain_sum`` (running sums of digits) feeds the
-long chain-of-thought claim.
+long chain-of-thought claim; ``code_state_updates`` (Python variable and list updates)
+and ``box_operations`` the code entity-tracking claim.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
+import re
 from typing import Optional, Union
 
 from data import answers
@@ -337,3 +339,76 @@ def small_sums(max_a: int, max_b: int) -> list[dict[str, str]]:
   b <= max_b: the short-answer task of the GRPO CPU defaults."""
   return [{"kind": "math", "question": f"{a}+{b}=", "answer": str(a + b)}
           for a in range(max_a + 1) for b in range(max_b + 1)]
+
+
+def box_operations(question: str, box: int) -> int:
+  """How many operations (move, remove, put) of a ``boxes`` question touch Box ``box``:
+  the difficulty axis of arXiv 2405.21068."""
+  return sum(sentence.startswith(("Move ", "Remove ", "Put ")) and
+             str(box) in re.findall(r"Box (\d+)", sentence)
+             for sentence in question.split(". "))
+
+
+CODE_NAMES = "abcdefgh"
+
+
+def code_state_updates(rng: random.Random) -> str:
+  """A short Python program of variable or list updates, then what its ``print`` shows
+  (code-like state tracking, arXiv 2405.21068): integers ("x = 3", "y = x", "x += 2")
+  or lists of the boxes' items ("a.append('key')", "a.remove('key'); b.append('key')")."""
+  names = rng.sample(CODE_NAMES, rng.randrange(3, 5))
+  lines = []
+  if rng.random() < 0.5:
+    values = {}
+    for name in names:
+      if values and rng.random() < 0.4:
+        source = rng.choice(sorted(values))
+        values[name] = values[source]
+        lines.append(f"{name} = {source}")
+      else:
+        values[name] = rng.randrange(10)
+        lines.append(f"{name} = {values[name]}")
+    for _ in range(rng.randrange(2, 6)):
+      name, number = rng.choice(names), rng.randrange(1, 10)
+      operation = rng.randrange(3)
+      if operation == 0:
+        values[name] += number
+        lines.append(f"{name} += {number}")
+      elif operation == 1:
+        values[name] -= number
+        lines.append(f"{name} -= {number}")
+      else:
+        source = rng.choice([n for n in names if n != name])
+        values[name] = values[source]
+        lines.append(f"{name} = {source}")
+    asked = rng.choice(names)
+    output = str(values[asked])
+  else:
+    items = rng.sample(BOX_ITEMS, len(names) + 2)
+    contents = {name: [] for name in names}
+    for item in items[:len(names)]:
+      contents[rng.choice(names)].append(item)
+    spare = items[len(names):]
+    lines = [f"{name} = {contents[name]!r}" for name in names]
+    for _ in range(rng.randrange(2, 6)):
+      full = [name for name in names if contents[name]]
+      operation = rng.randrange(3) if spare else rng.randrange(2)
+      if operation == 2 or not full:
+        if not spare:
+          continue
+        name, item = rng.choice(names), spare.pop()
+        contents[name].append(item)
+        lines.append(f"{name}.append({item!r})")
+        continue
+      source = rng.choice(full)
+      item = rng.choice(contents[source])
+      contents[source].remove(item)
+      if operation == 0:
+        target = rng.choice([n for n in names if n != source])
+        contents[target].append(item)
+        lines.append(f"{source}.remove({item!r}); {target}.append({item!r})")
+      else:
+        lines.append(f"{source}.remove({item!r})")
+    asked = rng.choice(names)
+    output = repr(contents[asked])
+  return "\n".join(lines + [f"print({asked})", output])
