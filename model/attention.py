@@ -232,7 +232,7 @@ def splash_attention(q, k, v, segment_ids, *, block: int, interpret: bool = Fals
   of a kv head against its keys) mapped over rows and kv heads. Queries and keys are
   tiled by ``block`` (a multiple of 128, TPU lanes; at most the length rounded up to
   128); a ragged end is padded with a segment of its own that no real query sees."""
-  b, length, _, g, e = q.shape
+  _, length, _, g, e = q.shape
   if block % 128:
     raise ValueError(f"attention_block={block} must be a multiple of 128 for the TPU "
                      "splash attention kernel")

@@ -44,7 +44,6 @@ import einops
 import jax
 import jax.numpy as jnp
 
-
 from model import partitioning
 from model.kernels import ssd_decode, ssd_gpu, ssd_tpu
 from model.kernels.ssd_io import ScanInputs
