@@ -52,11 +52,30 @@ def einsum_attention(q, k, v, visible):
   the scores and all four products are batched matmuls with a single contracting dim,
   which XLA:CPU runs without transposed copies of the scores.
   """
+  if q.shape[1] == 1:
+    return _single_query_attention(q, k, v, visible)
   g = q.shape[3]
   q_heads_first = einops.rearrange(q, "b l k g e -> b k (l g) e")
   visible = einops.repeat(visible, "b l s -> b 1 (l g) s", g=g)
   out = _masked_softmax(q_heads_first, k.astype(q.dtype), v.astype(q.dtype), visible)
   return einops.rearrange(out, "b k (l g) e -> b l k g e", g=g)
+
+
+def _single_query_attention(q, k, v, visible):
+  """``einsum_attention`` for one query per row (a decode step): q (b 1 k g e).
+
+  The scores and the output are elementwise products reduced over e and s rather than
+  b·k batched matmuls of g rows each: XLA:CPU runs those tiny matmuls at a few times
+  their FLOP cost (bench/RESULTS.md, decode profile), while the products fuse into two
+  reduction loops.
+  """
+  acc = _acc(q)
+  q_bkg1e = einops.rearrange(q, "b 1 k g e -> b k g 1 e").astype(acc)
+  scores_bkgs = jnp.sum(q_bkg1e * k[:, :, None].astype(acc), axis=-1) / math.sqrt(q.shape[-1])
+  visible_b11s = einops.rearrange(visible, "b 1 s -> b 1 1 s")
+  probs_bkgs = jax.nn.softmax(jnp.where(visible_b11s, scores_bkgs, _MASKED), axis=-1)
+  out_bkge = jnp.sum(probs_bkgs[..., None] * v[:, :, None].astype(acc), axis=-2)
+  return einops.rearrange(out_bkge, "b k g e -> b 1 k g e").astype(q.dtype)
 
 
 @jax.custom_vjp

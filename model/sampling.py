@@ -45,11 +45,25 @@ def sampling_logits(logits_BV: jax.Array, *, temperature: float, top_k: int = 0,
   return logits_BV
 
 
+def greedy_tokens(logits_BV: jax.Array) -> jax.Array:
+  """(b,) int32 argmax of each row: the first index holding the row's maximum (NaN
+  counts as the maximum, as in ``jnp.argmax``).
+
+  A max reduction, then the smallest index equal to it: two single-operand reductions,
+  which XLA:CPU runs faster than argmax's (value, index) pair reduction (~3-5% of a
+  batch-16 decode step, bench/RESULTS.md).
+  """
+  max_B1 = jnp.max(logits_BV, axis=-1, keepdims=True)
+  is_max_BV = (logits_BV == max_B1) | jnp.isnan(logits_BV)
+  index_1V = jnp.arange(logits_BV.shape[-1], dtype=jnp.int32)[None]
+  return jnp.min(jnp.where(is_max_BV, index_1V, logits_BV.shape[-1]), axis=-1)
+
+
 def choose_tokens(rng: jax.Array, logits_BV: jax.Array, *, temperature: float,
                   top_k: int = 0, top_p: float = 1.0) -> jax.Array:
   """(b,) int32 tokens: the argmax when ``temperature == 0``, else a filtered sample."""
   if temperature == 0:
-    return jnp.argmax(logits_BV, axis=-1).astype(jnp.int32)
+    return greedy_tokens(logits_BV)
   filtered_BV = sampling_logits(logits_BV, temperature=temperature, top_k=top_k, top_p=top_p)
   return jax.random.categorical(rng, filtered_BV, axis=-1).astype(jnp.int32)
 

@@ -118,3 +118,17 @@ def test_flash_on_a_mesh_matches_reference():
   text = jax.jit(flash).lower(q, k, v, segments).as_text()
   assert "sdy.manual_computation" in text or "shard_map" in text
   _assert_matches_reference(flash, q, k, v, segments, atol=1e-5, grad_atol=1e-4)
+
+
+def test_single_query_decode_path_matches_the_last_row_float64():
+  """One query per row (a decode step) takes ``_single_query_attention``: it must equal
+  the last query row of the full attention, including a row whose tail is padding."""
+  with jax.enable_x64(True):
+    q, k, v, segments = _inputs(7)
+    full = _reference(q, k, v, segments)
+    slots = jnp.arange(q.shape[1])
+    visible = attention.visibility(slots[-1:], slots, segments[:, -1:], segments)
+    single = attention.einsum_attention(q[:, -1:], k, v, visible)
+  chex.assert_shape(single, q[:, -1:].shape)
+  chex.assert_trees_all_close(single[0], full[0, -1:], atol=1e-12, rtol=0)
+  chex.assert_trees_all_close(single[1], full[1, -1:], atol=1e-12, rtol=0)

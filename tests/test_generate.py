@@ -1,5 +1,6 @@
 """Generation: greedy decode equals argmax of the full forward; sampling knobs; bad input."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -105,6 +106,14 @@ def test_top_k_and_top_p_filters():
   frequency_of_first = float(jnp.mean(draws == 0))
   assert set(np.unique(draws).tolist()) == {0, 1}
   assert abs(frequency_of_first - 0.5 / 0.8) < 0.05
+
+
+def test_greedy_tokens_take_the_first_maximum_like_argmax():
+  logits = jnp.array([[0.0, 2.0, 2.0, 1.0], [-jnp.inf] * 4, [1.0, jnp.nan, 3.0, jnp.nan],
+                      [5.0, 4.0, 3.0, 5.0]])
+  chosen = sampling.greedy_tokens(logits)
+  chex.assert_type(chosen, jnp.int32)
+  assert chosen.tolist() == jnp.argmax(logits, axis=-1).tolist() == [1, 0, 1, 0]
 
 
 def test_bad_prompts_raise_clear_errors():
