@@ -36,6 +36,8 @@ setuptools.setup(
         "tpu": ["jax[tpu]>=0.10,<0.12"],
         "test": [
             "pytest>=8",
+            "pytest-xdist>=3.5",  # pytest.ini runs the suite in 2 worker processes
+            "filelock>=3",        # session runs made once across the workers (conftest)
             "torch==2.13.0",
             "transformers>=5.0",
             "jax[tpu]>=0.10,<0.12",

@@ -1,7 +1,8 @@
 """Test-wide settings: the project's XLA CPU flags (train/xla_flags.py), strict rank
 promotion, absl flags parsed for grain workers, and one persistent compilation cache for
 the session (the test process and the command-line runs it starts compile many identical
-programs); session runs shared by test modules."""
+programs); session runs shared by test modules and by the pytest-xdist workers that
+pytest.ini starts (two: the suite is mostly single-threaded XLA compiles)."""
 
 import json
 import os
@@ -25,25 +26,42 @@ import pytest  # pylint: disable=g-import-not-at-top
 from absl import flags  # pylint: disable=g-import-not-at-top
 
 import cli_runs  # pylint: disable=g-import-not-at-top
+import filelock  # pylint: disable=g-import-not-at-top
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 flags.FLAGS.mark_as_parsed()
 
 
+def _once(tmp_path_factory, key: str, make):
+  """(directory, make(directory)) with ``make`` run once per test session, also when
+  pytest-xdist splits the tests over worker processes: the first worker to ask runs it
+  under a file lock in the session's shared temporary directory and writes its
+  JSON-able result there; the others wait, then read it back."""
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent                    # one directory per session, above the workers'
+  directory, result = root / key, root / f"{key}.json"
+  directory.parent.mkdir(parents=True, exist_ok=True)
+  with filelock.FileLock(str(root / f"{key}.lock")):
+    if not result.exists():
+      directory.mkdir()
+      value = make(directory)
+      result.write_text(json.dumps(value))
+    return directory, json.loads(result.read_text())
+
+
 @pytest.fixture(scope="session")
 def reference_run(tmp_path_factory):
-  """``reference_run(loop)``: one uninterrupted command-line run per loop (made on first
-  use, shared by every test module; copy it before changing it)."""
-  runs = {}
+  """``reference_run(loop)``: (workdir, {"stdout"}) of one uninterrupted command-line run
+  per loop, made on first use and shared by every test module and worker (copy the
+  workdir before changing it)."""
 
-  def get(loop):
-    if loop not in runs:
-      workdir = tmp_path_factory.mktemp(f"reference_{loop}")
-      result = cli_runs.run(loop, workdir)
-      assert result.returncode == 0, result.stderr[-3000:]
-      runs[loop] = workdir, result
-    return runs[loop]
-  return get
+  def make(loop, workdir):
+    result = cli_runs.run(loop, workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {"stdout": result.stdout}
+  return lambda loop: _once(tmp_path_factory, f"reference_{loop}",
+                            lambda workdir: make(loop, workdir))
 
 
 FAST_CLAIMS = ("long_cot", "rlp")
@@ -51,18 +69,21 @@ FAST_CLAIMS = ("long_cot", "rlp")
 
 @pytest.fixture(scope="session")
 def fast_claims(tmp_path_factory):
-  """The fast claims, each run once through the command line on one CPU device:
-  {name: (workdir, summary)}; notebooks/claims.ipynb reads them back from
+  """The fast claims, each run once per session through the command line on one CPU
+  device: {name: (workdir, summary)}; notebooks/claims.ipynb reads them back from
   ``os.path.dirname(workdir)``."""
-  root = tmp_path_factory.mktemp("claims")
-  out = {}
-  for name in FAST_CLAIMS:
-    workdir = root / name
+
+  def make(name, workdir):
     result = subprocess.run(
         [sys.executable, "-m", "train.main", f"--config=configs/claims/{name}.py",
          f"--workdir={workdir}", "--config.fast=True"], cwd=cli_runs.ROOT,
         env=cli_runs.env(1), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(workdir / "summary.json") as f:
-      out[name] = str(workdir), json.load(f)
+      return json.load(f)
+  out = {}
+  for name in FAST_CLAIMS:
+    workdir, summary = _once(tmp_path_factory, f"claims/{name}",
+                             lambda workdir, name=name: make(name, workdir))
+    out[name] = str(workdir), summary
   return out

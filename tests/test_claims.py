@@ -83,6 +83,7 @@ def test_compare_holds_only_when_every_comparison_does():
   assert not holds and out[1]["difference"] == pytest.approx(0.0)
 
 
+@pytest.mark.xdist_group("fast_claims")
 def test_fast_long_cot_claim(fast_claims):
   workdir, summary = fast_claims["long_cot"]
   assert summary["claim"] == "long_cot" and summary["fast"] and summary["seeds"] == [0]
@@ -100,6 +101,7 @@ def test_fast_long_cot_claim(fast_claims):
         f"{short['pass@1']['mean']:.3f}")
 
 
+@pytest.mark.xdist_group("fast_claims")
 def test_fast_rlp_claim(fast_claims):
   workdir, summary = fast_claims["rlp"]
   assert set(summary["arms"]) == {"rlp", "cpt", "rlp_post", "cpt_post"}

@@ -32,7 +32,7 @@ def test_every_loop_runs_from_the_one_cli_and_records_the_run(loop, reference_ru
   assert summary["eval"] == {k: v for k, v in evaluation.items() if k != "step"}
   assert os.listdir(workdir / "tensorboard")
   assert sorted(os.listdir(workdir / "checkpoints")) == ["10", "8"]
-  assert f"step {STEPS}/{STEPS} | loss" in result.stdout and "ETA" in result.stdout
+  assert f"step {STEPS}/{STEPS} | loss" in result["stdout"] and "ETA" in result["stdout"]
 
 
 @pytest.mark.parametrize("loop", ["pretrain", "sft", "grpo", "rlp"])

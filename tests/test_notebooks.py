@@ -14,6 +14,7 @@ PRINTS = {"quickstart.ipynb": ("last logged loss", "->"),
           "claims.ipynb": ("claim long_cot:", "claim rlp:", "long_cot - short =")}
 
 
+@pytest.mark.xdist_group("fast_claims")   # one worker trains the fast claims, in order
 @pytest.mark.parametrize("name", sorted(n for n in os.listdir(NOTEBOOKS)
                                         if n.endswith(".ipynb")))
 def test_notebook_runs(name, capsys, request, monkeypatch):
