@@ -161,8 +161,15 @@ def render(record: dict, open_ended: bool) -> dict:
   return prompts.to_open_ended(record) if open_ended else record
 
 
+def boxed(answer: str) -> str:
+  """``\\boxed{ answer}``, with a space: the 1024-piece tokenizer splits a word after
+  "{" into other pieces than after a space, so with the space the answer's tokens are
+  those of the word in running text (the checkers strip it, ``data/answers.py``)."""
+  return f"\\boxed{{ {answer}}}"
+
+
 def sft_record(record: dict) -> dict:
   """A CrossThink SFT conversation: the templated question (``prompts.prompt_text``),
-  answered with the bare ``\\boxed{}`` answer."""
-  return {"question": prompts.prompt_text(record),
-          "solution": f"\\boxed{{{record['answer']}}}", "answer": record["answer"]}
+  answered with the bare ``boxed`` answer."""
+  return {"question": prompts.prompt_text(record), "solution": boxed(record["answer"]),
+          "answer": record["answer"]}

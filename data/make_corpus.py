@@ -40,8 +40,10 @@ Files of the claims (``configs/claims/``; not part of the tokenizer's training t
                                       kind "ops<n>", n the operations on the asked box
                                       ("ops3": three or more)
   crossthink_facts.txt                the fact tables of `general_questions` stated
-                                      ("A robin is a bird."), a few facts and sums per
-                                      document: the CrossThink claim's pretraining text
+                                      ("A robin is a bird."), and training questions and
+                                      sums answered ("What is 23 + 4? \\boxed{ 27}"), a few
+                                      of each per document: the CrossThink claim's
+                                      pretraining text
   crossthink_sft.jsonl                CrossThink-templated questions (general, open-ended
                                       and multiple-choice, and math) answered with
                                       \\boxed{}: the claim's SFT
@@ -88,8 +90,8 @@ NUM_CODE, NUM_BOXES_SFT, NUM_BOXES_VALID = 1000, 256, 200
 FRONT_LOADING_CODE_FILES = ("reasoning_narrow.txt", "code_updates.txt",
                             "boxes_sft.jsonl", "boxes_valid.jsonl")
 CORPUS_FILES += FRONT_LOADING_CODE_FILES
-NUM_FACT_DOCS, FACTS_PER_DOC, SUMS_PER_DOC = 300, 6, 2
-NUM_CT_SFT, NUM_CT_GENERAL, NUM_CT_MATH = 384, 128, 128   # SFT; GRPO general, math
+NUM_FACT_DOCS, FACTS_PER_DOC, QUESTIONS_PER_DOC, SUMS_PER_DOC = 300, 6, 4, 2
+NUM_CT_SFT, NUM_CT_GENERAL, NUM_CT_MATH = 288, 128, 128   # SFT; GRPO general, math
 CT_HELD_OUT, NUM_CT_VALID_CHOICE = 0.3, 40   # held-out share of keys; category_choice
 CROSSTHINK_FILES = ("crossthink_facts.txt", "crossthink_sft.jsonl", "crossthink_math.jsonl",
                     "crossthink_blend.jsonl", "crossthink_open.jsonl", "crossthink_mcq.jsonl",
@@ -272,13 +274,15 @@ def write_crossthink_files(out_dir: str) -> list[str]:
   os.makedirs(out_dir, exist_ok=True)
   paths = [os.path.join(out_dir, name) for name in CROSSTHINK_FILES]
   rng = random.Random(f"{SEED}-crossthink")
+  train, valid = crossthink_records(rng)
   documents = []
   for _ in range(NUM_FACT_DOCS):
-    sums = [general_questions.math_question(rng) for _ in range(SUMS_PER_DOC)]
+    asked = [general_questions.render(r, open_ended=True)
+             for r in rng.sample(train, QUESTIONS_PER_DOC)]
+    asked += [general_questions.math_question(rng) for _ in range(SUMS_PER_DOC)]
     documents.append("\n".join([general_questions.fact_document(rng, FACTS_PER_DOC)] + [
-        f"{s['question'][len('What is '):-1]} = {s['answer']}" for s in sums]))
+        f"{r['question']} {general_questions.boxed(r['answer'])}" for r in asked]))
   _write_text(paths[0], "\n\n".join(documents) + "\n")
-  train, valid = crossthink_records(rng)
   sft = [general_questions.render(r, open_ended=rng.random() < 0.5)
          for r in rng.sample(train, NUM_CT_SFT * 2 // 3)]
   sft += [general_questions.math_question(rng) for _ in range(NUM_CT_SFT - len(sft))]

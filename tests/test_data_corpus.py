@@ -197,6 +197,13 @@ def test_crossthink_files_are_right_and_held_out_by_fact():
   facts = sources.read_text_documents(config_lib.corpus_path("crossthink_facts.txt"))
   stated = {line for document in facts for line in document.split("\n")}
   assert set(general_questions.facts()) <= stated
+  valid_keys = {_general_answer_and_key(r["question"])[1] for r in valid}
+  for line in stated:   # the training questions answered in the pretraining text
+    if "?" in line and "+" not in line:
+      question, answer = line.split("? ")
+      answer = answers.final_answer(answer)
+      right, key = _general_answer_and_key(question + "?")
+      assert answer == right and key not in valid_keys, line
 
 
 def test_general_question_generators_cover_their_tables():
