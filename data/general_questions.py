@@ -19,7 +19,7 @@ names the options of the two-option families, so it stands alone). ``instances(f
 lists every question of a family with a ``key`` (the fact or unordered pair it asks
 about), so held-out questions can be split off by key: a held-out key is never asked in
 training, only stated in the pretraining text. ``math_question`` is the math side of the
-blend ("What is 23 + 4?").
+blend ("What is 13 + 4?").
 """
 
 from __future__ import annotations
@@ -146,13 +146,13 @@ def split(family: str, rng: random.Random, held_out: float
   pairs = instances(family, rng)
   keys = sorted({key for key, _ in pairs})
   rng.shuffle(keys)
-  held = set(keys[:max(1, round(held_out * len(keys)))])
+  held = set(keys[:round(held_out * len(keys))])
   return ([r for k, r in pairs if k not in held], [r for k, r in pairs if k in held])
 
 
 def math_question(rng: random.Random) -> dict:
-  """A two-term sum, 'What is 23 + 4?' (kind 'math')."""
-  a, b = rng.randrange(10, 100), rng.randrange(1, 10)
+  """A two-term sum, 'What is 13 + 4?' (kind 'math'), a < 20, b < 10."""
+  a, b = rng.randrange(1, 20), rng.randrange(1, 10)
   return {"kind": "math", "question": f"What is {a} + {b}?", "answer": str(a + b)}
 
 

@@ -41,7 +41,7 @@ Files of the claims (``configs/claims/``; not part of the tokenizer's training t
                                       ("ops3": three or more)
   crossthink_facts.txt                the fact tables of `general_questions` stated
                                       ("A robin is a bird."), and training questions and
-                                      sums answered ("What is 23 + 4? \\boxed{ 27}"), a few
+                                      sums answered ("Question: What is 13 + 4? \\boxed{ 17}"), a few
                                       of each per document: the CrossThink claim's
                                       pretraining text
   crossthink_sft.jsonl                CrossThink-templated questions (general, open-ended
@@ -52,8 +52,8 @@ Files of the claims (``configs/claims/``; not part of the tokenizer's training t
                                       general questions, half open-ended half
                                       multiple-choice; all open-ended; all multiple-choice
                                       (the same general questions in the last three)
-  crossthink_valid.jsonl              held-out general questions, open-ended: their keys
-                                      (facts, pairs) are never asked in training
+  crossthink_valid.jsonl              held-out general questions, open-ended, about pairs
+                                      never asked about in training
 
 ``python -m data.make_corpus --only=crossthink`` writes the CrossThink files alone (the
 whole corpus takes long: its tokenizer is trained first).
@@ -92,7 +92,8 @@ FRONT_LOADING_CODE_FILES = ("reasoning_narrow.txt", "code_updates.txt",
 CORPUS_FILES += FRONT_LOADING_CODE_FILES
 NUM_FACT_DOCS, FACTS_PER_DOC, QUESTIONS_PER_DOC, SUMS_PER_DOC = 300, 6, 4, 2
 NUM_CT_SFT, NUM_CT_GENERAL, NUM_CT_MATH = 288, 128, 128   # SFT; GRPO general, math
-CT_HELD_OUT, NUM_CT_VALID_CHOICE = 0.3, 40   # held-out share of keys; category_choice
+CT_HELD_OUT, NUM_CT_VALID_CHOICE = 0.3, 60   # held-out share of pairs; category_choice
+CT_HELD_OUT_FAMILIES = ("category_choice", "bigger")
 CROSSTHINK_FILES = ("crossthink_facts.txt", "crossthink_sft.jsonl", "crossthink_math.jsonl",
                     "crossthink_blend.jsonl", "crossthink_open.jsonl", "crossthink_mcq.jsonl",
                     "crossthink_valid.jsonl")
@@ -257,11 +258,14 @@ def write_front_loading_code_files(out_dir: str) -> list[str]:
 
 
 def crossthink_records(rng: random.Random) -> tuple[list[dict], list[dict]]:
-  """(training, held-out) general multiple-choice records over every family; of
-  category_choice, ``NUM_CT_VALID_CHOICE`` held-out questions (it has thousands)."""
+  """(training, held-out) general multiple-choice records: the families of
+  ``CT_HELD_OUT_FAMILIES`` (questions about pairs: many new instances) split by pair,
+  ``NUM_CT_VALID_CHOICE`` held-out questions of category_choice (it has thousands); the
+  other families (one question per fact, a few dozen each) only in training."""
   train, valid = [], []
   for family in general_questions.FAMILIES:
-    family_train, family_valid = general_questions.split(family, rng, CT_HELD_OUT)
+    held_out = CT_HELD_OUT if family in CT_HELD_OUT_FAMILIES else 0.0
+    family_train, family_valid = general_questions.split(family, rng, held_out)
     if family == "category_choice":
       family_valid = rng.sample(family_valid, NUM_CT_VALID_CHOICE)
     train += family_train
@@ -281,7 +285,7 @@ def write_crossthink_files(out_dir: str) -> list[str]:
              for r in rng.sample(train, QUESTIONS_PER_DOC)]
     asked += [general_questions.math_question(rng) for _ in range(SUMS_PER_DOC)]
     documents.append("\n".join([general_questions.fact_document(rng, FACTS_PER_DOC)] + [
-        f"{r['question']} {general_questions.boxed(r['answer'])}" for r in asked]))
+        f"Question: {r['question']} {general_questions.boxed(r['answer'])}" for r in asked]))
   _write_text(paths[0], "\n\n".join(documents) + "\n")
   sft = [general_questions.render(r, open_ended=rng.random() < 0.5)
          for r in rng.sample(train, NUM_CT_SFT * 2 // 3)]

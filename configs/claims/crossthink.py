@@ -3,28 +3,34 @@ in miniature.
 
   python -m train.main --config=configs/claims/crossthink.py --workdir=runs/crossthink
 
-One base per seed: pretraining on fact tables stated as text with a few sums
-(``crossthink_facts.txt``: "A robin is a bird.", "The opposite of hot is cold.",
-"A horse is bigger than a dog.", "After Monday comes Tuesday.", "21 + 3 = 24") mixed with
-general English, then SFT on CrossThink-templated questions (``crossthink_sft.jsonl``:
-general questions about the tables, open-ended and multiple-choice, and sums, each
-answered with a bare ``\boxed{}``). From it, GRPO with the CrossThink reward (right
-answer and one ``\boxed{}``, ``rl/rewards.py``) on the same steps, batch and tokens,
-only the records differing:
+A 0.9M-parameter model knows no world facts, so the general-purpose domain is a few fact
+tables (``data/general_questions.py``: categories, sizes, antonyms, days and months).
+One base per seed: pretraining (500 steps of 16 × 128 tokens, 3:1 with general English)
+on the facts stated as text and training questions answered in ``\boxed{}``
+(``crossthink_facts.txt``: "A robin is a bird.", "A horse is bigger than a dog.",
+"Question: Which is a fish: pear or trout? \boxed{ trout}", "Question: What is 13 + 4?
+\boxed{ 17}"), then light SFT (30 steps, LR 1e-4) on CrossThink-templated questions
+(``crossthink_sft.jsonl``: the instruction and question as the user turn, open-ended or
+multiple-choice, the bare ``\boxed{}`` answer as the reply). From it, GRPO with the
+CrossThink reward (right answer and one ``\boxed{}``, ``rl/rewards.py``), 40 steps of 8
+prompts × 8 samples, the same steps, batch and tokens for every arm, only the records
+differing (256 each):
 
-  math_only  256 sums ("What is 23 + 4?")
-  blend      128 of those sums and 128 general questions, half open-ended half
+  math_only  sums ("What is 13 + 4?")
+  blend      half of those sums and 128 general questions, half open-ended half
              multiple-choice
   open       the same sums and general questions, all open-ended
   mcq        the same sums and general questions, all multiple-choice
 
-Every arm, and the SFT base (``sft``, not compared), is evaluated on the same 99
-held-out general questions, open-ended, CrossThink template (``crossthink_valid.jsonl``:
-questions about facts and pairs never asked in training, only stated in the pretraining
-text; greedy pass@1, mean length of correct answers). Claims: blend beats math_only
-(general-purpose data generalises to non-math questions) and open beats mcq (open-ended
-templates beat multiple-choice ones). Full: 3 seeds; ``--config.fast=True``: 1 seed,
-fewer steps. Guessing among each held-out question's options would score 0.41.
+Every arm, and the SFT base (``sft``, not compared), is evaluated on the same 88
+held-out general questions (``crossthink_valid.jsonl``: "Which is a tree: cherry or
+pine?", "Which is bigger: rabbit or sheep?" about pairs never asked about in training,
+each fact only stated in the pretraining text), open-ended, CrossThink template, greedy
+pass@1; guessing one of the two named things scores 0.5. ``correct_length`` is the mean
+length of the correct answers. Claims: blend beats math_only (general-purpose data
+generalises to non-math questions) and open beats mcq (open-ended templates beat
+multiple-choice ones). Full: 3 seeds; ``--config.fast=True``: 1 seed, fewer steps.
+MEASURED
 """
 
 from configs.claims import common
@@ -36,9 +42,9 @@ ARMS = {"math_only": "crossthink_math.jsonl", "blend": "crossthink_blend.jsonl",
 def get_config():
   base = common.pretrain({"english.txt": 0.25, "crossthink_facts.txt": 0.75}, seq_len=128,
                          batch=16, learning_rate=3e-3)
-  sft = common.sft("crossthink_sft.jsonl", seq_len=128, batch=16, learning_rate=1e-3)
+  sft = common.sft("crossthink_sft.jsonl", seq_len=128, batch=16, learning_rate=1e-4)
   stages = {"base": common.stage(base, steps=500, fast_steps=200),
-            "sft": common.stage(sft, steps=80, fast_steps=40, after="base")}
+            "sft": common.stage(sft, steps=30, fast_steps=20, after="base")}
   for arm, records in ARMS.items():
     grpo = common.grpo(records, seq_len=136, batch=64, learning_rate=3e-4, group_size=8,
                        max_new_tokens=16, template="crossthink", rewards={"crossthink": 1.0},
