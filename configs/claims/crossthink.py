@@ -5,8 +5,8 @@ in miniature.
 
 A 0.9M-parameter model knows no world facts, so the general-purpose domain is a few fact
 tables (``data/general_questions.py``: categories, sizes, antonyms, days and months).
-One base per seed: pretraining (500 steps of 16 × 128 tokens, 3:1 with general English)
-on the facts stated as text and training questions answered in ``\boxed{}``
+One base per seed: pretraining (500 steps of 16 × 128 tokens, a quarter of it general
+English) on the facts stated as text and training questions answered in ``\boxed{}``
 (``crossthink_facts.txt``: "A robin is a bird.", "A horse is bigger than a dog.",
 "Question: Which is a fish: pear or trout? \boxed{ trout}", "Question: What is 13 + 4?
 \boxed{ 17}"), then light SFT (30 steps, LR 1e-4) on CrossThink-templated questions
@@ -24,13 +24,20 @@ differing (256 each):
 
 Every arm, and the SFT base (``sft``, not compared), is evaluated on the same 88
 held-out general questions (``crossthink_valid.jsonl``: "Which is a tree: cherry or
-pine?", "Which is bigger: rabbit or sheep?" about pairs never asked about in training,
-each fact only stated in the pretraining text), open-ended, CrossThink template, greedy
+pine?", "Which is bigger: rabbit or sheep?" about pairs never asked about in training;
+the facts they rest on are stated in the pretraining text), open-ended, CrossThink template, greedy
 pass@1; guessing one of the two named things scores 0.5. ``correct_length`` is the mean
 length of the correct answers. Claims: blend beats math_only (general-purpose data
 generalises to non-math questions) and open beats mcq (open-ended templates beat
 multiple-choice ones). Full: 3 seeds; ``--config.fast=True``: 1 seed, fewer steps.
-MEASURED
+
+Measured, full (24 minutes of stage wall time on 2 CPU cores shared with other jobs,
+load 4–6; not measured idle, an estimated 15, over the ~10 aimed at): SFT base 0.655 ± 0.033 (above the 0.5 of guessing);
+blend 0.428 ± 0.088 vs math_only 0.481 ± 0.171 (-0.053, 1 of 3 seeds); open 0.617 ±
+0.028 vs mcq 0.144 ± 0.135 (+0.473, 3 of 3 seeds). ``holds`` is false: blend does not
+beat math_only, and every GRPO arm ends below the SFT base, its sampled completions
+running past the 16-token budget (nothing rewards stopping); mcq answers the open-ended
+questions with an option letter (configs/claims/README.md).
 """
 
 from configs.claims import common
