@@ -41,9 +41,9 @@ Files of the claims (``configs/claims/``; not part of the tokenizer's training t
                                       ("ops3": three or more)
   crossthink_facts.txt                the fact tables of `general_questions` stated
                                       ("A robin is a bird."), and training questions and
-                                      sums answered ("Question: What is 13 + 4? \\boxed{ 17}"), a few
-                                      of each per document: the CrossThink claim's
-                                      pretraining text
+                                      sums answered ("Question: What is 13 + 4?
+                                      \\boxed{ 17}"), a few of each per document: the
+                                      CrossThink claim's pretraining text
   crossthink_sft.jsonl                CrossThink-templated questions (general, open-ended
                                       and multiple-choice, and math) answered with
                                       \\boxed{}: the claim's SFT
