@@ -37,7 +37,8 @@ blend 0.428 ± 0.088 vs math_only 0.481 ± 0.171 (-0.053, 1 of 3 seeds); open 0.
 0.028 vs mcq 0.144 ± 0.135 (+0.473, 3 of 3 seeds). ``holds`` is false: blend does not
 beat math_only, and every GRPO arm ends below the SFT base, its sampled completions
 running past the 16-token budget (nothing rewards stopping); mcq answers the open-ended
-questions with an option letter (configs/claims/README.md).
+questions with an option letter (configs/claims/README.md). The fast version (3 minutes
+at that load) checks the pipeline only: after 200 pretraining steps its base is near zero.
 """
 
 from configs.claims import common
