@@ -39,6 +39,24 @@ Files of the claims (``configs/claims/``; not part of the tokenizer's training t
                                       ("the key and the pen"); the held-out ones have
                                       kind "ops<n>", n the operations on the asked box
                                       ("ops3": three or more)
+  crossthink_facts.txt                the fact tables of `general_questions` stated
+                                      ("A robin is a bird."), and training questions and
+                                      sums answered ("Question: What is 13 + 4?
+                                      \\boxed{ 17}"), a few of each per document: the
+                                      CrossThink claim's pretraining text
+  crossthink_sft.jsonl                CrossThink-templated questions (general, open-ended
+                                      and multiple-choice, and math) answered with
+                                      \\boxed{}: the claim's SFT
+  crossthink_math.jsonl, crossthink_blend.jsonl, crossthink_open.jsonl,
+  crossthink_mcq.jsonl                its GRPO records: math only; the same math with
+                                      general questions, half open-ended half
+                                      multiple-choice; all open-ended; all multiple-choice
+                                      (the same general questions in the last three)
+  crossthink_valid.jsonl              held-out general questions, open-ended, about pairs
+                                      never asked about in training
+
+``python -m data.make_corpus --only=crossthink`` writes the CrossThink files alone (the
+whole corpus takes long: its tokenizer is trained first).
 """
 
 from __future__ import annotations
@@ -51,6 +69,7 @@ from collections.abc import Sequence
 
 from data import config as config_lib
 from data import english_grammar
+from data import general_questions
 from data import reasoning_tasks
 from data import tokenizer as tokenizer_lib
 
@@ -71,6 +90,14 @@ NUM_CODE, NUM_BOXES_SFT, NUM_BOXES_VALID = 1000, 256, 200
 FRONT_LOADING_CODE_FILES = ("reasoning_narrow.txt", "code_updates.txt",
                             "boxes_sft.jsonl", "boxes_valid.jsonl")
 CORPUS_FILES += FRONT_LOADING_CODE_FILES
+NUM_FACT_DOCS, FACTS_PER_DOC, QUESTIONS_PER_DOC, SUMS_PER_DOC = 300, 6, 4, 2
+NUM_CT_SFT, NUM_CT_GENERAL, NUM_CT_MATH = 288, 128, 128   # SFT; GRPO general, math
+CT_HELD_OUT, NUM_CT_VALID_CHOICE = 0.3, 60   # held-out share of pairs; category_choice
+CT_HELD_OUT_FAMILIES = ("category_choice", "bigger")
+CROSSTHINK_FILES = ("crossthink_facts.txt", "crossthink_sft.jsonl", "crossthink_math.jsonl",
+                    "crossthink_blend.jsonl", "crossthink_open.jsonl", "crossthink_mcq.jsonl",
+                    "crossthink_valid.jsonl")
+CORPUS_FILES += CROSSTHINK_FILES
 
 
 def english_documents(rng: random.Random, count: int,
@@ -209,6 +236,7 @@ def write_corpus(out_dir: str) -> list[str]:
   _write_jsonl(paths[14], modsum_valid)
   _write_jsonl(paths[15], modsum_sft)
   write_front_loading_code_files(out_dir)
+  write_crossthink_files(out_dir)
   return paths
 
 
@@ -229,10 +257,60 @@ def write_front_loading_code_files(out_dir: str) -> list[str]:
   return paths
 
 
+def crossthink_records(rng: random.Random) -> tuple[list[dict], list[dict]]:
+  """(training, held-out) general multiple-choice records: the families of
+  ``CT_HELD_OUT_FAMILIES`` (questions about pairs: many new instances) split by pair,
+  ``NUM_CT_VALID_CHOICE`` held-out questions of category_choice (it has thousands); the
+  other families (one question per fact, a few dozen each) only in training."""
+  train, valid = [], []
+  for family in general_questions.FAMILIES:
+    held_out = CT_HELD_OUT if family in CT_HELD_OUT_FAMILIES else 0.0
+    family_train, family_valid = general_questions.split(family, rng, held_out)
+    if family == "category_choice":
+      family_valid = rng.sample(family_valid, NUM_CT_VALID_CHOICE)
+    train += family_train
+    valid += family_valid
+  return train, valid
+
+
+def write_crossthink_files(out_dir: str) -> list[str]:
+  """The files of the crossthink claim (`CROSSTHINK_FILES`); returns their paths."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = [os.path.join(out_dir, name) for name in CROSSTHINK_FILES]
+  rng = random.Random(f"{SEED}-crossthink")
+  train, valid = crossthink_records(rng)
+  documents = []
+  for _ in range(NUM_FACT_DOCS):
+    asked = [general_questions.render(r, open_ended=True)
+             for r in rng.sample(train, QUESTIONS_PER_DOC)]
+    asked += [general_questions.math_question(rng) for _ in range(SUMS_PER_DOC)]
+    documents.append("\n".join([general_questions.fact_document(rng, FACTS_PER_DOC)] + [
+        f"Question: {r['question']} {general_questions.boxed(r['answer'])}" for r in asked]))
+  _write_text(paths[0], "\n\n".join(documents) + "\n")
+  sft = [general_questions.render(r, open_ended=rng.random() < 0.5)
+         for r in rng.sample(train, NUM_CT_SFT * 2 // 3)]
+  sft += [general_questions.math_question(rng) for _ in range(NUM_CT_SFT - len(sft))]
+  rng.shuffle(sft)
+  _write_jsonl(paths[1], [general_questions.sft_record(r) for r in sft])
+  math = [general_questions.math_question(rng) for _ in range(2 * NUM_CT_MATH)]
+  general = rng.sample(train, NUM_CT_GENERAL)
+  open_ended = [general_questions.render(r, open_ended=True) for r in general]
+  half = [general_questions.render(r, open_ended=i % 2 == 0) for i, r in enumerate(general)]
+  _write_jsonl(paths[2], math)
+  for path, records in zip(paths[3:6], (half, open_ended, general)):
+    _write_jsonl(path, math[:NUM_CT_MATH] + records)
+  _write_jsonl(paths[6], [general_questions.render(r, open_ended=True) for r in valid])
+  return paths
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
   parser.add_argument("--out_dir", default=config_lib.CORPUS_DIR)
-  for path in write_corpus(parser.parse_args().out_dir):
+  parser.add_argument("--only", choices=("", "crossthink"), default="",
+                      help="write only the files of one claim")
+  args = parser.parse_args()
+  write = write_crossthink_files if args.only == "crossthink" else write_corpus
+  for path in write(args.out_dir):
     print(f"{os.path.getsize(path):>9,d}  {path}")
 
 

@@ -14,7 +14,7 @@ import sys
 import cli_runs
 import pytest
 
-from configs.claims import code_entity_tracking, front_loading, long_cot, rlp
+from configs.claims import code_entity_tracking, crossthink, front_loading, long_cot, rlp
 from train import claims, driver, stages
 from train import config as run_config
 
@@ -72,6 +72,20 @@ def test_front_loading_and_code_claims_move_tokens_between_stages_not_add_them()
                               "code_updates": code_entity_tracking.CODE_SHARE},
                      "text": {"english": 1.0}}
   assert config.stages.code_sft.run.to_dict() == config.stages.text_sft.run.to_dict()
+
+
+def test_crossthink_arms_differ_only_in_their_grpo_records():
+  config = crossthink.get_config()
+  claims.check(config)
+  for fast in (False, True):
+    tokens = claims.arm_tokens(config, fast)
+    assert len({tokens[arm] for arm in crossthink.ARMS}) == 1 and tokens["sft"] < tokens["blend"]
+  runs = {arm: config.stages[arm].run.to_dict() for arm in crossthink.ARMS}
+  records = {arm: run["grpo"].pop("records") for arm, run in runs.items()}
+  assert [os.path.basename(path) for path in records.values()] == list(crossthink.ARMS.values())
+  assert all(run == runs["blend"] for run in runs.values())
+  assert {config.stages[arm].after for arm in crossthink.ARMS} == {"sft"}
+  assert runs["blend"]["grpo"]["template"] == config.eval.template == "crossthink"
 
 
 def test_compare_holds_only_when_every_comparison_does():
@@ -147,7 +161,26 @@ def test_fast_claim_pipeline(name, arms, kinds, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["long_cot", "rlp", "front_loading", "code_entity_tracking"])
+def test_fast_crossthink_claim_pipeline(tmp_path):
+  """The fast crossthink claim (a few minutes; not in the default suite): its arms on
+  equal tokens, the SFT base beside them, the plot; the sign is not asserted."""
+  summary, _ = _run_claim("crossthink", tmp_path, "--config.fast=True")
+  assert summary["claim"] == "crossthink" and summary["seeds"] == [0]
+  assert set(summary["arms"]) == {"sft", *crossthink.ARMS}
+  assert {(c["better"], c["worse"]) for c in summary["comparisons"]} == {
+      ("blend", "math_only"), ("open", "mcq")}
+  assert isinstance(summary["holds"], bool)
+  assert len({summary["arms"][arm]["tokens_seen"] for arm in crossthink.ARMS}) == 1
+  for figures in summary["arms"].values():
+    assert 0.0 <= figures["pass@1"]["mean"] <= 1.0 and "correct_length" in figures
+  assert (tmp_path / "crossthink.png").exists()
+  print("fast crossthink:", {arm: round(f["pass@1"]["mean"], 3)
+                             for arm, f in summary["arms"].items()})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["long_cot", "rlp", "front_loading", "code_entity_tracking",
+                                  "crossthink"])
 def test_full_claim(name, tmp_path):
   """The full claim (3 seeds, under ~10 minutes each); prints its verdict."""
   summary, stdout = _run_claim(name, tmp_path, timeout=1800)

@@ -10,7 +10,9 @@ import random
 
 from data import answers
 from data import config as config_lib
+from data import general_questions
 from data import make_corpus
+from data import prompts
 from data import reasoning_tasks
 from data import sources
 
@@ -124,3 +126,95 @@ def test_claim_files_are_right_and_held_out():
     a, sign, b, _, c = text.split("\n", 1)[0][len("Solve for x: "):-1].split()
     x = int(answers.answer_line(text))
     assert int(a[:-1]) * x + (1 if sign == "+" else -1) * int(b) == int(c), text
+
+
+def _general_answer_and_key(question):
+  """An independent reading of a general question (data/general_questions.py): (its
+  answer from the fact tables, the fact or pair it asks about)."""
+  member_of = {m: c for c, members in general_questions.CATEGORIES.items() for m in members}
+  opposite = dict(general_questions.ANTONYMS + tuple(p[::-1] for p in general_questions.ANTONYMS))
+  words = question.rstrip("?").replace(":", "").split()
+  if question.startswith("Which is bigger"):
+    a, b = words[3], words[5]
+    size = general_questions.SIZES.index
+    return max(a, b, key=size), frozenset((a, b))
+  if question.startswith("Which is"):
+    category, a, b = words[3], words[4], words[6]
+    (answer,) = [w for w in (a, b) if member_of[w] == category]
+    return answer, (category, frozenset((a, b)))
+  if question.startswith("What kind of thing"):
+    return member_of[words[-1]], words[-1]
+  if question.startswith("What is the opposite"):
+    return opposite[words[-1]], frozenset((words[-1], opposite[words[-1]]))
+  order = next(o for o in general_questions.ORDERS if words[-1] in o)
+  return order[(order.index(words[-1]) + 1) % len(order)], words[-1]
+
+
+def _asked(record):
+  """(question, answer text) of a record or a CrossThink SFT conversation."""
+  question = record["question"].split("Question: ", 1)[-1]
+  answer = record["answer"]
+  if "\nOptions:\n" in question:
+    question, options = question.split("\nOptions:\n")
+    record = dict(record, options=[line[3:] for line in options.split("\n")])
+  if "options" in record:
+    answer = record["options"]["ABCD".index(answer)]
+  return question, answer
+
+
+def test_crossthink_files_are_right_and_held_out_by_fact():
+  valid = _records("crossthink_valid.jsonl")
+  assert {r["kind"] for r in valid} == {"open"}
+  train = _records("crossthink_sft.jsonl") + [
+      r for arm in ("math", "blend", "open", "mcq") for r in _records(f"crossthink_{arm}.jsonl")]
+  train_keys, families = set(), collections.Counter()
+  for record in train + valid:
+    question, answer = _asked(record)
+    if question.startswith("What is") and "+" in question:
+      a, b = question[len("What is "):-1].split(" + ")
+      assert answer == str(int(a) + int(b)), record
+      continue
+    right, key = _general_answer_and_key(question)
+    assert answer == right, record
+    if record not in valid:
+      train_keys.add(key)
+  for record in valid:
+    families[record["question"].startswith("Which is bigger")] += 1
+    assert _general_answer_and_key(record["question"])[1] not in train_keys, record
+  assert families[False] == make_corpus.NUM_CT_VALID_CHOICE and families[True] > 0
+  sft = _records("crossthink_sft.jsonl")
+  assert all(answers.is_correct(r["solution"], {"answer": r["answer"]}) for r in sft)
+  arms = {arm: _records(f"crossthink_{arm}.jsonl") for arm in ("math", "blend", "open", "mcq")}
+  assert len({len(records) for records in arms.values()}) == 1
+  math = arms["math"][:make_corpus.NUM_CT_MATH]
+  general = {arm: [_asked(r) for r in records[make_corpus.NUM_CT_MATH:]]
+             for arm, records in arms.items() if arm != "math"}
+  assert all(arms[arm][:make_corpus.NUM_CT_MATH] == math for arm in general)
+  assert general["open"] == general["mcq"] == general["blend"]   # the same questions
+  assert {r["kind"] for r in arms["open"][make_corpus.NUM_CT_MATH:]} == {"open"}
+  assert {r["kind"] for r in arms["mcq"][make_corpus.NUM_CT_MATH:]} == {"mcq"}
+  assert {r["kind"] for r in arms["blend"][make_corpus.NUM_CT_MATH:]} == {"open", "mcq"}
+  facts = sources.read_text_documents(config_lib.corpus_path("crossthink_facts.txt"))
+  stated = {line for document in facts for line in document.split("\n")}
+  assert set(general_questions.facts()) <= stated
+  valid_keys = {_general_answer_and_key(r["question"])[1] for r in valid}
+  for line in stated:   # the training questions answered in the pretraining text
+    if "?" in line and "+" not in line:
+      question, answer = line[len("Question: "):].split("? ")
+      answer = answers.final_answer(answer)
+      right, key = _general_answer_and_key(question + "?")
+      assert answer == right and key not in valid_keys, line
+
+
+def test_general_question_generators_cover_their_tables():
+  rng = random.Random(0)
+  for family in general_questions.FAMILIES:
+    pairs = general_questions.instances(family, rng)
+    for _, record in pairs:
+      question, answer = _asked(record)
+      assert _general_answer_and_key(question)[0] == answer, record
+      assert prompts.to_open_ended(record)["answer"] == answer
+    train, held_out = general_questions.split(family, random.Random(1), 0.3)
+    assert len(train) + len(held_out) == len(pairs) and held_out and train
+    held_keys = {_general_answer_and_key(_asked(r)[0])[1] for r in held_out}
+    assert not held_keys & {_general_answer_and_key(_asked(r)[0])[1] for r in train}

@@ -1,0 +1,67 @@
+r"""Multi-domain RL data generalises beyond math (Nemotron-CrossThink, arXiv 2504.13941),
+in miniature.
+
+  python -m train.main --config=configs/claims/crossthink.py --workdir=runs/crossthink
+
+A 0.9M-parameter model knows no world facts, so the general-purpose domain is a few fact
+tables (``data/general_questions.py``: categories, sizes, antonyms, days and months).
+One base per seed: pretraining (500 steps of 16 × 128 tokens, a quarter of it general
+English) on the facts stated as text and training questions answered in ``\boxed{}``
+(``crossthink_facts.txt``: "A robin is a bird.", "A horse is bigger than a dog.",
+"Question: Which is a fish: pear or trout? \boxed{ trout}", "Question: What is 13 + 4?
+\boxed{ 17}"), then light SFT (30 steps, LR 1e-4) on CrossThink-templated questions
+(``crossthink_sft.jsonl``: the instruction and question as the user turn, open-ended or
+multiple-choice, the bare ``\boxed{}`` answer as the reply). From it, GRPO with the
+CrossThink reward (right answer and one ``\boxed{}``, ``rl/rewards.py``), 40 steps of 8
+prompts × 8 samples, the same steps, batch and tokens for every arm, only the records
+differing (256 each):
+
+  math_only  sums ("What is 13 + 4?")
+  blend      half of those sums and 128 general questions, half open-ended half
+             multiple-choice
+  open       the same sums and general questions, all open-ended
+  mcq        the same sums and general questions, all multiple-choice
+
+Every arm, and the SFT base (``sft``, not compared), is evaluated on the same 88
+held-out general questions (``crossthink_valid.jsonl``: "Which is a tree: cherry or
+pine?", "Which is bigger: rabbit or sheep?" about pairs never asked about in training;
+the facts they rest on are stated in the pretraining text), open-ended, CrossThink template, greedy
+pass@1; guessing one of the two named things scores 0.5. ``correct_length`` is the mean
+length of the correct answers. Claims: blend beats math_only (general-purpose data
+generalises to non-math questions) and open beats mcq (open-ended templates beat
+multiple-choice ones). Full: 3 seeds; ``--config.fast=True``: 1 seed, fewer steps.
+
+Measured, full (24 minutes of stage wall time on 2 CPU cores shared with other jobs,
+load 4–6; not measured idle, an estimated 15, over the ~10 aimed at): SFT base 0.655 ± 0.033 (above the 0.5 of guessing);
+blend 0.428 ± 0.088 vs math_only 0.481 ± 0.171 (-0.053, 1 of 3 seeds); open 0.617 ±
+0.028 vs mcq 0.144 ± 0.135 (+0.473, 3 of 3 seeds). ``holds`` is false: blend does not
+beat math_only, and every GRPO arm ends below the SFT base, its sampled completions
+running past the 16-token budget (nothing rewards stopping); mcq answers the open-ended
+questions with an option letter (configs/claims/README.md). The fast version (3 minutes
+at that load) checks the pipeline only: after 200 pretraining steps its base is near zero.
+"""
+
+from configs.claims import common
+
+ARMS = {"math_only": "crossthink_math.jsonl", "blend": "crossthink_blend.jsonl",
+        "open": "crossthink_open.jsonl", "mcq": "crossthink_mcq.jsonl"}
+
+
+def get_config():
+  base = common.pretrain({"english.txt": 0.25, "crossthink_facts.txt": 0.75}, seq_len=128,
+                         batch=16, learning_rate=3e-3)
+  sft = common.sft("crossthink_sft.jsonl", seq_len=128, batch=16, learning_rate=1e-4)
+  stages = {"base": common.stage(base, steps=500, fast_steps=200),
+            "sft": common.stage(sft, steps=30, fast_steps=20, after="base")}
+  for arm, records in ARMS.items():
+    grpo = common.grpo(records, seq_len=136, batch=64, learning_rate=3e-4, group_size=8,
+                       max_new_tokens=16, template="crossthink", rewards={"crossthink": 1.0},
+                       drop_solved_at=0.0)
+    stages[arm] = common.stage(grpo, steps=40, fast_steps=10, after="sft")
+  return common.claim(
+      "crossthink", seeds=(0, 1, 2), fast_seeds=(0,), metric="pass@1",
+      comparisons=[("blend", "math_only"), ("open", "mcq")],
+      stages=stages,
+      arms={"sft": "sft", **{arm: arm for arm in ARMS}},
+      eval_section=common.eval_section("crossthink_valid.jsonl", template="crossthink",
+                                       max_new_tokens=16, batch_size=100))
