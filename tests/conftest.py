@@ -44,6 +44,9 @@ def _once(tmp_path_factory, key: str, make):
   directory.parent.mkdir(parents=True, exist_ok=True)
   with filelock.FileLock(str(root / f"{key}.lock")):
     if not result.exists():
+      if directory.exists():
+        raise RuntimeError(f"{key}: an earlier attempt in this session failed; see its "
+                           f"error in the worker that ran it ({directory})")
       directory.mkdir()
       value = make(directory)
       result.write_text(json.dumps(value))
