@@ -5,6 +5,11 @@ Llama (same shapes, AdamW, clipping, fp32), printed as a table with the ratio:
 
   PYTHONPATH=. python bench/train_step.py
   XLA_FLAGS=--xla_cpu_max_isa=AVX2 PYTHONPATH=. python bench/train_step.py   # AVX2 only
+  PYTHONPATH=. python bench/train_step.py --bf16   # adds our step with bf16 compute
+
+``--bf16`` adds a row: the same step with bf16 activations and matmuls (fp32 parameters,
+Adam state and accumulation), the mixed precision of the pod configs, to show what a CPU
+with native bf16 (AVX512-BF16, AMX) makes of it.
 
 The first line printed names the CPU, its ISA and the XLA flags in effect (the project's
 CPU flags from train/xla_flags.py are added unless REASONAX_XLA_FLAGS=0).
@@ -43,6 +48,7 @@ _GPU = flags.DEFINE_bool("gpu", False, "Benchmark the GPU models instead of the 
 _ROUNDS = flags.DEFINE_integer("rounds", 5, "Timed rounds; the fastest one is reported.")
 _BATCH = flags.DEFINE_integer("batch", 8, "CPU: sequences per step.")
 _SEQ_LEN = flags.DEFINE_integer("seq_len", 256, "CPU: tokens per sequence.")
+_BF16 = flags.DEFINE_bool("bf16", False, "CPU: also time our step with bf16 compute.")
 
 # A tiny Llama: 4 blocks of (attention, SwiGLU MLP), GQA 8/4 heads, untied head.
 TINY_LLAMA = mcfg.ModelConfig(
@@ -136,11 +142,13 @@ def best_seconds_per_step(steps: dict[str, Callable[[], None]], rounds: int,
   return best
 
 
-def cpu_table(batch: int, seq_len: int, rounds: int) -> str:
+def cpu_table(batch: int, seq_len: int, rounds: int, bf16: bool) -> str:
   tokens = batch * seq_len
-  seconds = best_seconds_per_step(
-      {"ours": jax_step(TINY_LLAMA, batch, seq_len),
-       "theirs": torch_step(TINY_LLAMA, batch, seq_len)}, rounds, steps_per_round=3)
+  steps = {"ours": jax_step(TINY_LLAMA, batch, seq_len),
+           "theirs": torch_step(TINY_LLAMA, batch, seq_len)}
+  if bf16:
+    steps["ours_bf16"] = jax_step(TINY_LLAMA.replace(dtype="bfloat16"), batch, seq_len)
+  seconds = best_seconds_per_step(steps, rounds, steps_per_round=3)
   ours, theirs = tokens / seconds["ours"], tokens / seconds["theirs"]
   rows = [
       f"tiny Llama: {lm.count_params(TINY_LLAMA) / 1e6:.2f}M params, d {TINY_LLAMA.d_model}, "
@@ -152,8 +160,12 @@ def cpu_table(batch: int, seq_len: int, rounds: int) -> str:
       "| --- | ---: | ---: |",
       f"| reasonax jitted train step (JAX {jax.__version__}) | {ours:,.0f} | "
       f"{ours / theirs:.2f}x |",
-      f"| transformers LlamaForCausalLM + torch AdamW | {theirs:,.0f} | 1.00x |",
   ]
+  if bf16:
+    ours_bf16 = tokens / seconds["ours_bf16"]
+    rows.append(f"| the same, bf16 compute (fp32 params, Adam, accumulation) | "
+                f"{ours_bf16:,.0f} | {ours_bf16 / theirs:.2f}x |")
+  rows.append(f"| transformers LlamaForCausalLM + torch AdamW | {theirs:,.0f} | 1.00x |")
   return "\n".join(rows)
 
 
@@ -181,7 +193,7 @@ def main(argv):
   if _GPU.value:
     print(gpu_table(_ROUNDS.value))
   else:
-    print(cpu_table(_BATCH.value, _SEQ_LEN.value, _ROUNDS.value))
+    print(cpu_table(_BATCH.value, _SEQ_LEN.value, _ROUNDS.value, _BF16.value))
 
 
 if __name__ == "__main__":

@@ -11,9 +11,13 @@ small sums "a+b="); ``grpo.rewards``: reward name → weight (rl/rewards.py: mat
 multiple_choice, open_ended, format, crossthink); ``grpo.template``: 'chat' or
 'crossthink'; ``grpo.drop_solved_at``: drop records the starting model solves at this
 pass rate (Llama-Nemotron: 0.75; 0: keep all); ``grpo.skip_uniform_groups``: groups with
-equal rewards leave the loss. ``train.global_batch_size`` counts sequences: 16 prompts × 8 samples.
+equal rewards leave the loss; ``grpo.truncated_reward``: the reward of a completion cut at
+``max_new_tokens`` before its stop token (unset: scored like the others).
+``train.global_batch_size`` counts sequences: 16 prompts × 8 samples.
 Evaluation: greedy accuracy on the held-out sums.
 """
+
+from ml_collections import config_dict
 
 from configs import base
 from data import config as data_config
@@ -29,7 +33,8 @@ def get_config():
       records=data_config.corpus_path("sums.jsonl"), group_size=8, max_new_tokens=4,
       temperature=1.0, top_k=0, top_p=1.0, advantage_estimator="grpo", aggregation="token",
       epsilon_low=0.2, epsilon_high=0.2, kl_coef=0.0, rewards={"math": 1.0},
-      template="chat", thinking="", drop_solved_at=0.0, skip_uniform_groups=False)
+      template="chat", thinking="", drop_solved_at=0.0, skip_uniform_groups=False,
+      truncated_reward=config_dict.placeholder(float))
   config.train.steps = 60
   config.train.global_batch_size = 16 * 8
   config.train.seq_len = 16 + 4            # prompt budget + grpo.max_new_tokens

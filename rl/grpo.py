@@ -20,7 +20,7 @@ plus ``grpo.max_new_tokens``.
 The ``grpo`` config section: records (JSONL of {question, answer[, kind, options]}),
 group_size, max_new_tokens, temperature, top_k, top_p, advantage_estimator,
 aggregation, epsilon_low, epsilon_high, kl_coef, rewards ({name: weight}), template
-('chat' or 'crossthink'), thinking, and two optional fields:
+('chat' or 'crossthink'), thinking, and three optional fields:
 
   drop_solved_at       Llama-Nemotron's prompt filter (arXiv 2505.00949): before the
                        first step, G samples per record by the starting weights; records
@@ -29,6 +29,12 @@ aggregation, epsilon_low, epsilon_high, kl_coef, rewards ({name: weight}), templ
   skip_uniform_groups  groups whose G rewards are all equal (zero advantage) leave the
                        loss's denominator too, so they do not dilute the others
                        (otherwise they only add zero to the numerator).
+  truncated_reward     the reward of a completion that reaches max_new_tokens without
+                       its template's stop token, whatever the rewards would give it
+                       (absent: scored like the others). Without it a policy is free to
+                       keep writing after its answer, which a reward reading the answer
+                       alone cannot see; DAPO (arXiv 2503.14476, Sec. 3.4) shapes the
+                       reward of over-long samples for the same reason.
 """
 
 from __future__ import annotations
@@ -60,6 +66,9 @@ from train.loops import Context, ExtraWeights, Loop, StepSeededBatches
 from train.state import TrainState
 
 POLICY_BATCH_KEYS = ("tokens", "segment_ids", "action_mask", "behaviour_log_probs")
+# Per row, beside the policy batch: the total reward, and 1.0 where the completion ran to
+# max_new_tokens without a stop token.
+ROW_KEYS = ("rewards", "truncated")
 
 
 @flax.struct.dataclass
@@ -89,10 +98,11 @@ def make_grpo_step(model_cfg: ModelConfig, optimizer, config: GRPOConfig, *,
                    grad_accum_steps: int = 1, learning_rate_fn=None):
   """``step(state: GRPOState, batch) -> (state, metrics)``; jit it with donation.
 
-  batch: the policy batch (``rl/sequences.py``) and 'rewards' (b,).
+  batch: the policy batch (``rl/sequences.py``), 'rewards' (b,) and 'truncated' (b,).
   metrics: the update's ('loss', 'policy_loss', 'clip_fraction', 'ratio', 'kl', norms)
   plus 'reward_mean', 'reward_std', 'solved_groups' (share of groups whose rewards are
-  all equal, hence zero advantage) and 'completion_length'.
+  all equal, hence zero advantage), 'completion_length' and 'truncated' (share of
+  completions cut at the token budget).
   """
   estimator = algorithms.ADVANTAGE_ESTIMATORS.get(config.advantage_estimator)
   update = step_lib.make_train_step(policy_update.make_policy_loss(model_cfg, config.loss),
@@ -118,7 +128,8 @@ def make_grpo_step(model_cfg: ModelConfig, optimizer, config: GRPOConfig, *,
     metrics.update(
         reward_mean=jnp.mean(rewards_PG), reward_std=jnp.std(rewards_PG),
         solved_groups=jnp.mean(uniform_P),
-        completion_length=jnp.mean(jnp.sum(batch["action_mask"], axis=-1)))
+        completion_length=jnp.mean(jnp.sum(batch["action_mask"], axis=-1)),
+        truncated=jnp.mean(batch["truncated"]))
     return state, metrics
 
   return step
@@ -191,6 +202,7 @@ class Rollouts(StepSeededBatches):
     self._group_size = g.group_size
     self._prompts_per_step = ctx.config.train.global_batch_size // g.group_size
     self._drop_solved_at = g.get("drop_solved_at", 0.0) or 0.0
+    self._truncated_reward = g.get("truncated_reward")
     self._kept = None if self._drop_solved_at else list(range(len(examples)))
     self._sampling = generate_lib.SamplingConfig(
         max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_k=g.top_k,
@@ -209,13 +221,17 @@ class Rollouts(StepSeededBatches):
 
   def _sample(self, params, indices: list[int], rng):
     """G samples per record index: (rows of this process, each row's record index, each
-    row's completion text)."""
+    row's completion text, (rows,) bool: the row ran to max_new_tokens without stopping)."""
     chosen = [i for i in indices for _ in range(self._group_size)]
     rows = generation.generate_rows(
         self._ctx, params, [self._prompts[i] for i in chosen], rng,
         sampling=self._sampling, width=prompt_budget(self._ctx), row_multiple=self._group_size)
-    texts = [self._ctx.tokenizer.decode(ids.tolist()) for ids in rows.completions()]
-    return rows, [chosen[r] for r in rows.rows], texts
+    completions = rows.completions()
+    texts = [self._ctx.tokenizer.decode(ids.tolist()) for ids in completions]
+    stops = self._sampling.stop_tokens
+    truncated = np.array([len(ids) == self._sampling.max_new_tokens and int(ids[-1]) not in stops
+                          for ids in completions])
+    return rows, [chosen[r] for r in rows.rows], texts, truncated
 
   def pass_rates(self, params) -> np.ndarray:
     """(records,) share of right answers among G samples by ``params`` (a collective)."""
@@ -223,7 +239,7 @@ class Rollouts(StepSeededBatches):
     rng = jax.random.PRNGKey(self._ctx.config.train.seed + 1)
     for start in range(0, len(self._examples), self._prompts_per_step):
       indices = list(range(start, min(start + self._prompts_per_step, len(self._examples))))
-      _, records, texts = self._sample(params, indices, jax.random.fold_in(rng, start))
+      _, records, texts, _ = self._sample(params, indices, jax.random.fold_in(rng, start))
       for i, text in zip(records, texts):
         right[i] += answers.is_correct(text, self._examples[i])
     if jax.process_count() > 1:
@@ -254,12 +270,15 @@ class Rollouts(StepSeededBatches):
     if self._kept is None:
       self._filter(state.params)
     rng = jax.random.fold_in(jax.random.PRNGKey(self._ctx.config.train.seed), step)
-    rows, records, texts = self._sample(state.params, self.prompt_indices(step), rng)
+    rows, records, texts, truncated = self._sample(state.params, self.prompt_indices(step), rng)
     examples = [self._examples[i] for i in records]
     rewards, _ = rewards_lib.score(dict(self._config.rewards), texts, examples)
+    if self._truncated_reward is not None:
+      rewards = np.where(truncated, np.float32(self._truncated_reward), rewards)
     batch = sequences.concat_prompt_completion(rows.prompt, rows.prompt_mask, rows)
     batch = {name: np.asarray(value) for name, value in batch.items()}
     batch["rewards"] = rewards
+    batch["truncated"] = truncated.astype(np.float32)
     return batch
 
 
@@ -293,7 +312,7 @@ def abstract_batch(ctx: Context) -> dict:
   spec = lambda dtype, s=shape: jax.ShapeDtypeStruct(s, dtype)
   return {"tokens": spec(jnp.int32), "segment_ids": spec(jnp.int32),
           "action_mask": spec(jnp.float32), "behaviour_log_probs": spec(jnp.float32),
-          "rewards": spec(jnp.float32, shape[:1])}
+          **{key: spec(jnp.float32, shape[:1]) for key in ROW_KEYS}}
 
 
 def extra_weights(ctx: Context) -> dict[str, ExtraWeights]:

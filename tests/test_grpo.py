@@ -235,6 +235,7 @@ def test_skipped_uniform_groups_leave_the_token_mean():
   batch = policy_batch(params, jax.random.PRNGKey(1))
   batch = {key: batch[key] for key in grpo.POLICY_BATCH_KEYS}
   batch["rewards"] = jnp.array([1.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+  batch["truncated"] = jnp.array([0.0, 1.0, 0.0, 0.0, 0.0, 1.0])
   optimizer = grpo_defaults_optimizer()
   norms = {}
   for skip in (False, True):
@@ -244,6 +245,7 @@ def test_skipped_uniform_groups_leave_the_token_mean():
     _, metrics = jax.jit(step)(state, batch)
     norms[skip] = float(metrics["grad_norm"])
     assert float(metrics["solved_groups"]) == 0.5
+    assert float(metrics["truncated"]) == pytest.approx(1 / 3)
   advantages = jax.jit(algorithms.ADVANTAGE_ESTIMATORS.get("grpo"))(
       batch["rewards"].reshape(2, 3))
   assert np.all(np.asarray(advantages[1]) == 0.0)
@@ -254,6 +256,31 @@ def test_skipped_uniform_groups_leave_the_token_mean():
 def grpo_defaults_optimizer():
   import optax  # pylint: disable=import-outside-toplevel
   return optax.sgd(0.0)
+
+
+def test_truncated_completions_get_the_truncated_reward(tmp_path):
+  """A reward of 1 for every completion; those cut at max_new_tokens without the stop
+  token get grpo.truncated_reward instead, and the batch marks them."""
+  @rewards.REWARDS.register("test_always_right")
+  def always_right(completion, example):
+    return 1.0
+
+  for truncated_reward in (None, -1.0):
+    overrides = {} if truncated_reward is None else {"truncated_reward": truncated_reward}
+    built, _ = grpo_context(tmp_path, SUMS, rewards={"test_always_right": 1.0},
+                            max_new_tokens=6, **overrides)
+    state = driver.initial_state(built, report=print)
+    batch = grpo.make_batches(built.ctx)(state, 0)
+    mask = batch["action_mask"] > 0
+    lengths = mask.sum(axis=-1)
+    last_position = mask.shape[1] - 1 - np.argmax(mask[:, ::-1], axis=-1)
+    last = batch["tokens"][np.arange(len(mask)), last_position]
+    stops = prompts.stop_token_ids(built.ctx.tokenizer, "chat")
+    want = (lengths == 6) & ~np.isin(last, stops)
+    np.testing.assert_array_equal(batch["truncated"], want.astype(np.float32))
+    assert 0 < want.sum(), "an untrained model should run past 6 tokens somewhere"
+    expected = np.ones(len(want)) if truncated_reward is None else np.where(want, -1.0, 1.0)
+    np.testing.assert_array_equal(batch["rewards"], expected)
 
 
 def test_prompt_filter_keeps_unsolved_records_and_restores_them(tmp_path):

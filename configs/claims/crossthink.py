@@ -31,14 +31,15 @@ length of the correct answers. Claims: blend beats math_only (general-purpose da
 generalises to non-math questions) and open beats mcq (open-ended templates beat
 multiple-choice ones). Full: 3 seeds; ``--config.fast=True``: 1 seed, fewer steps.
 
-Measured, full (24 minutes of stage wall time on 2 CPU cores shared with other jobs,
-load 4–6; not measured idle, an estimated 15, over the ~10 aimed at): SFT base 0.655 ± 0.033 (above the 0.5 of guessing);
-blend 0.428 ± 0.088 vs math_only 0.481 ± 0.171 (-0.053, 1 of 3 seeds); open 0.617 ±
-0.028 vs mcq 0.144 ± 0.135 (+0.473, 3 of 3 seeds). ``holds`` is false: blend does not
-beat math_only, and every GRPO arm ends below the SFT base, its sampled completions
-running past the 16-token budget (nothing rewards stopping); mcq answers the open-ended
-questions with an option letter (configs/claims/README.md). The fast version (3 minutes
-at that load) checks the pipeline only: after 200 pretraining steps its base is near zero.
+A completion that runs to the 16-token budget without ending its turn scores 0
+(``grpo.truncated_reward``). Measured, full (9.5 minutes on 2 idle CPU cores): SFT base
+0.655 ± 0.033 (above the 0.5 of guessing); blend 0.473 ± 0.065 vs math_only 0.508 ±
+0.078 (-0.034, 1 of 3 seeds); open 0.455 ± 0.161 vs mcq 0.235 ± 0.167 (+0.220, 2 of 3
+seeds). ``holds`` is false: blend does not beat math_only, and every GRPO arm ends below
+the SFT base; the base ends its turn within the budget in only 3-16% of its samples, so
+most groups carry no signal and whether an arm learns depends on the seed
+(configs/claims/README.md). The fast version checks the pipeline only: after 200
+pretraining steps its base is near zero.
 """
 
 from configs.claims import common
@@ -54,9 +55,12 @@ def get_config():
   stages = {"base": common.stage(base, steps=500, fast_steps=200),
             "sft": common.stage(sft, steps=30, fast_steps=20, after="base")}
   for arm, records in ARMS.items():
+    # No prompt filter: every arm trains on all of its 256 records, since the claim
+    # compares the record mixes themselves. A completion that runs to the 16-token
+    # budget without ending its turn scores 0, whatever its last \boxed{} says.
     grpo = common.grpo(records, seq_len=136, batch=64, learning_rate=3e-4, group_size=8,
                        max_new_tokens=16, template="crossthink", rewards={"crossthink": 1.0},
-                       drop_solved_at=0.0)
+                       drop_solved_at=0.0, truncated_reward=0.0)
     stages[arm] = common.stage(grpo, steps=40, fast_steps=10, after="sft")
   return common.claim(
       "crossthink", seeds=(0, 1, 2), fast_seeds=(0,), metric="pass@1",
