@@ -18,8 +18,8 @@ All three are evaluated on the 300 held-out problems of all eight kinds
 front_loaded beats late (reasoning data belongs in pretraining) and beats narrow
 (diversity in pretraining matters). Full: 3 seeds, 400 pretraining and 100 SFT steps;
 ``--config.fast=True``: 1 seed, 160 and 40. Measured, full: 31 minutes at load ~5,
-12 minutes (714 s) on 2 idle cores; front_loaded 0.030 ± 0.010, late 0.049 ± 0.015, narrow 0.041 ±
-0.020: the claim does not hold at this scale (configs/claims/README.md).
+12 minutes (714 s) on 2 idle cores; front_loaded 0.030 ± 0.010, late 0.049 ± 0.015,
+narrow 0.041 ± 0.020: the claim does not hold at this scale (configs/claims/README.md).
 """
 
 from configs.claims import common

@@ -12,8 +12,8 @@ get identical post-training: SFT on 20 chat examples with the right thought, the
 on the training triples. Every arm is evaluated on the 200 held-out triples by the share
 of right answers among 4 samples at temperature 1 (text prompts before post-training,
 chat prompts after). Claims: RLP beats continued pretraining before post-training, and
-after identical SFT + GRPO. Full: 3 seeds, 21 minutes measured on 2 CPU cores shared
-with another job (load ~4); ``--config.fast=True``: 1 seed, fewer steps. Measured:
+after identical SFT + GRPO. Full: 3 seeds, 13.4 minutes on 2 idle CPU cores (over the
+~10 aimed at; 21 at load ~4); ``--config.fast=True``: 1 seed, fewer steps. Measured:
 RLP − continued pretraining +0.026 before and +0.109 after post-training (2 of 3 seeds
 each), inside the seed spread: one RLP seed learns the task, one collapses, and
 continued pretraining stays at chance (configs/claims/README.md). The claim is not
