@@ -228,9 +228,8 @@ class Rollouts(StepSeededBatches):
         sampling=self._sampling, width=prompt_budget(self._ctx), row_multiple=self._group_size)
     completions = rows.completions()
     texts = [self._ctx.tokenizer.decode(ids.tolist()) for ids in completions]
-    stops = self._sampling.stop_tokens
-    truncated = np.array([len(ids) == self._sampling.max_new_tokens and int(ids[-1]) not in stops
-                          for ids in completions])
+    # A row ends before max_new_tokens only on a stop token, which it keeps.
+    truncated = np.array([int(ids[-1]) not in self._sampling.stop_tokens for ids in completions])
     return rows, [chosen[r] for r in rows.rows], texts, truncated
 
   def pass_rates(self, params) -> np.ndarray:

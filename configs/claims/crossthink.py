@@ -56,8 +56,7 @@ def get_config():
             "sft": common.stage(sft, steps=30, fast_steps=20, after="base")}
   for arm, records in ARMS.items():
     # No prompt filter: every arm trains on all of its 256 records, since the claim
-    # compares the record mixes themselves. A completion that runs to the 16-token
-    # budget without ending its turn scores 0, whatever its last \boxed{} says.
+    # compares the record mixes themselves.
     grpo = common.grpo(records, seq_len=136, batch=64, learning_rate=3e-4, group_size=8,
                        max_new_tokens=16, template="crossthink", rewards={"crossthink": 1.0},
                        drop_solved_at=0.0, truncated_reward=0.0)
