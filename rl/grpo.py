@@ -232,26 +232,41 @@ class Rollouts(StepSeededBatches):
     truncated = np.array([int(ids[-1]) not in self._sampling.stop_tokens for ids in completions])
     return rows, [chosen[r] for r in rows.rows], texts, truncated
 
-  def pass_rates(self, params) -> np.ndarray:
-    """(records,) share of right answers among G samples by ``params`` (a collective)."""
-    right = np.zeros(len(self._examples))
+  def solved(self, params) -> np.ndarray:
+    """(records,) bool: ``params`` answers the record right in at least
+    ``drop_solved_at`` of G samples (a collective). A record's samples are checked only
+    until that is decided (with G = 4 and 0.75, two wrong answers settle it)."""
+    g = self._group_size
+    needed = next(right for right in range(g + 1) if right / g >= self._drop_solved_at)
+    solved = np.zeros(len(self._examples))
     rng = jax.random.PRNGKey(self._ctx.config.train.seed + 1)
     for start in range(0, len(self._examples), self._prompts_per_step):
       indices = list(range(start, min(start + self._prompts_per_step, len(self._examples))))
       _, records, texts, _ = self._sample(params, indices, jax.random.fold_in(rng, start))
+      samples = {}
       for i, text in zip(records, texts):
-        right[i] += answers.is_correct(text, self._examples[i])
-    if jax.process_count() > 1:
-      right = np.asarray(multihost_utils.process_allgather(right)).sum(axis=0)
-    return right / self._group_size
+        samples.setdefault(i, []).append(text)
+      for i, group in samples.items():
+        right = wrong = 0
+        for text in group:
+          if right >= needed or wrong > g - needed:
+            break
+          if answers.is_correct(text, self._examples[i]):
+            right += 1
+          else:
+            wrong += 1
+        solved[i] = right >= needed
+    if jax.process_count() > 1:   # a record's samples are all on one process
+      solved = np.asarray(multihost_utils.process_allgather(solved)).sum(axis=0)
+    return solved > 0
 
   def _filter(self, params) -> None:
-    rates = self.pass_rates(params)
-    self._kept = [i for i, rate in enumerate(rates) if rate < self._drop_solved_at]
+    solved = self.solved(params)
+    self._kept = [i for i, done in enumerate(solved) if not done]
     if len(self._kept) < self._prompts_per_step:
       raise ValueError(
           f"grpo.drop_solved_at={self._drop_solved_at}: the starting weights solve all but "
-          f"{len(self._kept)} of the {len(rates)} records of grpo.records, fewer than the "
+          f"{len(self._kept)} of the {len(solved)} records of grpo.records, fewer than the "
           f"{self._prompts_per_step} prompts per step")
 
   def get_state(self) -> bytes:
@@ -271,9 +286,14 @@ class Rollouts(StepSeededBatches):
     rng = jax.random.fold_in(jax.random.PRNGKey(self._ctx.config.train.seed), step)
     rows, records, texts, truncated = self._sample(state.params, self.prompt_indices(step), rng)
     examples = [self._examples[i] for i in records]
-    rewards, _ = rewards_lib.score(dict(self._config.rewards), texts, examples)
-    if self._truncated_reward is not None:
-      rewards = np.where(truncated, np.float32(self._truncated_reward), rewards)
+    if self._truncated_reward is None:
+      rewards, _ = rewards_lib.score(dict(self._config.rewards), texts, examples)
+    else:   # truncated rows get their reward unchecked
+      rewards = np.full(len(texts), self._truncated_reward, np.float32)
+      if scored := np.flatnonzero(~truncated).tolist():
+        rewards[scored], _ = rewards_lib.score(dict(self._config.rewards),
+                                               [texts[r] for r in scored],
+                                               [examples[r] for r in scored])
     batch = sequences.concat_prompt_completion(rows.prompt, rows.prompt_mask, rows)
     batch = {name: np.asarray(value) for name, value in batch.items()}
     batch["rewards"] = rewards

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -179,10 +180,10 @@ def grpo_context(tmp_path, records, **grpo_overrides):
   path = tmp_path / "records.jsonl"
   path.write_text("".join(json.dumps(r) + "\n" for r in records))
   config.grpo.records = str(path)
+  config.grpo.update(grpo_overrides)
   config.train.global_batch_size = 2 * config.grpo.group_size
   config.mesh.data = 1
   config.mesh.fsdp = -1
-  config.grpo.update(grpo_overrides)
   model_cfg = run_config.model_config(config.model)
   return driver.build(config, sharding.make_mesh(config.mesh),
                       driver.load_tokenizer(config, model_cfg)), path
@@ -283,19 +284,34 @@ def test_truncated_completions_get_the_truncated_reward(tmp_path):
     np.testing.assert_array_equal(batch["rewards"], expected)
 
 
-def test_prompt_filter_keeps_unsolved_records_and_restores_them(tmp_path):
-  built, _ = grpo_context(tmp_path, SUMS, drop_solved_at=0.75)
+def test_prompt_filter_keeps_unsolved_records_and_restores_them(tmp_path, monkeypatch):
+  built, _ = grpo_context(tmp_path, SUMS, drop_solved_at=0.75, group_size=4)
   rollouts = grpo.make_batches(built.ctx)
   state = driver.initial_state(built, report=print)
-  rates = rollouts.pass_rates(state.params)          # an untrained model: nothing solved
-  assert rates.shape == (4,) and np.all((rates >= 0) & (rates <= 1))
-  rollouts.pass_rates = lambda params: np.array([1.0, 0.75, 0.5, 0.0])
+  solved = rollouts.solved(state.params)          # real samples of an untrained model
+  chex.assert_shape(solved, (4,))
+  assert solved.dtype == bool
+  # Record i's four samples, right (R) or wrong (W): right shares 1, 0.75, 0.5, 0.
+  samples = ["RRRR", "RRWR", "WRWR", "WWWW"]
+  def fake_sample(params, indices, rng):
+    records = [i for i in indices for _ in range(4)]
+    return None, records, [samples[i][g] for i in indices for g in range(4)], None
+  checked = []
+  def fake_is_correct(text, record):
+    checked.append(text)
+    return text == "R"
+  monkeypatch.setattr(rollouts, "_sample", fake_sample)
+  monkeypatch.setattr(grpo.answers, "is_correct", fake_is_correct)
+  np.testing.assert_array_equal(rollouts.solved(state.params), [True, True, False, False])
+  assert len(checked) == 3 + 4 + 3 + 2     # each record checked until its verdict is sure
+  monkeypatch.undo()
+  rollouts.solved = lambda params: np.array([True, True, False, False])
   rollouts(state, 0)
   assert sorted(rollouts.prompt_indices(0)) == [2, 3]
   restored = grpo.make_batches(built.ctx)
   restored.set_state(rollouts.get_state())
   assert restored.prompt_indices(5) == rollouts.prompt_indices(5)
   rollouts = grpo.make_batches(built.ctx)
-  rollouts.pass_rates = lambda params: np.array([1.0, 0.75, 0.9, 0.0])
+  rollouts.solved = lambda params: np.array([True, True, True, False])
   with pytest.raises(ValueError, match="solve all but 1 of the 4 records"):
     rollouts(state, 0)

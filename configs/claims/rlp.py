@@ -12,12 +12,11 @@ get identical post-training: SFT on 20 chat examples with the right thought, the
 on the training triples. Every arm is evaluated on the 200 held-out triples by the share
 of right answers among 4 samples at temperature 1 (text prompts before post-training,
 chat prompts after). Claims: RLP beats continued pretraining before post-training, and
-after identical SFT + GRPO. Full: 3 seeds, 13.4 minutes on 2 idle CPU cores (over the
-~10 aimed at; 21 at load ~4); ``--config.fast=True``: 1 seed, fewer steps. Measured:
-RLP − continued pretraining +0.026 before and +0.109 after post-training (2 of 3 seeds
-each), inside the seed spread: one RLP seed learns the task, one collapses, and
-continued pretraining stays at chance (configs/claims/README.md). The claim is not
-shown at this scale.
+after identical SFT + GRPO. Full: 3 seeds (base 450 steps, GRPO 20), 9.5 minutes (571
+s) on 2 idle CPU cores; ``--config.fast=True``: 1 seed, fewer steps. Measured: RLP −
+continued pretraining −0.020 before (1 of 3 seeds) and +0.015 after post-training (2 of
+3), every arm near or below chance (0.1), so there is no effect to compare
+(configs/claims/README.md). The claim does not hold at this scale.
 """
 
 from configs.claims import common
@@ -33,11 +32,11 @@ def get_config():
   sft = common.sft("modsum_sft.jsonl", seq_len=64, batch=16, learning_rate=1e-3)
   grpo = common.grpo("modsum_train.jsonl", seq_len=24, batch=64, learning_rate=1e-4,
                      group_size=4, max_new_tokens=8)
-  stages = {"base": common.stage(base, steps=600, fast_steps=150)}
+  stages = {"base": common.stage(base, steps=450, fast_steps=150)}
   for arm, middle in (("rlp", rlp), ("cpt", cpt)):
     stages[arm] = common.stage(middle, steps=40, fast_steps=10, after="base")
     stages[f"{arm}_sft"] = common.stage(sft, steps=20, fast_steps=10, after=arm)
-    stages[f"{arm}_grpo"] = common.stage(grpo, steps=30, fast_steps=5, after=f"{arm}_sft")
+    stages[f"{arm}_grpo"] = common.stage(grpo, steps=20, fast_steps=5, after=f"{arm}_sft")
   return common.claim(
       "rlp", seeds=(0, 1, 2), fast_seeds=(0,), metric="sample_accuracy",
       comparisons=[("rlp", "cpt"), ("rlp_post", "cpt_post")],
