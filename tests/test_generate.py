@@ -1,5 +1,9 @@
 """Generation: greedy decode equals argmax of the full forward; sampling knobs; bad input."""
 
+import os
+import subprocess
+import sys
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -134,3 +138,19 @@ def test_bad_prompts_raise_clear_errors():
     gen.left_pad(PROMPTS, width=3)
   with pytest.raises(ValueError, match="max_new_tokens"):
     gen.SamplingConfig(max_new_tokens=0)
+
+
+def test_generate_bench_splits_rows_over_two_host_devices_with_the_same_tokens():
+  """bench/generate.py on two XLA host devices: each decodes its rows in its own loop and
+  the greedy tokens still match Hugging Face's (its last column)."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+  env = dict(os.environ, XLA_FLAGS=flags.strip())
+  result = subprocess.run(
+      [sys.executable, "bench/generate.py", "--batches=2", "--new_tokens=17", "--repeats=1"],
+      cwd=root, env=env, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "ours on 2 device(s)" in result.stdout
+  rows = [line for line in result.stdout.splitlines() if line.startswith("| llama")
+          or line.startswith("| mamba2")]
+  assert len(rows) == 2 and all(row.rstrip().endswith("| 100% |") for row in rows), rows
