@@ -22,8 +22,13 @@ would read them as products of one-letter symbols.
 
 Math-Verify limits its time with SIGALRM, which only the main thread may use. On the
 main thread each parse and comparison gets ``TIMEOUT_SECONDS``; from any other thread
-the check runs in a worker process (``python -c``, so no ``__main__`` is re-imported)
-that is killed past ``WORKER_TIMEOUT_SECONDS`` and restarted.
+the check runs in that thread's worker process (``python -c``, so no ``__main__`` is
+re-imported) that is killed past ``WORKER_TIMEOUT_SECONDS`` and restarted.
+
+Checking is most of a small RL or evaluation run's time on a CPU (sympy, ~5-25 ms per
+check of a wrong answer), while the accelerator or XLA's threads wait. ``map_checks``
+runs a batch of checks on ``CHECK_THREADS`` threads, each with its own worker process,
+so they use every core; the verdicts are those of a check on the main thread.
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ import string
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
-from typing import Optional
+from collections.abc import Callable, Mapping, Sequence
+from concurrent import futures
+from typing import Optional, TypeVar
 
 import math_verify
 
@@ -51,6 +57,7 @@ END_OF_TURN_MARKERS = (tokenizer_lib.END_OF_TURN, "</s>", "<eos>", "<|eot_id|>",
 TIMEOUT_SECONDS = 2           # per Math-Verify parse and per comparison (signal.alarm)
 WORKER_TIMEOUT_SECONDS = 10   # one whole check off the main thread
 MAX_ANSWER_CHARS = 500        # longer answers only get the exact-string comparison
+CHECK_THREADS = max(1, min(8, os.cpu_count() or 1))   # map_checks' threads (and workers)
 
 _ANSWER_LINE = re.compile(r"^Answer:[ \t]*(.*?)[ \t]*$", re.MULTILINE)
 _ANSWER_IS = re.compile(r"\bthe (?:final )?answer is:?[ \t]*(.*\S)", re.IGNORECASE)
@@ -161,8 +168,9 @@ def serve_checks() -> None:
 
 
 _WORKER_COMMAND = "from data import answers; answers.serve_checks()"
-_worker_lock = threading.Lock()
-_worker: Optional[subprocess.Popen] = None
+_thread = threading.local()   # .worker: this thread's worker process
+_pool: Optional[futures.ThreadPoolExecutor] = None
+_T, _R = TypeVar("_T"), TypeVar("_R")
 
 
 def _start_worker() -> subprocess.Popen:
@@ -174,25 +182,37 @@ def _start_worker() -> subprocess.Popen:
 
 
 def _verify_in_worker(gold: str, prediction: str) -> bool:
-  """``_verify_here`` in a worker process (SIGALRM works on its main thread), killed
-  and restarted when one check takes over ``WORKER_TIMEOUT_SECONDS``."""
-  global _worker
-  with _worker_lock:
-    if _worker is None or _worker.poll() is not None:
-      _worker = _start_worker()
-    try:
-      _worker.stdin.write(json.dumps([gold, prediction]) + "\n")
-      _worker.stdin.flush()
-      ready, _, _ = select.select([_worker.stdout], [], [], WORKER_TIMEOUT_SECONDS)
-      reply = _worker.stdout.readline() if ready else ""
-    except OSError:  # the worker died
-      reply = ""
-    if not reply:
-      _worker.kill()
-      _worker.wait()
-      _worker = None
-      return False
-    return bool(json.loads(reply))
+  """``_verify_here`` in this thread's worker process (SIGALRM works on its main
+  thread), killed and restarted when one check takes over ``WORKER_TIMEOUT_SECONDS``."""
+  worker = getattr(_thread, "worker", None)
+  if worker is None or worker.poll() is not None:
+    worker = _thread.worker = _start_worker()
+  try:
+    worker.stdin.write(json.dumps([gold, prediction]) + "\n")
+    worker.stdin.flush()
+    ready, _, _ = select.select([worker.stdout], [], [], WORKER_TIMEOUT_SECONDS)
+    reply = worker.stdout.readline() if ready else ""
+  except OSError:  # the worker died
+    reply = ""
+  if not reply:
+    worker.kill()
+    worker.wait()
+    _thread.worker = None
+    return False
+  return bool(json.loads(reply))
+
+
+def map_checks(fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+  """``[fn(item) for item in items]``, run on ``CHECK_THREADS`` threads (in order; the
+  first exception by position is raised). The answer checks inside ``fn`` then run in
+  parallel, one worker process per thread; ``fn`` must be safe to call from several
+  threads at once."""
+  global _pool
+  if CHECK_THREADS == 1 or len(items) < 2:
+    return [fn(item) for item in items]
+  if _pool is None:
+    _pool = futures.ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="answer-check")
+  return list(_pool.map(fn, items))
 
 
 def math_equal(prediction: str, reference: str) -> bool:

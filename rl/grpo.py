@@ -246,7 +246,9 @@ class Rollouts(StepSeededBatches):
       samples = {}
       for i, text in zip(records, texts):
         samples.setdefault(i, []).append(text)
-      for i, group in samples.items():
+
+      def solves(record: tuple[int, list[str]]) -> bool:
+        i, group = record
         right = wrong = 0
         for text in group:
           if right >= needed or wrong > g - needed:
@@ -255,7 +257,10 @@ class Rollouts(StepSeededBatches):
             right += 1
           else:
             wrong += 1
-        solved[i] = right >= needed
+        return right >= needed
+      groups = list(samples.items())
+      for (i, _), done in zip(groups, answers.map_checks(solves, groups)):
+        solved[i] = done
     if jax.process_count() > 1:   # a record's samples are all on one process
       solved = np.asarray(multihost_utils.process_allgather(solved)).sum(axis=0)
     return solved > 0

@@ -75,6 +75,8 @@ def score(reward_weights: Mapping[str, float], completions: Sequence[str],
           examples: Sequence[Mapping]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
   """(Σ_k w_k·reward_k per completion (n,) float32, {name: unweighted reward_k (n,)}).
 
+  The completions are scored on ``answers.map_checks``' threads (Math-Verify checks in
+  parallel worker processes), so a reward must be safe to call from several threads.
   Raises RewardError if a reward raises or returns a non-finite value.
   """
   if len(completions) != len(examples):
@@ -84,15 +86,16 @@ def score(reward_weights: Mapping[str, float], completions: Sequence[str],
   parts = {}
   for name, weight in reward_weights.items():
     fn = REWARDS.get(name)
-    values = np.zeros(len(completions), np.float32)
-    for i, (completion, example) in enumerate(zip(completions, examples)):
+
+    def value(i: int, name=name, fn=fn) -> np.float32:
       try:
-        values[i] = fn(completion, example)
+        result = np.float32(fn(completions[i], examples[i]))
       except Exception as e:  # any failure of user code: report which one, keep state.
         raise RewardError(f"reward {name!r} raised {type(e).__name__}: {e} on sample {i} "
-                          f"(completion {completion[:80]!r})") from e
-      if not np.isfinite(values[i]):
-        raise RewardError(f"reward {name!r} returned {values[i]} on sample {i}")
-    parts[name] = values
+                          f"(completion {completions[i][:80]!r})") from e
+      if not np.isfinite(result):
+        raise RewardError(f"reward {name!r} returned {result} on sample {i}")
+      return result
+    parts[name] = np.asarray(answers.map_checks(value, range(len(completions))), np.float32)
   total = sum(np.float32(w) * parts[name] for name, w in reward_weights.items())
   return total.astype(np.float32), parts

@@ -197,6 +197,29 @@ def test_off_the_main_thread():
   assert results == {"equal": True, "different": False, "tower": False}
 
 
+def test_map_checks_gives_the_main_thread_verdicts_in_order_from_parallel_workers(
+    monkeypatch):
+  pairs = [("5 apples", "5"), ("5 pieces", "5"), (r"\frac{1}{2}", "0.5"), ("x=5", "5"),
+           ("nothing", "nothing"), ("3", "4"), ("2 cupboard", "2")] * 3
+  expected = [answers.math_equal(a, b) for a, b in pairs]          # on the main thread
+  assert expected[:7] == [True, False, True, True, True, False, False]
+  monkeypatch.setattr(answers, "CHECK_THREADS", 2)
+  threads = set()
+
+  def check(pair):
+    threads.add(threading.get_ident())
+    return answers.math_equal(*pair)
+  assert answers.map_checks(check, pairs) == expected
+  assert threads and threading.get_ident() not in threads
+
+  def fail_on_odd(i):
+    if i % 2:
+      raise ValueError(f"item {i}")
+    return i
+  with pytest.raises(ValueError, match="item 1"):
+    answers.map_checks(fail_on_odd, range(6))
+
+
 def test_other_rewards():
   mcq = {"kind": "mcq", "answer": "C"}
   assert rewards.REWARDS.get("multiple_choice")("so \\boxed{(C)}", mcq) == 1.0
