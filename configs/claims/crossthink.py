@@ -32,7 +32,7 @@ generalises to non-math questions) and open beats mcq (open-ended templates beat
 multiple-choice ones). Full: 3 seeds; ``--config.fast=True``: 1 seed, fewer steps.
 
 A completion that runs to the 16-token budget without ending its turn scores 0
-(``grpo.truncated_reward``). Measured, full (9.5 minutes on 2 idle CPU cores): SFT base
+(``grpo.truncated_reward``). Measured, full (9.5-12 minutes on 2 idle CPU cores, by the VM's speed): SFT base
 0.655 ± 0.033 (above the 0.5 of guessing); blend 0.473 ± 0.065 vs math_only 0.508 ±
 0.078 (-0.034, 1 of 3 seeds); open 0.455 ± 0.161 vs mcq 0.235 ± 0.167 (+0.220, 2 of 3
 seeds). ``holds`` is false: blend does not beat math_only, and every GRPO arm ends below
