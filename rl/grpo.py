@@ -238,6 +238,19 @@ class Rollouts(StepSeededBatches):
     until that is decided (with G = 4 and 0.75, two wrong answers settle it)."""
     g = self._group_size
     needed = next(right for right in range(g + 1) if right / g >= self._drop_solved_at)
+
+    def solves(record: tuple[int, list[str]]) -> bool:
+      i, group = record
+      right = wrong = 0
+      for text in group:
+        if right >= needed or wrong > g - needed:
+          break
+        if answers.is_correct(text, self._examples[i]):
+          right += 1
+        else:
+          wrong += 1
+      return right >= needed
+
     solved = np.zeros(len(self._examples))
     rng = jax.random.PRNGKey(self._ctx.config.train.seed + 1)
     for start in range(0, len(self._examples), self._prompts_per_step):
@@ -246,18 +259,6 @@ class Rollouts(StepSeededBatches):
       samples = {}
       for i, text in zip(records, texts):
         samples.setdefault(i, []).append(text)
-
-      def solves(record: tuple[int, list[str]]) -> bool:
-        i, group = record
-        right = wrong = 0
-        for text in group:
-          if right >= needed or wrong > g - needed:
-            break
-          if answers.is_correct(text, self._examples[i]):
-            right += 1
-          else:
-            wrong += 1
-        return right >= needed
       groups = list(samples.items())
       for (i, _), done in zip(groups, answers.map_checks(solves, groups)):
         solved[i] = done
