@@ -84,7 +84,8 @@ def ours(params, cfg, prompt: np.ndarray, new_tokens: int):
 def row_parallel(params, cfg, prompt: np.ndarray, mask: np.ndarray, sampling, devices):
   """Each device decodes its share of the rows in a loop of its own (no collective per
   token), weights replicated. With ``--xla_force_host_platform_device_count=N`` this is
-  how XLA:CPU spreads a decode step over N cores: its small matmuls run on one thread."""
+  how XLA:CPU spreads a decode step over N cores: its small matmuls run on one thread.
+  Every device gets the same key, which is right for the bench's greedy decoding only."""
   mesh = jax.sharding.Mesh(np.array(devices), ("rows",))
   rows, replicated = P("rows"), P()
   decode = jax.jit(jax.shard_map(
