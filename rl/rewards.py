@@ -87,7 +87,7 @@ def score(reward_weights: Mapping[str, float], completions: Sequence[str],
   for name, weight in reward_weights.items():
     fn = REWARDS.get(name)
 
-    def value(i: int, name=name, fn=fn) -> np.float32:
+    def value(i: int) -> np.float32:   # run (by map_checks) before the loop moves on
       try:
         result = np.float32(fn(completions[i], examples[i]))
       except Exception as e:  # any failure of user code: report which one, keep state.

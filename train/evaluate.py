@@ -92,8 +92,8 @@ def sampled_counts(records: Sequence[Mapping], completions: Mapping[int, Sequenc
   """(Σ pass@k, number of maj@k successes, Σ share of right samples) over the records
   with their k sampled completions (``completions[i]`` for ``records[i]``)."""
   passed, voted, right = 0.0, 0, 0.0
-  samples = [(i, text) for i, texts in completions.items() for text in texts]
-  verdicts = iter(answers.map_checks(lambda s: answers.is_correct(s[1], records[s[0]]),
+  samples = [(records[i], text) for i, texts in completions.items() for text in texts]
+  verdicts = iter(answers.map_checks(lambda sample: answers.is_correct(sample[1], sample[0]),
                                      samples))
   for i, texts in completions.items():
     correct = [next(verdicts) for _ in texts]
@@ -242,9 +242,9 @@ class Evaluator:
     kinds = sorted({str(r["kind"]) for r in self.records if "kind" in r})
     correct = lengths = correct_lengths = 0.0
     by_kind = np.zeros((2, len(kinds)))   # (right, count) per kind
-    greedy = self._generate(params, list(range(n)), rng, 0.0)
-    verdicts = answers.map_checks(lambda g: answers.is_correct(g[1], self.records[g[0]]),
-                                  greedy)
+    greedy = self._generate(params, list(range(n)), rng, 0.0)   # (record, text, length)
+    verdicts = answers.map_checks(
+        lambda row: answers.is_correct(row[1], self.records[row[0]]), greedy)
     for (i, _, length), right in zip(greedy, verdicts):
       correct += right
       lengths += length
