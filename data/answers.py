@@ -46,8 +46,6 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
 from typing import Optional, TypeVar
 
-import math_verify
-
 from data import tokenizer as tokenizer_lib
 
 KINDS = ("math", "mcq", "open")
@@ -64,8 +62,6 @@ _ANSWER_IS = re.compile(r"\bthe (?:final )?answer is:?[ \t]*(.*\S)", re.IGNORECA
 _TEXT_COMMAND = re.compile(r"\\(?:text|textbf|textit|mathrm|mbox)\{([^{}]*)\}")
 _WORDS = re.compile(r"[^\W\d_]+(?:[\s'-]+[^\W\d_]+)*")
 _PROSE = re.compile(r"[^\W\d_]{2,}(?:\s+[^\W\d_]{2,}){3}")   # four words in a row
-_EXTRACTION = (math_verify.LatexExtractionConfig(boxed_match_priority=0),
-               math_verify.ExprExtractionConfig())
 
 
 # ------------------------------------------------------------------- answer extraction
@@ -144,10 +140,21 @@ def _words(answer: str) -> Optional[str]:
   return normalize_text(text)
 
 
+@functools.cache
+def _math_verify():
+  """Math-Verify, imported on the first check: with sympy and the LaTeX grammar it takes
+  ~0.7 s, which runs that never check an answer (pretraining, SFT) need not pay."""
+  import math_verify  # pylint: disable=g-import-not-at-top
+  return math_verify
+
+
 @functools.lru_cache(maxsize=4096)
 def _parsed(answer: str) -> tuple:
   """Math-Verify's readings of ``\\boxed{answer}`` (sympy objects, then the string)."""
-  return tuple(math_verify.parse("\\boxed{" + answer + "}", _EXTRACTION,
+  math_verify = _math_verify()
+  extraction = (math_verify.LatexExtractionConfig(boxed_match_priority=0),
+                math_verify.ExprExtractionConfig())
+  return tuple(math_verify.parse("\\boxed{" + answer + "}", extraction,
                                  parsing_timeout=TIMEOUT_SECONDS))
 
 
@@ -156,7 +163,7 @@ def _verify_here(gold: str, prediction: str) -> bool:
   gold_parsed, predicted = _parsed(gold), _parsed(prediction)
   if not gold_parsed or not predicted:
     return False
-  return math_verify.verify(list(gold_parsed), list(predicted),
+  return _math_verify().verify(list(gold_parsed), list(predicted),
                             timeout_seconds=TIMEOUT_SECONDS)
 
 

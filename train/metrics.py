@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any, Optional
-
-import tensorboardX
 
 # Dense bf16 peak FLOP/s per device, matched against ``jax.Device.device_kind`` by
 # substring, first match wins (so specific names go before general ones).
@@ -101,7 +101,7 @@ class MetricsLogger:
     self._primary = primary
     if primary:
       self._paths = {kind: os.path.join(workdir, f"{kind}.jsonl") for kind in ("metrics", "eval")}
-      self._tensorboard = tensorboardX.SummaryWriter(
+      self._tensorboard = _tensorboardx().SummaryWriter(
           os.path.join(workdir, "tensorboard"), purge_step=start_step + 1 if start_step else None,
           flush_secs=10)
 
@@ -120,6 +120,22 @@ class MetricsLogger:
   def close(self) -> None:
     if self._primary:
       self._tensorboard.close()
+
+
+@functools.cache
+def _tensorboardx():
+  """tensorboardX, imported without torch: it imports torch whenever torch is installed
+  (~2 s at every start of a run) only to accept torch tensors, which we never log. A
+  process that already imported torch keeps it."""
+  if "torch" in sys.modules:
+    import tensorboardX  # pylint: disable=g-import-not-at-top
+    return tensorboardX
+  sys.modules["torch"] = None   # `import torch` raises ImportError while this is set
+  try:
+    import tensorboardX  # pylint: disable=g-import-not-at-top
+  finally:
+    del sys.modules["torch"]
+  return tensorboardX
 
 
 def plain(value: Any) -> Any:
