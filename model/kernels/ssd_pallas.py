@@ -80,8 +80,11 @@ def _platform_backends(backend: Optional[str], interpret: bool
 
 
 def _per_platform(lowerings: _Lowerings, fn, *args):
-  """``fn(lowering, *args)`` with the lowering of the platform compiled for."""
-  branches = {platform: functools.partial(fn, lowering) for platform, lowering in lowerings}
+  """``fn(lowering, *args)`` with the lowering of the platform compiled for. JAX traces
+  every branch; platforms with equal lowerings (cuda, rocm) share one, traced once."""
+  by_lowering = {}
+  branches = {platform: by_lowering.setdefault(lowering, functools.partial(fn, lowering))
+              for platform, lowering in lowerings}
   default = branches.pop("default")
   if not branches:
     return default(*args)
