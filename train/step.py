@@ -52,15 +52,18 @@ def loss_and_grads(loss_fn: LossFn, params, batch: dict, rng: jax.Array,
     weight, totals = weighted(params, batch, rng)
   else:
     micro = jax.tree.map(lambda x: split_microbatches(x, num_micro), batch)
+    # jit caches the trace that eval_shape makes for the carry's shapes and the scan's
+    # body reuses it: the forward and backward are traced once, not twice.
+    traced_once = jax.jit(weighted)
 
     def accumulate(carry, inputs):
       index, micro_batch = inputs
-      weight, totals = weighted(params, micro_batch, jax.random.fold_in(rng, index))
+      weight, totals = traced_once(params, micro_batch, jax.random.fold_in(rng, index))
       return jax.tree.map(jnp.add, carry, (weight, totals)), None
 
     first = jax.tree.map(lambda x: x[0], micro)
     zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
-                         jax.eval_shape(weighted, params, first, rng))
+                         jax.eval_shape(traced_once, params, first, rng))
     (weight, totals), _ = jax.lax.scan(accumulate, zeros, (jnp.arange(num_micro), micro))
 
   loss_sum, grad_sum, aux_sum = totals
