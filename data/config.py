@@ -7,6 +7,9 @@ Fields:
   add_bos           prepend bos to every document.
   num_packing_bins  first-fit packing bins (more bins, less padding).
   num_workers       grain worker processes per source (0 = in the main process).
+  read_threads      threads per source that tokenize documents ahead (0 = none: fastest
+                    on a few cores; raise it, or num_workers, for long documents on a
+                    big host).
 The seed, sequence length and batch size come from the run config and are passed to
 `pipeline.make_iterator`. Default paths point into the package's shipped corpus, so
 they work from any directory and after `pip install`.
@@ -80,6 +83,7 @@ def default_data_config() -> ml_collections.ConfigDict:
       add_bos=False,
       num_packing_bins=64,
       num_workers=0,
+      read_threads=0,
   ))
 
 

@@ -4,7 +4,7 @@ Per source and process (grain):
   documents[process_index::process_count]   disjoint documents per process
   .shuffle(seed).repeat()                   a new global shuffle every epoch
   .map(TokenizeDocument)                    ids + eos (and bos if `add_bos`)
-  .to_iter_dataset()
+  read_in_order(read_threads)               (grain prefetch threads; 0: none)
   FlatMapIterDataset(SplitIntoChunks)       long documents cut into seq_len chunks
   FirstFitPackIterDataset + row features    rows of seq_len, bins shuffled
   .mp_prefetch(num_workers)                 if num_workers > 0
@@ -41,6 +41,7 @@ from data import tokenizer as tokenizer_lib
 
 # Tags of the seed streams (nonzero: SeedSequence ignores trailing zeros).
 _MIXTURE, _SOURCE, _SHUFFLE, _PACKING = 1, 2, 3, 4
+_PREFETCH_PER_THREAD = 16   # elements in flight per read thread
 
 
 def derive_seed(seed: int, *stream: int) -> int:
@@ -48,17 +49,34 @@ def derive_seed(seed: int, *stream: int) -> int:
   return int(np.random.SeedSequence([seed, *stream]).generate_state(1)[0])
 
 
+def read_in_order(dataset: grain.MapDataset, read_threads: int = 0) -> grain.IterDataset:
+  """``dataset`` as an iterator dataset, its elements computed on ``read_threads`` grain
+  prefetch threads (0: on the thread that iterates).
+
+  Not grain's default of 16 threads with 500 elements in flight: on a few cores their
+  bookkeeping costs more than the tokenization they overlap (the claims' batches of short
+  documents: 86 -> 19 ms on 2 cores, bench/RESULTS.md). Threads pay where looking an
+  element up is slow C++ (grain's index shuffle of a short list, as in train/sft.py). The
+  order and the iterator state do not depend on them.
+  """
+  if read_threads < 0:
+    raise ValueError(f"data.read_threads={read_threads}: must be >= 0")
+  return dataset.to_iter_dataset(grain.ReadOptions(
+      num_threads=read_threads, prefetch_buffer_size=_PREFETCH_PER_THREAD * read_threads))
+
+
 def source_rows(documents: grain.MapDataset, *, name: str,
                 tokenizer: tokenizer_lib.Tokenizer, seq_len: int, seed: int,
                 process_index: int, process_count: int, add_bos: bool,
-                num_packing_bins: int, num_workers: int) -> grain.IterDataset:
+                num_packing_bins: int, num_workers: int,
+                read_threads: int = 0) -> grain.IterDataset:
   """Endless packed rows (dicts of `packing.ROW_FEATURES`, each (seq_len,)) of one source."""
   shard = documents[process_index::process_count]
   if len(shard) == 0:  # pylint: disable=g-explicit-length-test
     raise ValueError(f"source {name!r} has {len(documents)} documents, fewer than the "
                      f"{process_count} processes")
-  tokenized = (shard.shuffle(derive_seed(seed, _SHUFFLE)).repeat()
-               .map(packing.TokenizeDocument(tokenizer, add_bos)).to_iter_dataset())
+  tokenized = read_in_order(shard.shuffle(derive_seed(seed, _SHUFFLE)).repeat()
+                            .map(packing.TokenizeDocument(tokenizer, add_bos)), read_threads)
   chunks = grain.experimental.FlatMapIterDataset(tokenized, packing.SplitIntoChunks(seq_len))
   rows = packing.pack_chunks(chunks, seq_len=seq_len, pad_id=tokenizer.pad_id,
                              num_packing_bins=num_packing_bins,
@@ -102,7 +120,8 @@ def make_iterator(data_config: ml_collections.ConfigDict, *, seq_len: int,
           seq_len=seq_len, seed=derive_seed(seed, _SOURCE, index), process_index=process_index,
           process_count=process_count, add_bos=data_config.add_bos,
           num_packing_bins=data_config.num_packing_bins,
-          num_workers=data_config.num_workers)
+          num_workers=data_config.num_workers,
+          read_threads=data_config.get("read_threads", 0))
       for index, name in enumerate(names)
   }
   start_step = 0 if stage is None else mixture.stage_start_step(stages, stage)

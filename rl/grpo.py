@@ -225,7 +225,8 @@ class Rollouts(StepSeededBatches):
     chosen = [i for i in indices for _ in range(self._group_size)]
     rows = generation.generate_rows(
         self._ctx, params, [self._prompts[i] for i in chosen], rng,
-        sampling=self._sampling, width=prompt_budget(self._ctx), row_multiple=self._group_size)
+        sampling=self._sampling, width=prompt_budget(self._ctx),
+        pad_to=self._prompts_per_step * self._group_size, row_multiple=self._group_size)
     completions = rows.completions()
     texts = [self._ctx.tokenizer.decode(ids.tolist()) for ids in completions]
     # A row ends before max_new_tokens only on a stop token, which it keeps.

@@ -317,3 +317,23 @@ def test_worker_processes_give_the_same_batches_and_resume(tmp_path):
   resumed.set_state(json.loads(json.dumps(state)))
   _assert_same_batches(expected[2:], _take(resumed, 2))
   resumed.close()
+
+
+def test_read_threads_give_the_same_batches_and_resume_across(tmp_path):
+  """Tokenizing ahead on threads changes neither the batches nor the iterator state."""
+  config = _config(tmp_path, {"a": _letter_documents("a")},
+                   [config_lib.stage_config("only", {"a": 1.0})])
+  make = lambda: pipeline.make_iterator(config, seq_len=12, global_batch_size=2,
+                                        tokenizer=TOKENIZER, seed=0)
+  in_order = make()
+  expected = _take(in_order, 4)
+  config.read_threads = 3
+  threaded = make()
+  _assert_same_batches(expected[:2], _take(threaded, 2))
+  config.read_threads = 0
+  resumed = make()
+  resumed.set_state(json.loads(json.dumps(threaded.get_state())))
+  _assert_same_batches(expected[2:], _take(resumed, 2))
+  config.read_threads = -1
+  with pytest.raises(ValueError, match="data.read_threads=-1"):
+    make()

@@ -25,6 +25,7 @@ from rl import rewards
 from rl import sequences
 from train import config as run_config
 from train import driver
+from train import generation
 from train import sharding
 
 TINY = mcfg.tiny_transformer(vocab_size=64, d_model=32, mlp_dim=64)
@@ -282,6 +283,31 @@ def test_truncated_completions_get_the_truncated_reward(tmp_path):
     assert 0 < want.sum(), "an untrained model should run past 6 tokens somewhere"
     expected = np.ones(len(want)) if truncated_reward is None else np.where(want, -1.0, 1.0)
     np.testing.assert_array_equal(batch["rewards"], expected)
+
+
+def test_a_short_list_padded_to_full_rows_samples_alike_on_the_compiled_program(tmp_path):
+  """``generate_rows(pad_to=)``: the last, short chunk of an evaluation or of the GRPO
+  filter runs on the program of the full chunks, and its real rows get the tokens they
+  get unpadded (sampling at temperature 1)."""
+  built, _ = grpo_context(tmp_path, SUMS)
+  ctx = built.ctx
+  params = driver.initial_state(built, report=print).params
+  prompts = [ctx.tokenizer.encode(record["question"]) for record in SUMS]
+  sampling = gen.SamplingConfig(max_new_tokens=6, temperature=1.0, pad_id=ctx.tokenizer.pad_id)
+  rng = jax.random.PRNGKey(3)
+  run = lambda rows, **kw: generation.generate_rows(ctx, params, prompts[:rows], rng,
+                                                     sampling=sampling, width=8, **kw)
+  # pylint: disable=protected-access
+  jitted = generation._jitted_sample(ctx.model_cfg, sampling, ctx.row_sharding(2),
+                                     tuple(map(tuple, ctx.rules)))
+  full = run(4)
+  programs = jitted._cache_size()
+  padded = run(2, pad_to=4)
+  assert jitted._cache_size() == programs
+  chex.assert_shape(padded.tokens, (2, 6))
+  assert padded.rows == range(0, 2)
+  np.testing.assert_array_equal(padded.tokens, full.tokens[:2])
+  np.testing.assert_array_equal(padded.tokens, run(2).tokens)
 
 
 def test_prompt_filter_keeps_unsolved_records_and_restores_them(tmp_path, monkeypatch):

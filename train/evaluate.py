@@ -53,6 +53,7 @@ from ml_collections import config_flags
 
 from data import answers
 from data import packing
+from data import pipeline
 from data import prompts as prompts_lib
 from data import sources
 from data import tokenizer as tokenizer_lib
@@ -119,7 +120,7 @@ def text_rows(path: str, tokenizer, *, seq_len: int, max_rows: int,
   documents = read_documents(path)
   chunks = grain.MapDataset.source(documents).map(
       lambda text: packing.tokenize_document(("", text), tokenizer, add_bos=False))
-  chunks = grain.experimental.FlatMapIterDataset(chunks.to_iter_dataset(),
+  chunks = grain.experimental.FlatMapIterDataset(pipeline.read_in_order(chunks),
                                                  packing.SplitIntoChunks(seq_len))
   rows = packing.pack_chunks(chunks, seq_len=seq_len, pad_id=tokenizer.pad_id,
                              num_packing_bins=num_packing_bins, seed=0, shuffle_bins=False)
@@ -223,13 +224,13 @@ class Evaluator:
     section = self.ctx.config.eval
     width = max(len(self.prompts[i]) for i in prompt_indices)
     out = []
-    chunk = section.batch_size * row_multiple
+    chunk = min(section.batch_size * row_multiple, len(prompt_indices))
     for start in range(0, len(prompt_indices), chunk):
       indices = prompt_indices[start:start + chunk]
       local = generation.generate_rows(
           self.ctx, params, [self.prompts[i] for i in indices],
           jax.random.fold_in(rng, start), sampling=self._sampling(temperature), width=width,
-          row_multiple=row_multiple)
+          pad_to=chunk, row_multiple=row_multiple)
       for row, ids in zip(local.rows, local.completions()):
         out.append((indices[row], self.ctx.tokenizer.decode(ids.tolist()), len(ids)))
     return out

@@ -52,11 +52,16 @@ def _jitted_sample(model_cfg: ModelConfig, sampling: generate_lib.SamplingConfig
 
 def generate_rows(ctx: Context, params, prompts: Sequence[Sequence[int]], rng: jax.Array, *,
                   sampling: generate_lib.SamplingConfig, model_cfg: Optional[ModelConfig] = None,
-                  width: Optional[int] = None, row_multiple: int = 1,
+                  width: Optional[int] = None, pad_to: int = 0, row_multiple: int = 1,
                   all_rows: bool = False) -> LocalGeneration:
   """Continues every prompt (a collective: all processes pass the same list).
 
   width: prompt slots (default: the longest prompt); a longer prompt is an error.
+  pad_to: generate at least this many rows: a shorter list is padded with copies of its
+  last prompt (dropped again), so that the short last chunk of a long list reuses the
+  program compiled for the full ones. A row's sampling noise does not depend on the row
+  count (JAX's threefry draws each element's bits from its index), so the real rows get
+  the tokens they get unpadded.
   row_multiple: rows that must stay on one process (e.g. a group of samples of one
   prompt): the list is padded (with copies of its last prompt, dropped again) so that
   every process's share is a multiple of it.
@@ -65,7 +70,8 @@ def generate_rows(ctx: Context, params, prompts: Sequence[Sequence[int]], rng: j
   if not prompts:
     raise ValueError("generation needs at least one prompt")
   unit = ctx.row_unit(row_multiple)
-  padded = list(prompts) + [prompts[-1]] * (-len(prompts) % unit)
+  padded = list(prompts) + [prompts[-1]] * max(0, pad_to - len(prompts))
+  padded += [prompts[-1]] * (-len(padded) % unit)
   rows = ctx.process_rows(len(padded))
   prompt, prompt_mask = generate_lib.left_pad(padded[rows], pad_id=ctx.tokenizer.pad_id,
                                               width=width or max(map(len, padded)))
