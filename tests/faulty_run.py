@@ -20,7 +20,9 @@ from train import metrics
 
 def inject(fault: str, logger: metrics.MetricsLogger) -> None:
   if fault in ("KILL", "TERM", "INT"):
-    os.kill(os.getpid(), getattr(signal, f"SIG{fault}"))
+    # To this thread: os.kill(os.getpid()) lets the kernel pick any thread of the process,
+    # and the handler then runs at a later, random point of the main thread.
+    signal.raise_signal(getattr(signal, f"SIG{fault}"))
   elif fault == "reward":
     from rl import rewards  # pylint: disable=import-outside-toplevel
 

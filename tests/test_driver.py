@@ -1,8 +1,10 @@
 """The one driver from the command line: every loop's record of a run, exact resume after
 SIGKILL, SIGTERM preemption, the non-finite guard, configs run by the wrong loop."""
 
+import asyncio
 import json
 import os
+import signal
 
 import pytest
 
@@ -51,6 +53,28 @@ def test_sigkill_then_rerun_continues_exactly(loop, reference_run, tmp_path):
   assert [r["step"] for r in records(tmp_path)] == list(range(1, STEPS + 1))  # no repeats
   for step in range(resumed_from + 1, STEPS + 1):
     assert got[step] == expected[step], step
+
+
+def test_ctrl_c_during_a_libraries_asyncio_run_still_interrupts_the_run():
+  """Orbax runs ``asyncio.run`` on the main thread; under Python's default SIGINT handler
+  an interrupt arriving then only cancels its task, which may finish anyway."""
+
+  async def save():   # a save that finishes what it started
+    signal.raise_signal(signal.SIGINT)
+    try:
+      await asyncio.sleep(0.01)
+    except asyncio.CancelledError:
+      pass
+
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+  try:
+    asyncio.run(save())   # the interrupt is lost
+    with pytest.raises(KeyboardInterrupt):
+      with driver._Signals():  # pylint: disable=protected-access
+        asyncio.run(save())
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+  finally:
+    signal.signal(signal.SIGINT, previous)
 
 
 def test_sigterm_saves_at_the_step_boundary_and_exits_zero(reference_run, tmp_path):

@@ -194,26 +194,40 @@ def _guard(step: int, metrics: dict, last_saved: Optional[int], directory: str) 
                            "optimizer.learning_rate or check the data")
 
 
-class _SigtermFlag:
-  """Turns SIGTERM into a flag read at the next step boundary (single-process runs;
-  multi-process jobs use jax's preemption sync point through orbax)."""
+def _interrupt(signum, frame):
+  del signum, frame
+  raise KeyboardInterrupt
+
+
+class _Signals:
+  """The run's signal handling, for its steps.
+
+  SIGTERM becomes a flag read at the next step boundary (single-process runs;
+  multi-process jobs use jax's preemption sync point through orbax). SIGINT (Ctrl-C)
+  raises KeyboardInterrupt wherever the main thread is, as Python's default handler does,
+  but from a handler asyncio leaves alone: with the default one, an interrupt that
+  arrives while orbax runs ``asyncio.run`` on the main thread only cancels orbax's task,
+  and the run went on when the task finished anyway.
+  """
 
   def __init__(self):
-    self.raised = False
-    self._previous = None
+    self.sigterm = False
+    self._previous = {}
 
   def __enter__(self):
     if jax.process_count() == 1:
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
+      self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._flag_sigterm)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+      self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, _interrupt)
     return self
 
-  def _handle(self, signum, frame):
+  def _flag_sigterm(self, signum, frame):
     del signum, frame
-    self.raised = True
+    self.sigterm = True
 
   def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
+    for number, handler in self._previous.items():
+      signal.signal(number, handler)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -272,7 +286,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     last_saved = checkpointer.latest_step()
     logged = metrics_lib.read_records(directory.path("metrics.jsonl")) if primary else []
     train_metrics, eval_metrics = (logged[-1] if logged else {}), {}
-    with _SigtermFlag() as sigterm:
+    with _Signals() as signals:
       for step in range(start_step, config.train.steps):
         batch = ctx.to_global(batches(state, step), num_rows)
         state, step_metrics = train_step(state, batch)
@@ -286,7 +300,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         if config.eval.every_steps and done % config.eval.every_steps == 0:
           eval_metrics = evaluator(state.params, done)
           logger.write(done, eval_metrics, kind="eval")
-        preempted = sigterm.raised or checkpointer.reached_preemption(done)
+        preempted = signals.sigterm or checkpointer.reached_preemption(done)
         if checkpointer.save(done, state, batches, loop=name,
                              force=done == config.train.steps or preempted):
           last_saved = done
