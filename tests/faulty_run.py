@@ -49,6 +49,9 @@ def main() -> None:
       inject(fault, self)
 
   metrics.MetricsLogger.write = write_then_fault
+  # Ctrl-C as in a run started from a shell: the test process may ignore SIGINT (some
+  # test runners' workers do), and a child inherits an ignored signal.
+  signal.signal(signal.SIGINT, signal.default_int_handler)
   sys.argv = ["train.main"] + sys.argv[3:]
   runpy.run_module("train.main", run_name="__main__")
 
