@@ -1,9 +1,15 @@
 """train/xla_flags.py: the project's CPU flags join XLA_FLAGS without clobbering it."""
 
+import functools
 import os
 
+import chex
+import jax
 import pytest
 
+from configs import tiny_hybrid
+from model import lm
+from train import config as run_config
 from train import xla_flags
 
 
@@ -45,3 +51,18 @@ def test_describe_names_cpu_isa_and_flags(env):
   env.setenv("XLA_FLAGS", "--xla_cpu_max_isa=AVX2")
   line = xla_flags.describe()
   assert line.startswith("CPU ") and "max isa AVX2" in line and "XLA_FLAGS --xla_cpu" in line
+
+
+def test_run_once_options_compile_the_same_initial_weights(env):
+  """The options the driver compiles weight init with (on the CPU backend): the same
+  weights as XLA's default level 3 (which the suite's XLA_FLAGS lower, tests/conftest.py),
+  to float tolerance (measured here: the same bits)."""
+  init = functools.partial(lm.init, cfg=run_config.model_config(tiny_hybrid.get_config().model))
+  options = xla_flags.run_once_options()
+  assert options == xla_flags.RUN_ONCE_OPTIONS
+  key = jax.random.PRNGKey(3)
+  default = jax.jit(init, compiler_options={"xla_backend_optimization_level": 3})
+  chex.assert_trees_all_close(jax.jit(init, compiler_options=options)(key), default(key),
+                              rtol=1e-6, atol=1e-7)
+  env.setenv(xla_flags.SWITCH, "0")
+  assert xla_flags.run_once_options() is None

@@ -16,6 +16,7 @@ first differing key named.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ import orbax.checkpoint as ocp
 from model import hf
 from model import lm
 from model.config import ModelConfig
+from train import xla_flags
 
 DAMAGED_SUFFIX = ".damaged"
 # JSON files of a checkpoint whose names do not end in .json (orbax's and ours).
@@ -67,15 +69,17 @@ def _checksum(x: jax.Array) -> jax.Array:
   return jnp.sum(words * weights, dtype=jnp.uint32)
 
 
-@jax.jit
-def _checksums(tree) -> dict:
-  return jax.tree.map(_checksum, tree)
+@functools.cache
+def _checksums():
+  # Integer sums mod 2**32: any compiler option gives the same result.
+  return jax.jit(lambda tree: jax.tree.map(_checksum, tree),
+                 compiler_options=xla_flags.run_once_options())
 
 
 def checksums(tree) -> dict[str, int]:
   """{'params/embed': checksum, ...} of every array in ``tree`` (a global computation:
   every process must call it)."""
-  sums = jax.device_get(_checksums(tree))
+  sums = jax.device_get(_checksums()(tree))
   return {path: int(value) for path, value in _by_path(sums).items()}
 
 

@@ -47,6 +47,7 @@ from train import optimizer as optimizer_lib
 from train import sharding
 from train import state as state_lib
 from train import workdir as workdir_lib
+from train import xla_flags
 from train.errors import NonFiniteError, Preempted
 from train.loops import Context
 
@@ -162,12 +163,14 @@ def initial_state(built: Built, report: Callable[[str], None]):
   config, ctx = built.ctx.config, built.ctx
   shardings = built.state_shardings
   seed = config.train.seed
+  once = xla_flags.run_once_options()   # each program here runs once: a shorter compile
   if config.init_checkpoint:
     params, _ = checkpoint_lib.load_params(config.init_checkpoint, ctx.model_cfg,
                                            shardings.params, report=report)
   else:
     params = jax.jit(functools.partial(lm.init, cfg=ctx.model_cfg),
-                     out_shardings=shardings.params)(jax.random.PRNGKey(seed))
+                     out_shardings=shardings.params,
+                     compiler_options=once)(jax.random.PRNGKey(seed))
   extra = {}
   for index, (name, weights) in enumerate(built.extra_weights.items()):
     extra_shardings = getattr(shardings, name)
@@ -178,10 +181,11 @@ def initial_state(built: Built, report: Callable[[str], None]):
                                                   extra_shardings, report=report)
     else:
       extra[name] = jax.jit(functools.partial(lm.init, cfg=weights.model_cfg),
-                            out_shardings=extra_shardings)(jax.random.PRNGKey(seed + 1 + index))
+                            out_shardings=extra_shardings,
+                            compiler_options=once)(jax.random.PRNGKey(seed + 1 + index))
   make = functools.partial(make_state, built.loop.state_type, optimizer=ctx.optimizer)
-  return jax.jit(lambda p, r, e: make(p, rng=r, extra=e), out_shardings=shardings)(
-      params, jax.random.PRNGKey(seed), extra)
+  return jax.jit(lambda p, r, e: make(p, rng=r, extra=e), out_shardings=shardings,
+                 compiler_options=once)(params, jax.random.PRNGKey(seed), extra)
 
 
 def _guard(step: int, metrics: dict, last_saved: Optional[int], directory: str) -> None:

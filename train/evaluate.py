@@ -67,6 +67,7 @@ from train import loss as loss_lib
 from train import metrics as metrics_lib
 from train import sharding
 from train import workdir as workdir_lib
+from train import xla_flags
 from train.loops import Context
 
 
@@ -137,11 +138,11 @@ def text_rows(path: str, tokenizer, *, seq_len: int, max_rows: int,
 def _loss_sums(model_cfg):
   loss_fn = loss_lib.make_lm_loss(model_cfg)
 
-  @jax.jit
   def sums(params, batch):
     _, aux = loss_fn(params, batch, None)
     return aux["cross_entropy"] * aux["weight"], aux["weight"]
-  return sums
+  # Called for a few batches per evaluation: a shorter compile (xla_flags.run_once_options).
+  return jax.jit(sums, compiler_options=xla_flags.run_once_options())
 
 
 def lm_loss(ctx: Context, params, rows: Mapping[str, np.ndarray], batch_size: int,
