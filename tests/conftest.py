@@ -1,8 +1,9 @@
 """Test-wide settings: the project's XLA CPU flags (train/xla_flags.py), XLA's backend
 optimization level 1 (faster compiles), strict rank promotion, absl flags parsed for grain
-workers, and one persistent compilation cache for the session (the test process and the command-line runs it starts compile many identical
-programs); session runs shared by test modules and by the pytest-xdist workers that
-pytest.ini starts (two: the suite is mostly single-threaded XLA compiles)."""
+workers, and one persistent compilation cache for the session (the test process and the
+command-line runs it starts compile many identical programs); session runs shared by test
+modules and by the pytest-xdist workers that pytest.ini starts (two: the suite is mostly
+single-threaded XLA compiles)."""
 
 import json
 import os
@@ -13,19 +14,11 @@ import tempfile
 from train import xla_flags
 
 xla_flags.apply()
-
-
-def _default_xla_flag(name: str, value) -> None:
-  """Adds ``--name=value`` to XLA_FLAGS unless the user set ``name`` there."""
-  if f"--{name}=" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --{name}={value}".strip()
-
-
-_default_xla_flag("xla_force_host_platform_device_count", 8)
 # The suite compiles far more than it runs: XLA's backend at optimization level 1 compiles
 # about a third faster and runs steps ~6% slower (bench/RESULTS.md). The command-line runs
 # the tests start inherit it.
-_default_xla_flag("xla_backend_optimization_level", 1)
+xla_flags.add_unless_set({"xla_force_host_platform_device_count": 8,
+                          "xla_backend_optimization_level": 1})
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="reasonax-jit-"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")

@@ -38,22 +38,30 @@ def _jaxlib_release() -> tuple[int, int]:
     return (0, 0)
 
 
-def apply() -> None:
-  """Appends the project's CPU flags to XLA_FLAGS, keeping every flag already there."""
-  if os.environ.get(SWITCH, "1") == "0" or _jaxlib_release() not in MEASURED_JAXLIB:
-    return
+def _switched_off() -> bool:
+  return os.environ.get(SWITCH, "1") == "0"
+
+
+def add_unless_set(flags: dict[str, object]) -> None:
+  """Appends ``--name=value`` to XLA_FLAGS for each flag the environment does not set."""
   existing = os.environ.get("XLA_FLAGS", "")
-  extra = [f"--{name}={value}" for name, value in CPU_FLAGS.items()
+  extra = [f"--{name}={value}" for name, value in flags.items()
            if f"--{name}=" not in existing]
   if extra:
     os.environ["XLA_FLAGS"] = " ".join([existing, *extra]).strip()
+
+
+def apply() -> None:
+  """Appends the project's CPU flags to XLA_FLAGS, keeping every flag already there."""
+  if not _switched_off() and _jaxlib_release() in MEASURED_JAXLIB:
+    add_unless_set(CPU_FLAGS)
 
 
 def run_once_options() -> dict[str, int] | None:
   """``jax.jit(..., compiler_options=run_once_options())`` for a program run once or a few
   times per run: RUN_ONCE_OPTIONS on the CPU backend, None (XLA's defaults) elsewhere."""
   import jax  # pylint: disable=g-import-not-at-top
-  if os.environ.get(SWITCH, "1") == "0" or jax.default_backend() != "cpu":
+  if _switched_off() or jax.default_backend() != "cpu":
     return None
   return dict(RUN_ONCE_OPTIONS)
 
