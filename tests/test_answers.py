@@ -197,12 +197,23 @@ def test_off_the_main_thread():
   assert results == {"equal": True, "different": False, "tower": False}
 
 
+def test_a_repeated_pair_is_checked_once(monkeypatch):
+  calls = []
+  verify = answers._verify_here
+  monkeypatch.setattr(answers, "_verify_here", lambda *pair: calls.append(pair) or verify(*pair))
+  answers._verified.cache_clear()
+  assert [answers.math_equal("5 blA", "7") for _ in range(3)] == [False] * 3
+  assert answers.math_equal(r"\frac{1}{2}", "0.5") and answers.math_equal("1/2", "0.5")
+  assert calls == [("7", "5 blA"), ("0.5", r"\frac{1}{2}"), ("0.5", "1/2")]
+
+
 def test_map_checks_gives_the_main_thread_verdicts_in_order_from_parallel_workers(
     monkeypatch):
   pairs = [("5 apples", "5"), ("5 pieces", "5"), (r"\frac{1}{2}", "0.5"), ("x=5", "5"),
            ("nothing", "nothing"), ("3", "4"), ("2 cupboard", "2")] * 3
   expected = [answers.math_equal(a, b) for a, b in pairs]          # on the main thread
   assert expected[:7] == [True, False, True, True, True, False, False]
+  answers._verified.cache_clear()  # the workers check again, not the kept verdicts
   monkeypatch.setattr(answers, "CHECK_THREADS", 2)
   threads = set()
 
