@@ -135,6 +135,11 @@ class MixtureIterator(grain.DatasetIterator):
     return None if index is None else self._stages[index].name
 
   @property
+  def num_stages(self) -> int:
+    """Stages in the schedule (with one, ``stage`` never changes)."""
+    return len(self._stages)
+
+  @property
   def tokens_seen(self) -> dict[str, int]:
     """Non-padding tokens (segment_ids > 0) per source so far, in this process."""
     return dict(self._tokens_seen)

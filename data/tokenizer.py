@@ -5,7 +5,8 @@ Trained sentencepiece models fix the special ids (pad 0, unk 1, bos 2, eos 3) an
 token, normalization is the identity and byte fallback covers any unseen character, so
 `decode(encode(text)) == text` for all text. A Hugging Face `tokenizer.json` loads with
 the `tokenizer_config.json` beside it: its chat template (see `data/chat.py`) and its
-special-token names.
+special-token names. Either kind saves itself as a Hugging Face `tokenizer.json` with
+its `tokenizer_config.json` (`save_hf`), which `transformers.AutoTokenizer` loads.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from typing import Optional, Protocol, runtime_checkable
 
 import sentencepiece as spm
 import tokenizers
+from sentencepiece import sentencepiece_model_pb2
+from tokenizers import decoders
+from tokenizers import models
+from tokenizers import normalizers
 
 THINK_START = "<think>"
 THINK_END = "</think>"
@@ -112,6 +117,84 @@ class SentencePieceTokenizer:
     if token_id == self._processor.unk_id() and token != self._processor.id_to_piece(token_id):
       raise ValueError(f"{token!r} is not a single token of this sentencepiece model")
     return token_id
+
+  def save_hf(self, directory: str) -> None:
+    """Writes this model as a Hugging Face `tokenizer.json` + `tokenizer_config.json`.
+
+    The `tokenizers` BPE has this model's vocabulary and merges and encodes and decodes
+    every text as `encode` and `decode` do: user-defined symbols (`SPECIAL_TOKENS`) are
+    single tokens, control tokens (`<s>`, `</s>`, `<pad>`) are never read from text, as
+    in sentencepiece (transformers' `AutoTokenizer`, which makes the named bos/eos/pad/
+    unk tokens special, reads their literal text as them, as for any tokenizer).
+    Raises ValueError for a model trained with other settings than
+    `train_sentencepiece`'s (see `_HF_CONVERTIBLE`).
+    """
+    roles = {"bos": self.bos_id, "eos": self.eos_id, "pad": self.pad_id,
+             "unk": self._processor.unk_id()}
+    names = {f"{role}_token": self._processor.id_to_piece(token_id)
+             for role, token_id in roles.items() if token_id >= 0}
+    _save_hf_files(directory, _sentencepiece_as_hf(self._model_proto), names)
+
+
+# Piece types of sentencepiece_model.proto, and the settings under which a `tokenizers` BPE
+# (no pre-tokenizer, spaces escaped) encodes exactly as sentencepiece does: those
+# `train_sentencepiece` fixes.
+_NORMAL, _USER_DEFINED = 1, 4
+_ESCAPED_SPACE = "\u2581"  # "▁"
+_HF_CONVERTIBLE = (
+    ("trainer_spec", "model_type", sentencepiece_model_pb2.TrainerSpec.BPE),
+    ("trainer_spec", "byte_fallback", True),
+    ("trainer_spec", "treat_whitespace_as_suffix", False),
+    ("normalizer_spec", "precompiled_charsmap", b""),
+    ("normalizer_spec", "add_dummy_prefix", False),
+    ("normalizer_spec", "remove_extra_whitespaces", False),
+    ("normalizer_spec", "escape_whitespaces", True),
+    ("denormalizer_spec", "precompiled_charsmap", b""),
+)
+
+
+def _sentencepiece_merges(pieces) -> list[tuple[str, str]]:
+  """BPE merges in sentencepiece's order: sentencepiece merges the adjacent pair whose
+  concatenation is the highest-scoring normal piece, so every split of a normal piece
+  into two normal pieces is ranked by that piece's score (as transformers' SpmConverter
+  ranks them)."""
+  normal = {p.piece: (-p.score, i) for i, p in enumerate(pieces) if p.type == _NORMAL}
+  ranked = sorted((rank, piece[:k], piece[k:]) for piece, rank in normal.items()
+                  for k in range(1, len(piece)) if piece[:k] in normal and piece[k:] in normal)
+  return [(left, right) for _, left, right in ranked]
+
+
+def _sentencepiece_as_hf(model_proto: bytes) -> tokenizers.Tokenizer:
+  """A `tokenizers` BPE that encodes and decodes like the sentencepiece model."""
+  model = sentencepiece_model_pb2.ModelProto.FromString(model_proto)
+  for section, field, want in _HF_CONVERTIBLE:
+    value = getattr(getattr(model, section), field)
+    if value != want:
+      raise ValueError(f"sentencepiece model has {section}.{field}={value!r}; a "
+                       f"tokenizer.json is written only for {want!r} (as train_sentencepiece "
+                       "sets it)")
+  pieces = model.pieces
+  tokenizer = tokenizers.Tokenizer(models.BPE(
+      vocab={p.piece: i for i, p in enumerate(pieces)}, merges=_sentencepiece_merges(pieces),
+      unk_token=pieces[model.trainer_spec.unk_id].piece, fuse_unk=True, byte_fallback=True))
+  tokenizer.normalizer = normalizers.Replace(" ", _ESCAPED_SPACE)
+  tokenizer.decoder = decoders.Sequence([
+      decoders.Replace(_ESCAPED_SPACE, " "), decoders.ByteFallback(), decoders.Fuse()])
+  tokenizer.add_tokens([tokenizers.AddedToken(p.piece, normalized=False)
+                        for p in pieces if p.type == _USER_DEFINED])
+  return tokenizer
+
+
+def _save_hf_files(directory: str, tokenizer: tokenizers.Tokenizer, config: Mapping) -> None:
+  """`tokenizer.json` and `tokenizer_config.json` (``config`` over the defaults of a
+  transformers fast tokenizer that adds no bos or eos and decodes without clean-up, as
+  our `encode` and `decode`) in ``directory``."""
+  os.makedirs(directory, exist_ok=True)
+  tokenizer.save(os.path.join(directory, "tokenizer.json"))
+  config = {"tokenizer_class": "PreTrainedTokenizerFast", "add_bos_token": False,
+            "add_eos_token": False, "clean_up_tokenization_spaces": False, **config}
+  with open(os.path.join(directory, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+    json.dump(config, f, indent=2, ensure_ascii=False)
 
 
 def _training_sentences(texts: Iterable[str]) -> Iterator[str]:
@@ -214,9 +297,10 @@ class HuggingFaceTokenizer:
 
   A `tokenizer_config.json` beside it gives the chat template (None without one; a
   `chat_template.jinja` file there takes precedence, as in transformers) and the
-  bos/eos/pad/unk token names. Names passed here win over the config's; without either,
-  common names are searched. A missing bos or pad falls back to the eos id (padding is
-  masked out by `segment_ids == 0` anyway).
+  bos/eos/pad/unk token names. Names passed here win over the config's; a name the
+  config sets to null means no such token, as in transformers (chat templates then see
+  no `bos_token`); without either, common names are searched. A missing bos or pad
+  falls back to the eos id (padding is masked out by `segment_ids == 0` anyway).
   """
 
   def __init__(self, path: str, *, bos_token: Optional[str] = None,
@@ -232,8 +316,11 @@ class HuggingFaceTokenizer:
     self._token_names = {}
     for role, name in given.items():
       source = "given" if name is not None else f"{directory}/tokenizer_config.json"
+      # A role the config declares (null included: no such token, as transformers reads
+      # it) is not searched for by name.
+      candidates = () if f"{role}_token" in config else _CANDIDATES[role]
       name = name if name is not None else _config_token(config, role, directory)
-      if (found := self._find_name(name, _CANDIDATES[role], role, source)) is not None:
+      if (found := self._find_name(name, candidates, role, source)) is not None:
         self._token_names[role] = found
     if "eos" not in self._token_names:
       raise ValueError(f"{path}: no eos token among {_EOS_NAMES}; pass eos_token=")
@@ -313,6 +400,15 @@ class HuggingFaceTokenizer:
     if token_id is None:
       raise ValueError(f"{token!r} is not a single token of {self._path}")
     return token_id
+
+  def save_hf(self, directory: str) -> None:
+    """Writes this `tokenizer.json` to ``directory`` with a `tokenizer_config.json`: the
+    one beside it (if any) with the bos/eos/pad/unk names and the chat template used
+    here."""
+    source = _read_tokenizer_config(os.path.dirname(os.path.abspath(self._path)))
+    template = {} if self._chat_template is None else {"chat_template": self._chat_template}
+    _save_hf_files(directory, self._tokenizer,
+                   {**source, **self.special_tokens_map, **template})
 
 
 def load_tokenizer(path: str) -> Tokenizer:

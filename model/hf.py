@@ -17,17 +17,16 @@ depthwise conv, flat vector, identical); several of our arrays concatenated alon
 HF tensor's first axis form one fused HF tensor (Mamba's in_proj = [z, x, B, C, dt],
 conv1d = [x, B, C]). Loading and saving both walk that one table.
 
-Semantics (transformers 5.23-5.24 modeling files, NVIDIA's NemotronH modeling code):
+Semantics (transformers 5.23-5.25 modeling files, NVIDIA's NemotronH modeling code):
   * dt clamp of NemotronH's Mamba mixer. NVIDIA's published modeling code clamps
     softplus(dt + dt_bias) to ``config.time_step_limit`` (default (0, inf), i.e. no
-    clamp) on its mamba_ssm kernel path, the one the released checkpoints run on; its
-    pure-torch fallback, and transformers' NemotronH, floor dt at time_step_min and
-    ignore ``time_step_limit`` (transformers' one-token decode step does not clamp at
-    all). Where dt_bias puts dt below time_step_min (0.001) the logits differ by several
-    percent. We follow the reference kernel path by default
-    (``dt_floor="time_step_limit"``); ``dt_floor="time_step_min"`` reproduces
-    transformers' forward (the parity tests use it). Mamba2 clamps to
-    ``time_step_limit`` in both libraries.
+    clamp) on its mamba_ssm kernel path, the one the released checkpoints run on, and so
+    does transformers >= 5.25; NVIDIA's pure-torch fallback and transformers 5.23-5.24
+    floor dt at time_step_min and ignore ``time_step_limit``. No version's one-token
+    decode step clamps at all. Where dt_bias puts dt below time_step_min (0.001) the
+    logits differ by several percent. We follow the reference by default
+    (``dt_floor="time_step_limit"``); ``dt_floor="time_step_min"`` reproduces the forward
+    of transformers 5.23-5.24. Mamba2 clamps to ``time_step_limit`` in both libraries.
   * Keys missing from a config.json take the defaults of transformers' config class
     for the family (``_HF_DEFAULTS``), as ``from_pretrained`` would; e.g. NemotronH's
     ``head_dim`` is 128 (NVIDIA's own config calls it ``attention_head_dim``), not
@@ -38,7 +37,12 @@ Semantics (transformers 5.23-5.24 modeling files, NVIDIA's NemotronH modeling co
   * NemotronH attention applies no rotary embedding and has no biases; its
     ``_tied_weights_keys`` is empty, so a tied model is saved with an explicit lm_head.
     Saving writes ``time_step_limit`` = cfg.dt_limit and ``time_step_min`` = its lower
-    end, so that the reference model and transformers both compute our function.
+    end, so that the reference model and every transformers version compute our
+    function (their unclamped decode step too when that lower end is 0, the default).
+  * Token ids: ``save_hf_checkpoint(..., token_ids=)`` writes bos/eos/pad ids into
+    config.json and ``generation_config.json`` (``GenerationConfig``: eos_token_id is an
+    int or a list), which ``generate`` reads; without them NemotronH's config defaults
+    (bos 1, eos 2, pad 0) would apply.
   * Mamba2's ``residual_in_fp32`` only changes the residual dtype; our residual stream is
     in cfg.dtype (identical in float32).
 """
@@ -735,19 +739,47 @@ def _adapt(params: dict, cfg: ModelConfig, family: str) -> tuple[dict, ModelConf
   return params, cfg
 
 
+@dataclasses.dataclass(frozen=True)
+class TokenIds:
+  """The special token ids of the tokenizer a model is saved with: bos, the ids that
+  end a generation (eos, and e.g. a chat template's end of turn) and pad."""
+  bos: int
+  eos: tuple[int, ...]
+  pad: int
+
+  def as_hf(self) -> dict:
+    """The ``*_token_id`` keys of transformers' configs and GenerationConfig."""
+    eos = self.eos[0] if len(self.eos) == 1 else list(self.eos)
+    return {"bos_token_id": self.bos, "eos_token_id": eos, "pad_token_id": self.pad}
+
+
+def _check_token_ids(token_ids: TokenIds, vocab_size: int):
+  for role, ids in (("bos", (token_ids.bos,)), ("eos", token_ids.eos),
+                    ("pad", (token_ids.pad,))):
+    if not ids or any(not 0 <= i < vocab_size for i in ids):
+      raise ValueError(f"token_ids.{role}={getattr(token_ids, role)!r}: want ids in "
+                       f"[0, {vocab_size}) (the model's vocab_size)")
+
+
 def save_hf_checkpoint(params: dict, cfg: ModelConfig, path: str,
-                       architecture: Optional[str] = None, dtype=None) -> str:
+                       architecture: Optional[str] = None, dtype=None, *,
+                       token_ids: Optional[TokenIds] = None) -> str:
   """Writes ``config.json`` + ``model.safetensors`` that transformers reloads.
 
   architecture: 'LlamaForCausalLM' | 'Qwen2ForCausalLM' | 'Mamba2ForCausalLM' |
     'NemotronHForCausalLM' (or the family name); default inferred from cfg.pattern.
   dtype: of the stored tensors; default cfg.param_dtype.
-  Raises ValueError if cfg is not representable in that architecture or a parameter is
-  missing or wrongly shaped. Returns ``path``.
+  token_ids: the tokenizer's special ids, for config.json and a
+    ``generation_config.json``; None writes neither.
+  Raises ValueError if cfg is not representable in that architecture, a parameter is
+  missing or wrongly shaped or a token id is outside the vocabulary. Returns ``path``.
   """
   family = _resolve_family(cfg, architecture)
   dtype = np.dtype(jnp.dtype(dtype or cfg.param_dtype))
   hf_config = _hf_config(cfg, family, dtype.name)  # fails early if not representable
+  if token_ids is not None:
+    _check_token_ids(token_ids, cfg.vocab_size)
+    hf_config.update(token_ids.as_hf())
   shapes = _spec_shapes(cfg)
   flat, _ = jax.tree_util.tree_flatten_with_path(params)
   given = {_path(kp): leaf for kp, leaf in flat}
@@ -775,6 +807,12 @@ def save_hf_checkpoint(params: dict, cfg: ModelConfig, path: str,
   os.makedirs(path, exist_ok=True)
   safetensors.numpy.save_file(tensors, os.path.join(path, "model.safetensors"),
                               metadata={"format": "pt"})
-  with open(os.path.join(path, "config.json"), "w") as f:
-    json.dump(_encode_floats(hf_config), f, indent=2, sort_keys=True)
+  _write_json(os.path.join(path, "config.json"), _encode_floats(hf_config))
+  if token_ids is not None:
+    _write_json(os.path.join(path, "generation_config.json"), token_ids.as_hf())
   return path
+
+
+def _write_json(path: str, value: dict) -> None:
+  with open(path, "w") as f:
+    json.dump(value, f, indent=2, sort_keys=True)

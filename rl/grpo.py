@@ -62,7 +62,7 @@ from rl import sequences
 from train import config as config_lib
 from train import generation
 from train import step as step_lib
-from train.loops import Context, ExtraWeights, Loop, StepSeededBatches
+from train.loops import Context, ExtraWeights, Loop, PromptFormat, StepSeededBatches
 from train.state import TrainState
 
 POLICY_BATCH_KEYS = ("tokens", "segment_ids", "action_mask", "behaviour_log_probs")
@@ -93,6 +93,21 @@ class GRPOConfig:
     for name, _ in self.rewards:
       rewards_lib.REWARDS.get(name)
 
+  @property
+  def full_reward(self) -> float:
+    """The best total reward (each registered reward scores 0 to 1): the sum of the
+    positive weights."""
+    return sum(max(weight, 0.0) for _, weight in self.rewards)
+
+
+def group_shares(rewards_PG: jax.Array, full_reward: float) -> dict[str, jax.Array]:
+  """'uniform_reward_groups': the share of groups whose G rewards are all equal (zero
+  advantage: all right, all wrong or all alike); 'full_reward_groups': the share whose
+  every sample earned ``full_reward`` (all right)."""
+  full_PG = (rewards_PG > full_reward) | jnp.isclose(rewards_PG, full_reward)
+  return {"uniform_reward_groups": jnp.mean(algorithms.uniform_groups(rewards_PG)),
+          "full_reward_groups": jnp.mean(jnp.all(full_PG, axis=-1))}
+
 
 def make_grpo_step(model_cfg: ModelConfig, optimizer, config: GRPOConfig, *,
                    grad_accum_steps: int = 1, learning_rate_fn=None):
@@ -100,9 +115,9 @@ def make_grpo_step(model_cfg: ModelConfig, optimizer, config: GRPOConfig, *,
 
   batch: the policy batch (``rl/sequences.py``), 'rewards' (b,) and 'truncated' (b,).
   metrics: the update's ('loss', 'policy_loss', 'clip_fraction', 'ratio', 'kl', norms)
-  plus 'reward_mean', 'reward_std', 'solved_groups' (share of groups whose rewards are
-  all equal, hence zero advantage), 'completion_length' and 'truncated' (share of
-  completions cut at the token budget).
+  plus 'reward_mean', 'reward_std', the ``group_shares`` ('uniform_reward_groups',
+  'full_reward_groups'), 'completion_length' (tokens, the stop token included) and
+  'truncated' (share of completions cut at the token budget).
   """
   estimator = algorithms.ADVANTAGE_ESTIMATORS.get(config.advantage_estimator)
   update = step_lib.make_train_step(policy_update.make_policy_loss(model_cfg, config.loss),
@@ -126,8 +141,8 @@ def make_grpo_step(model_cfg: ModelConfig, optimizer, config: GRPOConfig, *,
           temperature=config.loss.temperature)
     state, metrics = update(state, policy_batch)
     metrics.update(
+        group_shares(rewards_PG, config.full_reward),
         reward_mean=jnp.mean(rewards_PG), reward_std=jnp.std(rewards_PG),
-        solved_groups=jnp.mean(uniform_P),
         completion_length=jnp.mean(jnp.sum(batch["action_mask"], axis=-1)),
         truncated=jnp.mean(batch["truncated"]))
     return state, metrics
@@ -155,6 +170,11 @@ def make_step(ctx: Context):
                         learning_rate_fn=ctx.schedule)
 
 
+def prompt_format(ctx: Context) -> PromptFormat:
+  """The records' prompts: ``grpo.template`` with ``grpo.thinking``."""
+  return PromptFormat(ctx.config.grpo.template, ctx.config.grpo.thinking)
+
+
 def prompt_budget(ctx: Context) -> int:
   return ctx.config.train.seq_len - ctx.config.grpo.max_new_tokens
 
@@ -171,8 +191,7 @@ def read_examples(ctx: Context) -> tuple[list[dict], list[list[int]]]:
         raise ValueError(f"{where}: missing field {field!r} (record has {sorted(record)})")
     if record.get("kind", "math") == "mcq" and not record.get("options"):
       raise ValueError(f"{where}: an 'mcq' record needs 'options'")
-    ids = prompts_lib.prompt_ids(record, ctx.tokenizer, template=g.template,
-                                 thinking=g.thinking)
+    ids = prompt_format(ctx).prompt_ids(record, ctx.tokenizer)
     if len(ids) > budget:
       raise ValueError(
           f"{where}: the prompt has {len(ids)} tokens, more than the budget of {budget} "
@@ -206,7 +225,7 @@ class Rollouts(StepSeededBatches):
     self._kept = None if self._drop_solved_at else list(range(len(examples)))
     self._sampling = generate_lib.SamplingConfig(
         max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_k=g.top_k,
-        top_p=g.top_p, stop_tokens=prompts_lib.stop_token_ids(ctx.tokenizer, g.template),
+        top_p=g.top_p, stop_tokens=prompt_format(ctx).stop_tokens(ctx.tokenizer),
         pad_id=ctx.tokenizer.pad_id)
 
   @functools.lru_cache(maxsize=4)
@@ -350,6 +369,7 @@ def extra_weights(ctx: Context) -> dict[str, ExtraWeights]:
 LOOP = Loop(
     make_step=make_step, make_batches=make_batches, abstract_batch=abstract_batch,
     state_type=GRPOState, extra_weights=extra_weights, sections=("grpo",),
+    prompt_format=prompt_format,
     ranges={"grpo.group_size": config_lib.Range(low=2, integer=True),
             "grpo.max_new_tokens": config_lib.POSITIVE_INT,
             "grpo.temperature": config_lib.POSITIVE,

@@ -206,8 +206,8 @@ def rollout(params, ema_params, batch: dict, rng: jax.Array, *, model_cfg: Model
   estimator = algorithms.ADVANTAGE_ESTIMATORS.get(config.advantage_estimator)
   policy_batch["advantages"] = jax.lax.stop_gradient(estimator(rewards_BG)).reshape(-1)
   diagnostics = {"s_pred": jnp.mean(s_pred_R), "s_ema": jnp.mean(s_ema_B),
-                 "thought_length": jnp.mean(jnp.sum(policy_batch["action_mask"], axis=-1)),
-                 "thought_closed": jnp.mean(closed_R.astype(jnp.float32))}
+                 "completion_length": jnp.mean(jnp.sum(policy_batch["action_mask"], axis=-1)),
+                 "truncated": jnp.mean((~closed_R).astype(jnp.float32))}
   return policy_batch, rewards_BG, diagnostics
 
 
@@ -232,7 +232,8 @@ def make_rlp_step(model_cfg: ModelConfig, optimizer, config: RLPConfig, *,
   'segment_ids' (b l) of ordinary text (packed rows are fine). Jit with donation.
 
   metrics: the update's plus 'reward_mean', 'reward_std', 's_pred', 's_ema',
-  'thought_length', 'thought_closed'.
+  'completion_length' (thought tokens, a sampled ``</think>`` included) and 'truncated'
+  (share of thoughts that ran out of budget and got the forced ``</think>``).
   """
   update = step_lib.make_train_step(policy_update.make_policy_loss(model_cfg, config.loss),
                                     optimizer, learning_rate_fn=learning_rate_fn)

@@ -284,6 +284,28 @@ def test_tokenizer_config_is_read(tmp_path):
     tokenizer_lib.HuggingFaceTokenizer(str(broken / "tokenizer.json"))
 
 
+def test_null_bos_token_means_none_even_when_the_vocabulary_has_one(tmp_path):
+  """`"bos_token": null` gives no bos, as transformers reads it, although `<s>` (a name
+  searched for when the config says nothing) is in the vocabulary: the template renders
+  no bos and the ids equal transformers'."""
+  special = ["<s>", *STYLES["llama3"][0]]
+  tokenizer = _byte_level_bpe(special)
+  tokenizer.save(str(tmp_path / "tokenizer.json"))
+  (tmp_path / "tokenizer_config.json").write_text(json.dumps({
+      "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": None,
+      "eos_token": "<|end_of_text|>", "chat_template": LLAMA3_TEMPLATE}))
+  ours = tokenizer_lib.load_tokenizer(str(tmp_path / "tokenizer.json"))
+  theirs = transformers.AutoTokenizer.from_pretrained(str(tmp_path), local_files_only=True)
+  assert theirs.bos_token is None and "bos_token" not in ours.special_tokens_map
+  messages = CONVERSATIONS[1]
+  assert not chat.render(messages, tokenizer=ours).startswith("<s>")
+  assert chat.tokenize(messages, ours)[0].tolist() == _their_ids(theirs, messages, False)
+  (tmp_path / "tokenizer_config.json").write_text(json.dumps({
+      "eos_token": "<|end_of_text|>", "chat_template": LLAMA3_TEMPLATE}))
+  unnamed = tokenizer_lib.load_tokenizer(str(tmp_path / "tokenizer.json"))
+  assert unnamed.special_tokens_map["bos_token"] == "<s>"   # searched for by name
+
+
 def test_our_template_weights_exactly_the_assistant_turns():
   """The shipped sentencepiece tokenizer keeps our template: weight 1 on each assistant
   content and its <|end|>, nothing else; a generation prompt ends with <|assistant|>."""

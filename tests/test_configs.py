@@ -1,4 +1,6 @@
-"""Every run config parses, builds its model and maps every logical axis to its mesh."""
+"""Every run config parses, builds its model and maps every logical axis to its mesh; the
+command line finds config files from any directory and lists their fields; a run shorter
+than its warmup is told what to set; the main job's RL step finds its base run."""
 
 import glob
 import importlib.util
@@ -11,6 +13,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from configs import base
+from configs import tiny_hybrid_rlp
 from model import lm
 from train import config as run_config
 from train import driver
@@ -116,3 +119,60 @@ def test_command_line_reports_a_bad_override_in_one_line(override, message, tmp_
   assert message in result.stderr
   assert "Traceback" not in result.stderr
   assert not os.listdir(tmp_path)  # nothing written, nothing compiled
+
+
+def _command_line(*argv, cwd):
+  return subprocess.run([sys.executable, *argv], cwd=cwd, capture_output=True, text=True,
+                        timeout=120, env={**os.environ, "PYTHONPATH": ROOT,
+                                          "JAX_PLATFORMS": "cpu"})
+
+
+def test_config_files_are_found_from_any_directory_and_list_their_fields(tmp_path):
+  """From outside the repository: ``configs/x.py`` is the repository's, ``--print_config``
+  lists the fields with the overrides applied (no --workdir needed), --help says so, and
+  a missing file is one plain line."""
+  printed = _command_line("-m", "train.main", "--config=configs/tiny_hybrid.py",
+                          "--print_config", "--config.train.steps=7", cwd=tmp_path)
+  assert printed.returncode == 0, printed.stderr[-3000:]
+  fields = printed.stdout.splitlines()
+  assert "train.steps=7" in fields and "optimizer.warmup_steps=30" in fields
+  assert "model.pattern='M-*-M-'" in fields
+  helped = _command_line("-m", "train.main", "--help", cwd=tmp_path)
+  assert "--print_config" in helped.stdout and "--[no]print_config" in helped.stdout
+  missing = _command_line("-m", "train.main", "--config=configs/no_such.py", "--workdir=x",
+                          cwd=tmp_path)
+  assert missing.returncode == 1 and missing.stderr == (
+      "error: config file not found: configs/no_such.py\n")
+  assert not os.listdir(tmp_path)
+
+
+def test_a_run_shorter_than_its_warmup_is_told_what_to_set():
+  config = parse(["--config.train.steps=30"])   # tiny_hybrid: warmup_steps=30
+  with pytest.raises(ValueError) as error:
+    driver.check(config, 8)
+  assert str(error.value) == (
+      "optimizer.warmup_steps=30 must be below train.steps=30: add "
+      "--config.optimizer.warmup_steps=3 (a tenth of the run) or another value below 30")
+  driver.check(parse(["--config.train.steps=30", "--config.optimizer.warmup_steps=3"]), 8)
+
+
+def test_the_rl_step_of_the_main_job_finds_its_base_run_from_any_directory(
+    tmp_path, monkeypatch):
+  """configs/tiny_hybrid_rlp.py starts from runs/tiny: the working directory's, else the
+  repository's; without either, the check says where it looked and what to pass."""
+  here, repository = tmp_path / "here", tmp_path / "repository"
+  (repository / "runs" / "tiny").mkdir(parents=True)
+  here.mkdir()
+  monkeypatch.setattr(run_config, "REPOSITORY", str(repository))
+  monkeypatch.chdir(here)
+  assert tiny_hybrid_rlp.get_config().init_checkpoint == str(repository / "runs" / "tiny")
+  (here / "runs" / "tiny").mkdir(parents=True)
+  assert tiny_hybrid_rlp.get_config().init_checkpoint == "runs/tiny"
+  monkeypatch.setattr(run_config, "REPOSITORY", str(tmp_path / "elsewhere"))
+  monkeypatch.chdir(tmp_path)
+  config = tiny_hybrid_rlp.get_config()
+  with pytest.raises(FileNotFoundError) as error:
+    driver.check(config, 8)
+  assert str(error.value) == (
+      f"init_checkpoint=runs/tiny: no such directory in {tmp_path}; train that run first "
+      "or pass --config.init_checkpoint=<a run's workdir or a Hugging Face directory>")

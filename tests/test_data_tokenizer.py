@@ -1,18 +1,32 @@
-"""Tokenizers: sentencepiece training and round trips, special tokens, tokenizer.json."""
+"""Tokenizers: sentencepiece training and round trips, special tokens, tokenizer.json,
+and both kinds saved as a Hugging Face tokenizer that gives the same ids."""
 
+import json
+import os
 import pickle
 
 import pytest
 import tokenizers
+import transformers
+from sentencepiece import sentencepiece_model_pb2
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from data import config as config_lib
+from data import sources
 from data import tokenizer as tokenizer_lib
 
 TEXTS = ["The cat sat on the mat.\nThe dog ran to the park.",
          "What is 12 + 30? Answer: 42", "Mia and Tom saw a fox in the forest."] * 20
 ROUND_TRIP = ["<think> 3 5 </think> 8", "héllo  wörld 😀\n\n  x ", "<|user|>hi<|end|>",
               " leading space", "", "tab\tand\r\nnewlines"]
+# English, digits, the special tokens, characters only byte fallback encodes.
+MIXED = ROUND_TRIP + [
+    "The cat sat on the mat. Mia and Tom saw 12 foxes in 2024.",
+    "What is 12345 + 678? Answer: 13023", "0.5 * 40 = 20.00",
+    "<|system|>detailed thinking on<|end|><|user|>What is 2+3?<|end|><|assistant|><think>2 "
+    "plus 3 is 5</think>5<|end|>", "<think><think></think>x</think>",
+    "日本語 ∑x² — naïve café 🦊🦊", "  two  spaces   three\u00a0nbsp\t\ttabs \n"]
+CHAT_TEMPLATE = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}<|end|>{% endfor %}"
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +115,52 @@ def test_bad_tokenizer_paths(tmp_path):
     tokenizer_lib.load_tokenizer(str(tmp_path / "missing.json"))
   with pytest.raises(ValueError, match="unknown tokenizer file type"):
     tokenizer_lib.load_tokenizer(str(tmp_path / "vocab.txt"))
+
+
+def test_sentencepiece_saves_a_tokenizer_json_with_the_same_ids(trained, shipped, tmp_path):
+  valid = sources.read_text_documents(config_lib.corpus_path("english_valid.txt"))
+  with open(config_lib.corpus_path("reasoning_valid.jsonl"), encoding="utf-8") as f:
+    valid += f.read().splitlines()   # JSON lines: digits, punctuation, escapes
+  assert len(shipped.encode("🦊")) == 4   # byte fallback: its four UTF-8 bytes
+  for name, tokenizer in (("trained", trained), ("shipped", shipped)):
+    directory = str(tmp_path / name)
+    tokenizer.save_hf(directory)
+    saved = tokenizer_lib.load_tokenizer(os.path.join(directory, "tokenizer.json"))
+    fast = transformers.AutoTokenizer.from_pretrained(directory)
+    assert (saved.bos_id, saved.eos_id, saved.pad_id) == (
+        fast.bos_token_id, fast.eos_token_id, fast.pad_token_id) == (2, 3, 0)
+    for text in MIXED + valid:
+      ids = tokenizer.encode(text)
+      assert saved.encode(text) == ids, text
+      assert fast(text)["input_ids"] == ids, text
+      assert saved.decode(ids) == fast.decode(ids) == text
+    ids = [2, *tokenizer.encode("a<think>b"), 3, 0]
+    assert fast.decode(ids, skip_special_tokens=True) == saved.decode(ids) == "a<think>b"
+
+
+def test_save_hf_refuses_other_sentencepiece_settings(trained, tmp_path):
+  model = sentencepiece_model_pb2.ModelProto.FromString(trained.model_proto)
+  model.normalizer_spec.add_dummy_prefix = True
+  with pytest.raises(ValueError, match="normalizer_spec.add_dummy_prefix=True"):
+    tokenizer_lib.SentencePieceTokenizer(model.SerializeToString()).save_hf(str(tmp_path))
+  assert not os.listdir(tmp_path)
+
+
+def test_hugging_face_tokenizer_saves_itself_with_its_config(tmp_path):
+  source = tmp_path / "source"
+  source.mkdir()
+  _hf_tokenizer_json(source / "tokenizer.json")
+  (source / "tokenizer_config.json").write_text(json.dumps(
+      {"eos_token": "</s>", "chat_template": CHAT_TEMPLATE, "model_max_length": 512}))
+  tokenizer = tokenizer_lib.load_tokenizer(str(source / "tokenizer.json"))
+  tokenizer.save_hf(str(tmp_path / "saved"))
+  saved = tokenizer_lib.load_tokenizer(str(tmp_path / "saved" / "tokenizer.json"))
+  assert saved.chat_template == CHAT_TEMPLATE
+  assert saved.special_tokens_map == tokenizer.special_tokens_map
+  assert (saved.bos_id, saved.eos_id, saved.pad_id) == (1, 2, 0)
+  config = json.loads((tmp_path / "saved" / "tokenizer_config.json").read_text())
+  assert config["model_max_length"] == 512 and config["bos_token"] == "<s>"
+  fast = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "saved"))
+  assert fast.chat_template == CHAT_TEMPLATE
+  for text in MIXED:
+    assert saved.encode(text) == fast(text)["input_ids"] == tokenizer.encode(text), text

@@ -1,14 +1,16 @@
-"""The one driver from the command line: every loop's record of a run, exact resume after
-SIGKILL, SIGTERM preemption, the non-finite guard, configs run by the wrong loop."""
+"""The one driver from the command line: every loop's record of a run, a finished run
+left alone, exact resume after SIGKILL, SIGTERM preemption, the non-finite guard, configs
+run by the wrong loop."""
 
 import asyncio
 import json
 import os
+import shutil
 import signal
 
 import pytest
 
-from cli_runs import LOOPS, STEPS, by_step, records, run
+from cli_runs import LOOPS, STEPS, by_step, one_line, records, run
 from configs import grpo as grpo_config
 from configs import tiny_hybrid
 from train import config as run_config
@@ -35,6 +37,29 @@ def test_every_loop_runs_from_the_one_cli_and_records_the_run(loop, reference_ru
   assert os.listdir(workdir / "tensorboard")
   assert sorted(os.listdir(workdir / "checkpoints")) == ["10", "8"]
   assert f"step {STEPS}/{STEPS} | loss" in result["stdout"] and "ETA" in result["stdout"]
+
+
+def contents(directory) -> dict[str, bytes]:
+  """{path under ``directory``: bytes} of every file in it."""
+  out = {}
+  for root, _, names in os.walk(directory):
+    for name in names:
+      with open(os.path.join(root, name), "rb") as f:
+        out[os.path.relpath(os.path.join(root, name), directory)] = f.read()
+  return out
+
+
+def test_rerunning_a_finished_run_does_nothing_and_says_so(reference_run, tmp_path):
+  """No second evaluation, no duplicate records in eval.jsonl or TensorBoard."""
+  workdir = tmp_path / "run"
+  shutil.copytree(reference_run("pretrain")[0], workdir)
+  before = contents(workdir)
+  result = run("pretrain", workdir)
+  assert result.returncode == 0 and not result.stderr.strip(), result.stderr[-3000:]
+  assert result.stdout == (f"pretrain: finished already (step {STEPS} of {STEPS}); its "
+                           f"summary is {workdir / 'summary.json'}; a larger "
+                           "--config.train.steps trains on\n")
+  assert contents(workdir) == before
 
 
 @pytest.mark.parametrize("loop", ["pretrain", "sft", "grpo", "rlp"])
@@ -99,11 +124,14 @@ def test_a_diverging_run_stops_before_saving_the_bad_state(tmp_path):
   saved = sorted(int(s) for s in os.listdir(tmp_path / "checkpoints"))
   assert saved and max(saved) == bad_step - 1, (saved, bad_step)
   assert f"the last checkpoint is step {bad_step - 1}" in line
-  # The last good checkpoint restores (a run of that many steps just evaluates it).
+  # The last good checkpoint restores (a run of that many steps just evaluates it); its
+  # weights, one step at learning rate 1e12 from the start, evaluate to a non-finite loss,
+  # which stops the run naming the figure instead of recording it.
   rerun = run("pretrain", tmp_path, f"--config.train.steps={bad_step - 1}",
               "--config.optimizer.warmup_steps=0")
-  assert rerun.returncode == 0, rerun.stderr[-3000:]
   assert f"resuming at step {bad_step - 1}" in rerun.stdout
+  line = one_line(rerun)
+  assert line.startswith(f"error: step {bad_step - 1}: evaluation figure loss/"), line
 
 
 def test_a_config_for_another_loop_or_an_unknown_loop_stops_naming_the_field():

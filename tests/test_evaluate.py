@@ -1,19 +1,24 @@
 """Evaluation: pass@k and maj@k against hand-computed values, held-out loss, and the
-standalone command on a Hugging Face directory."""
+standalone command on a Hugging Face directory, refusing what it cannot do."""
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
 import pytest
 
+from cli_runs import ROOT, env, one_line
 from configs import sft as sft_config
 from data import config as data_config
 from model import hf
 from model import lm
 from train import config as run_config
 from train import evaluate
+from train.errors import NonFiniteError
 
 
 @pytest.mark.parametrize("n, c, k, expected", [
@@ -54,15 +59,30 @@ def test_majority_vote_breaks_ties_by_first_seen():
   assert evaluate.majority_is_correct(["3 ", " 3", "4"], [True, True, False]) is True
 
 
+def tiny_llama_config(**model_overrides):
+  """The SFT config with a tiny Llama (``model_overrides`` on top) and a small eval."""
+  config = sft_config.get_config()
+  config.model.d_model, config.model.mlp_dim = 32, 64
+  for name, value in model_overrides.items():
+    config.model[name] = value
+  config.eval.max_text_rows, config.eval.max_records, config.eval.max_new_tokens = 2, 4, 4
+  return config
+
+
+def save_hf_directory(config, directory, change_params=lambda params: params) -> str:
+  """The config's model (initial weights, changed by ``change_params``) saved as a
+  Hugging Face directory."""
+  model_cfg = run_config.model_config(config.model)
+  params = change_params(lm.init(jax.random.PRNGKey(0), model_cfg))
+  hf.save_hf_checkpoint(params, model_cfg, str(directory), architecture="LlamaForCausalLM")
+  return str(directory)
+
+
 def test_standalone_evaluation_of_a_hugging_face_directory(tmp_path):
   """A tiny Llama exported to a Hugging Face directory, evaluated with a run config's
   eval section: held-out loss and greedy accuracy, written to --output/eval.jsonl."""
-  config = sft_config.get_config()
-  config.model.d_model, config.model.mlp_dim = 32, 64
-  config.eval.max_text_rows, config.eval.max_records, config.eval.max_new_tokens = 2, 4, 4
-  model_cfg = run_config.model_config(config.model)
-  params = lm.init(jax.random.PRNGKey(0), model_cfg)
-  hf.save_hf_checkpoint(params, model_cfg, str(tmp_path / "hf"), architecture="LlamaForCausalLM")
+  config = tiny_llama_config()
+  save_hf_directory(config, tmp_path / "hf")
   with pytest.raises(ValueError, match="give --output"):
     evaluate.evaluate_checkpoint(config, str(tmp_path / "hf"))
   figures = evaluate.evaluate_checkpoint(config, str(tmp_path / "hf"), str(tmp_path / "out"))
@@ -76,6 +96,33 @@ def test_standalone_evaluation_of_a_hugging_face_directory(tmp_path):
   (record,) = [json.loads(line) for line in open(tmp_path / "out" / "eval.jsonl")]
   assert record["checkpoint"] == str(tmp_path / "hf")
   assert record["pass@1"] == figures["pass@1"] == 0.0
+
+
+def test_a_tokenizer_the_model_cannot_embed_is_one_line_naming_both(tmp_path):
+  """A Hugging Face model of 512 ids evaluated with the config's 1024-id tokenizer (was:
+  NaN losses, pass@1 0 and exit 0)."""
+  hf_directory = save_hf_directory(tiny_llama_config(vocab_size=512), tmp_path / "hf")
+  result = subprocess.run(
+      [sys.executable, "-m", "train.evaluate", "--config=configs/sft.py",
+       f"--checkpoint={hf_directory}", f"--output={tmp_path / 'out'}"],
+      cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
+  tokenizer_path = sft_config.get_config().data.tokenizer_path
+  assert one_line(result) == (
+      f"error: data.tokenizer_path={tokenizer_path} has 1024 ids but "
+      f"{os.path.join(hf_directory, 'config.json')} vocab_size=512: the model has no "
+      "embedding for ids 512 to 1023; use the model's own tokenizer")
+  assert not (tmp_path / "out").exists()
+
+
+def test_a_non_finite_figure_stops_the_evaluation_naming_it(tmp_path):
+  config = tiny_llama_config()
+  config.eval.records = ""
+  config.eval.text_files = {"english": config.eval.text_files["english"]}
+  nan_embedding = lambda params: {**params, "embed": params["embed"] * np.nan}
+  hf_directory = save_hf_directory(config, tmp_path / "hf", nan_embedding)
+  with pytest.raises(NonFiniteError, match=r"^step 0: evaluation figure loss/english is nan$"):
+    evaluate.evaluate_checkpoint(config, hf_directory, str(tmp_path / "out"))
+  assert not (tmp_path / "out" / "eval.jsonl").exists()
 
 
 def test_text_rows_pack_every_document_in_order(tmp_path):

@@ -26,6 +26,8 @@ from rl import sequences
 from train import config as run_config
 from train import driver
 from train import generation
+from train import loops
+from train import metrics as metrics_lib
 from train import sharding
 
 TINY = mcfg.tiny_transformer(vocab_size=64, d_model=32, mlp_dim=64)
@@ -117,6 +119,19 @@ def test_crossthink_templates():
   assert "Options" not in prompts.prompt_text(open_ended)
   assert prompts.to_open_ended(dict(mcq, question="Which of the following is a city?")) is None
   assert prompts.to_open_ended(dict(mcq, options=["a", " ".join(["w"] * 11), "c"])) is None
+
+
+def test_samples_are_prompted_like_the_rollouts():
+  config = grpo_defaults.get_config()
+  config.grpo.template = "crossthink"
+  tokenizer = driver.load_tokenizer(config, run_config.model_config(config.model))
+  ctx = loops.Context(config=config, model_cfg=None, tokenizer=tokenizer, mesh=None,
+                      optimizer=None, schedule=None)
+  prompt_format = grpo.LOOP.prompt_format(ctx)
+  record = {"question": "What is 2+3?"}
+  assert prompt_format.prompt_ids(record, tokenizer) == prompts.prompt_ids(
+      record, tokenizer, template="crossthink")
+  assert prompt_format.stop_tokens(tokenizer) == prompts.stop_token_ids(tokenizer, "crossthink")
 
 
 # -------------------------------------------------------------------------- learning
@@ -246,13 +261,33 @@ def test_skipped_uniform_groups_leave_the_token_mean():
     state = grpo.GRPOState.create(params, optimizer, jax.random.PRNGKey(0))
     _, metrics = jax.jit(step)(state, batch)
     norms[skip] = float(metrics["grad_norm"])
-    assert float(metrics["solved_groups"]) == 0.5
+    assert float(metrics["uniform_reward_groups"]) == 0.5
+    assert float(metrics["full_reward_groups"]) == 0.5
     assert float(metrics["truncated"]) == pytest.approx(1 / 3)
+    line = metrics_lib.format_line(1, 1, jax.device_get(metrics))
+    for shown in ("reward 0.667", "truncated 0.333", "completion_length", "clip_fraction 0"):
+      assert shown in line, line
   advantages = jax.jit(algorithms.ADVANTAGE_ESTIMATORS.get("grpo"))(
       batch["rewards"].reshape(2, 3))
   assert np.all(np.asarray(advantages[1]) == 0.0)
   mask = np.asarray(batch["action_mask"])
   assert norms[True] == pytest.approx(norms[False] * mask.sum() / mask[:3].sum(), rel=1e-4)
+
+
+def test_groups_all_wrong_are_uniform_not_full_reward():
+  """Every group all wrong (reward_mean 0) has no learning signal, and none is solved."""
+  shares = grpo.group_shares(jnp.zeros((4, 3)), full_reward=1.0)
+  assert float(shares["uniform_reward_groups"]) == 1.0
+  assert float(shares["full_reward_groups"]) == 0.0
+  # All wrong, mixed, all right: two uniform groups, one of them all right.
+  shares = grpo.group_shares(jnp.array([[0.0] * 3, [1.0, 0.0, 1.0], [1.0] * 3]), 1.0)
+  assert float(shares["uniform_reward_groups"]) == pytest.approx(2 / 3)
+  assert float(shares["full_reward_groups"]) == pytest.approx(1 / 3)
+  # The full reward of weights 0.2 + 0.1, summed in float32 as rewards.score sums it.
+  config = grpo.GRPOConfig(rewards=(("math", 0.2), ("format", 0.1), ("open_ended", -1.0)))
+  full = np.float32(0.2) * np.float32(1.0) + np.float32(0.1) * np.float32(1.0)
+  shares = grpo.group_shares(jnp.full((1, 3), full), config.full_reward)
+  assert float(shares["full_reward_groups"]) == 1.0
 
 
 def grpo_defaults_optimizer():

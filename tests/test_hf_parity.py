@@ -3,15 +3,19 @@
 Each family builds one tiny random HF model (torch, CPU, float32) per module, perturbs
 the weights HF initialises to constants (norms, D, dt_bias, A_log, biases) so that
 mapping mistakes show, saves it with ``save_pretrained`` and loads it with
-``load_hf_checkpoint(..., dt_floor="time_step_min")``: transformers' NemotronH floors dt
-at time_step_min, NVIDIA's reference (our default) clamps to time_step_limit.
+``load_hf_checkpoint(..., dt_floor=transformers_dt_floor())``: NVIDIA's NemotronH (our
+default) clamps dt to time_step_limit, as transformers >= 5.25 does; transformers 5.23-5.24
+floor it at time_step_min. Which one the installed transformers computes is found by
+running it, not read from its version.
 """
 
 import copy
 import dataclasses
+import functools
 import json
 import os
 import shutil
+import tempfile
 
 import chex
 import jax
@@ -28,7 +32,6 @@ from model import lm
 VOCAB, BATCH, LENGTH = 256, 3, 24
 LEFT_PADS = (0, 5, 13)
 REL_TOL = 1e-4
-TRANSFORMERS_DT = "time_step_min"   # transformers' NemotronH semantics
 _INIT = {"vocab_size": VOCAB, "hidden_size": 64, "initializer_range": 0.15}
 _ATTENTION = {"num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 96}
 _MAMBA = {"n_groups": 2, "conv_kernel": 4, "chunk_size": 8}
@@ -61,6 +64,33 @@ FAMILIES = {
 }
 
 _forward = jax.jit(lm.forward, static_argnames=("cfg",))
+
+
+@functools.cache
+def transformers_dt_floor() -> str:
+  """The ``dt_floor`` (one of hf.DT_FLOORS) that reproduces the installed transformers'
+  NemotronH: a Mamba layer whose softplus(dt_bias) lies below time_step_min (and an
+  attention layer, which transformers' masks need) runs in transformers and in ours
+  under each floor; exactly one must match."""
+  architecture = "NemotronHForCausalLM"
+  config = transformers.AutoConfig.for_model(
+      hf.ARCHITECTURES[architecture], architectures=[architecture],
+      **dict(FAMILIES["nemotron_h"][1], layers_block_type=["linear_attention", "full_attention"]))
+  torch.manual_seed(0)
+  model = transformers.AutoModelForCausalLM.from_config(config).eval()
+  _perturb(model, torch.Generator().manual_seed(0))
+  tokens, _, _ = _batches(0)
+  reference = _hf_logits(model, architecture, tokens)
+  with tempfile.TemporaryDirectory() as path:
+    model.save_pretrained(path)
+    loaded = {floor: hf.load_hf_checkpoint(path, dt_floor=floor) for floor in hf.DT_FLOORS}
+  differences = {floor: _rel_diff(_ours(params, cfg, tokens), reference)
+                 for floor, (params, cfg) in loaded.items()}
+  matching = [floor for floor, diff in differences.items() if diff <= REL_TOL]
+  assert len(matching) == 1, (
+      f"transformers {transformers.__version__}'s NemotronH dt clamp matches none or both "
+      f"of our floors (max|diff| / max|logit| per floor: {differences})")
+  return matching[0]
 
 
 def _perturb(model, gen):
@@ -157,7 +187,7 @@ def _build(name, path):
   model = transformers.AutoModelForCausalLM.from_config(config).eval()
   _perturb(model, torch.Generator().manual_seed(seed))
   model.save_pretrained(path)
-  params, cfg = hf.load_hf_checkpoint(path, dt_floor=TRANSFORMERS_DT)
+  params, cfg = hf.load_hf_checkpoint(path, dt_floor=transformers_dt_floor())
   tokens, mask, positions = _batches(seed)
   return Family(name, architecture, model, path, params, cfg, tokens, mask, positions,
                 _hf_logits(model, architecture, tokens),
@@ -176,7 +206,7 @@ def test_loaded_tree(family):
     chex.assert_type(leaf, jnp.float32)
   assert ("lm_head" in family.params) == (not family.cfg.tie_embeddings)
   # A transformers config object reads the same as its config.json.
-  assert hf.config_from_hf(family.model.config, dt_floor=TRANSFORMERS_DT) == family.cfg
+  assert hf.config_from_hf(family.model.config, dt_floor=transformers_dt_floor()) == family.cfg
 
 
 def test_logits_match(family):
@@ -204,7 +234,9 @@ def test_save_round_trip(family, tmp_path):
   logits = _hf_logits(reloaded, family.architecture, family.tokens)
   assert _rel_diff(logits, family.hf_plain) <= 1e-6
   params, cfg = hf.load_hf_checkpoint(out)
-  assert cfg == family.cfg
+  # NemotronH's time_step_min is written as the clamp's lower end (older transformers
+  # floor dt there), so dt_min, the range dt_bias is initialised from, may not survive.
+  assert dataclasses.replace(cfg, dt_min=family.cfg.dt_min) == family.cfg
   chex.assert_trees_all_equal(params, family.params)
 
 
@@ -233,14 +265,17 @@ def test_save_tied_nemotron_h(build, tmp_path):
 
 
 def test_nemotron_h_dt_clamp_follows_the_reference_by_default(build):
-  """dt below time_step_min: transformers floors it, NVIDIA's reference clamps it to
-  time_step_limit = (0, inf). Our default matches transformers with that clamp."""
+  """dt below time_step_min: NVIDIA's reference clamps it to time_step_limit = (0, inf)
+  and so does our default; flooring it at time_step_min (transformers 5.23-5.24) changes
+  these logits by more than 1%. The reference is transformers' model with its mixers'
+  clamp set to time_step_limit (what >= 5.25 does already), whichever version runs."""
   family = build("nemotron_h")  # softplus(dt_bias) from 0.007, time_step_min = 0.05
   params, cfg = hf.load_hf_checkpoint(family.path)
   assert cfg.dt_limit == (0.0, float("inf"))
   ours = _ours(params, cfg, family.tokens)
-  floored = _rel_diff(ours, family.hf_plain)
-  print(f"reference vs transformers' floor: max|diff| / max|logit| = {floored:.2e}")
+  floored_params, floored_cfg = hf.load_hf_checkpoint(family.path, dt_floor="time_step_min")
+  floored = _rel_diff(ours, _ours(floored_params, floored_cfg, family.tokens))
+  print(f"reference vs a floor at time_step_min: max|diff| / max|logit| = {floored:.2e}")
   assert floored > 1e-2
   reference = copy.deepcopy(family.model)
   for layer in reference.model.layers:
@@ -293,8 +328,8 @@ def test_minimal_config_gets_transformers_defaults(name, tmp_path):
   _perturb(model, torch.Generator().manual_seed(0))
   model.save_pretrained(str(tmp_path / "full"))
   shutil.copy(tmp_path / "full" / "model.safetensors", path / "model.safetensors")
-  params, cfg = hf.load_hf_checkpoint(str(path), dt_floor=TRANSFORMERS_DT)
-  assert cfg == hf.config_from_hf(model.config, dt_floor=TRANSFORMERS_DT)
+  params, cfg = hf.load_hf_checkpoint(str(path), dt_floor=transformers_dt_floor())
+  assert cfg == hf.config_from_hf(model.config, dt_floor=transformers_dt_floor())
   tokens, _, _ = _batches(0)
   architecture = minimal["architectures"][0]
   assert _rel_diff(_ours(params, cfg, tokens), _hf_logits(model, architecture, tokens)
@@ -442,8 +477,8 @@ def test_config_translation():
   cfg = hf.config_from_hf(_config("nemotron_h"))
   assert cfg.pattern == "M-*-M-" and not cfg.use_rope and cfg.mlp_activation == "relu2"
   assert cfg.dt_limit == (0.0, float("inf"))   # NVIDIA's NemotronH: time_step_limit
-  cfg = hf.config_from_hf(_config("nemotron_h"), dt_floor=TRANSFORMERS_DT)
-  assert cfg.dt_limit == (0.05, float("inf"))  # transformers' floors at time_step_min
+  cfg = hf.config_from_hf(_config("nemotron_h"), dt_floor="time_step_min")
+  assert cfg.dt_limit == (0.05, float("inf"))  # transformers 5.23-5.24: time_step_min
   legacy = dict(_config("nemotron_h"), hybrid_override_pattern="M*-")
   del legacy["layers_block_type"]
   assert hf.config_from_hf(legacy).pattern == "M*-"

@@ -16,6 +16,7 @@ from rl import algorithms
 from rl import policy_update
 from rl import rlp
 from train import loss as loss_lib
+from train import metrics as metrics_lib
 from train import step as step_lib
 from train.state import TrainState
 
@@ -72,8 +73,9 @@ def rollout_out():
 
 
 def test_reward_equals_two_separate_forward_passes(rollout_out):
-  params, ema_params, batch, (policy_batch, rewards_BG, _) = rollout_out
+  params, ema_params, batch, (policy_batch, rewards_BG, diagnostics) = rollout_out
   g = CONFIG.group_size
+  lengths, truncated = [], []
   for row in range(policy_batch["tokens"].shape[0]):
     real = policy_batch["segment_ids"][row] > 0
     tokens = np.asarray(policy_batch["tokens"][row])[real].tolist()
@@ -83,11 +85,15 @@ def test_reward_equals_two_separate_forward_passes(rollout_out):
     thought = [t for t, a in zip(tokens, actions) if a]
     # Layout: context, <think>, 1..thought_len sampled tokens, </think>, x_t.
     assert 1 <= len(thought) <= CONFIG.thought_len and tokens[-2] == END_THINK
+    lengths.append(len(thought))
+    truncated.append(END_THINK not in thought)      # closed by force, not sampled
     assert tokens[start + 1:start + 1 + len(thought)] == thought
     assert find_document_slice(batch, row // g, context, target)
     s_pred = next_token_log_prob(params, tokens[:-1], target)
     s_ema = next_token_log_prob(ema_params, context, target)
     np.testing.assert_allclose(rewards_BG[row // g, row % g], s_pred - s_ema, atol=1e-4)
+  assert float(diagnostics["completion_length"]) == pytest.approx(np.mean(lengths))
+  assert float(diagnostics["truncated"]) == pytest.approx(np.mean(truncated))
 
 
 def test_advantages_and_loss_follow_the_paper(rollout_out):
@@ -137,6 +143,9 @@ def test_step_reward_metric_and_ema_update():
   state, metrics = step(state, batch)
   np.testing.assert_allclose(metrics["reward_mean"], jnp.mean(rewards_BG), rtol=1e-5,
                              atol=1e-6)
+  line = metrics_lib.format_line(1, 2, jax.device_get(metrics))
+  for shown in ("reward", "truncated", "completion_length", "clip_fraction"):
+    assert f"| {shown} " in line, line
   tau = CONFIG.ema_decay
   theta1, phi1 = host(state.params), host(state.ema_params)
   moved = jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), theta1, theta0)

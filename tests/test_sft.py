@@ -8,11 +8,14 @@ import numpy as np
 import optax
 import pytest
 
+from configs import sft as sft_config
+from configs import tiny_hybrid
 from data import chat
 from data import config as data_config
 from data import tokenizer as tokenizer_lib
 from model import config as mcfg
 from model import lm
+from train import loops
 from train import loss as loss_lib
 from train import sft
 from train import step as step_lib
@@ -75,6 +78,32 @@ def test_reasoning_toggle_changes_the_template(tokenizer):
   assert [len(sft.record_conversations(PROBLEM, t)) for t in ("on", "off", "none")] == [1, 1, 1]
   assert chat.prompt_ids("Hi", tokenizer, thinking=True) != chat.prompt_ids(
       "Hi", tokenizer, thinking=False)
+
+
+def hook_context(config, tokenizer) -> loops.Context:
+  """A context for the loop hooks that read only the config and the tokenizer."""
+  return loops.Context(config=config, model_cfg=None, tokenizer=tokenizer, mesh=None,
+                       optimizer=None, schedule=None)
+
+
+def test_samples_are_chat_prompts_that_stop_at_the_end_of_turn(tokenizer):
+  """The prompts sampled at the end of a run: SFT's are user turns of the chat template
+  with the reasoning toggle the run evaluates with; pretraining's plain text."""
+  config = sft_config.get_config()                      # evaluated with thinking off
+  prompt_format = sft.LOOP.prompt_format(hook_context(config, tokenizer))
+  question = {"question": "What is 2+3?"}
+  assert tokenizer.decode(prompt_format.prompt_ids(question, tokenizer)) == (
+      "<|system|>detailed thinking off<|end|><|user|>What is 2+3?<|end|><|assistant|>")
+  end_of_turn = tokenizer.token_to_id(tokenizer_lib.END_OF_TURN)
+  assert set(prompt_format.stop_tokens(tokenizer)) == {end_of_turn, tokenizer.eos_id}
+  config.eval.thinking = ""
+  prompt_format = sft.LOOP.prompt_format(hook_context(config, tokenizer))
+  assert tokenizer.decode(prompt_format.prompt_ids(question, tokenizer)) == (
+      "<|user|>What is 2+3?<|end|><|assistant|>")
+  plain = loops.get("pretrain").prompt_format(hook_context(tiny_hybrid.get_config(), tokenizer))
+  assert plain.prompt_ids({"question": "Once upon a time"}, tokenizer) == tokenizer.encode(
+      "Once upon a time")
+  assert plain.stop_tokens(tokenizer) == (tokenizer.eos_id,)
 
 
 def test_bad_records_are_named_by_file_and_line(tokenizer, tmp_path):

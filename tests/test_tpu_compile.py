@@ -4,6 +4,7 @@ where libtpu is not installed (the ``tpu`` extra, which the ``test`` extra inclu
 
 import importlib
 import importlib.util
+import re
 
 import chex
 import jax
@@ -70,8 +71,8 @@ def test_ssd_kernels_compile_for_a_tpu_mesh(mesh):
 
 def test_tiny_hybrid_pallas_train_step_compiles_and_reports_memory():
   """The driver's train step of the tiny hybrid with the Pallas kernels (SSD scan and
-  splash attention) on v5e:2x2 (FSDP 2 x tensor 2): the memory report adds up and the
-  step fits with room."""
+  splash attention) on v5e:2x2 (FSDP 2 x tensor 2): each phase is reported with the time
+  elapsed, the memory report adds up and the step fits with room."""
   config = tiny_hybrid.get_config()
   config.model.ssm_impl = "pallas"
   config.model.attention_impl, config.model.attention_block = "flash", 128
@@ -79,7 +80,10 @@ def test_tiny_hybrid_pallas_train_step_compiles_and_reports_memory():
   config.train.seq_len = 128
   config.train.global_batch_size = 8
   config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, 2, 2
-  compiled, report = aot.compile_train_step(config, TOPOLOGY)
+  phases = []
+  compiled, report = aot.compile_train_step(config, TOPOLOGY, report=phases.append)
+  assert [re.sub(r"^\[ *[0-9.]+ s\] ", "", phase).split()[0] for phase in phases] == [
+      "describing", "building", "tracing", "compiling", "compiled"], phases
   text = compiled.as_text()
   assert "tpu_custom_call" in text
   assert "splash" in text  # the attention kernel, not the chunked XLA fallback

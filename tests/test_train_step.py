@@ -153,22 +153,22 @@ def test_mfu_needs_a_known_device_peak():
 
 def test_metrics_go_to_jsonl_tensorboard_and_the_console(tmp_path, capsys):
   logger = metrics_lib.MetricsLogger(str(tmp_path), total_steps=10)
-  logger.write(5, {"loss": 2.5, "learning_rate": 1e-3, "stage": "pretrain",
+  logger.write(5, {"loss": 2.5, "learning_rate": 1e-3, "data_stage": "pretrain",
                    "step_time_s": 0.5})
   logger.write(10, {"loss": 1.5, "learning_rate": 5e-4})
   logger.write(10, {"loss/english": 3.0}, kind="eval")
   logger.close()
   lines = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
-  assert lines == [{"step": 5, "loss": 2.5, "learning_rate": 1e-3, "stage": "pretrain",
+  assert lines == [{"step": 5, "loss": 2.5, "learning_rate": 1e-3, "data_stage": "pretrain",
                     "step_time_s": 0.5},
                    {"step": 10, "loss": 1.5, "learning_rate": 5e-4}]
   assert [json.loads(line) for line in open(tmp_path / "eval.jsonl")] == [
       {"step": 10, "loss/english": 3.0}]
   scalars = tensorboard_events.read_scalars(tmp_path / "tensorboard")
   assert {(10, "loss", 1.5), (5, "loss", 2.5), (10, "eval/loss/english", 3.0)} <= set(scalars)
-  assert not any(tag == "stage" for _, tag, _ in scalars)
+  assert not any(tag == "data_stage" for _, tag, _ in scalars)
   printed = capsys.readouterr().out.splitlines()
-  assert printed[0] == ("step 5/10 | loss 2.5000 | lr 1.00e-03 | 0.500 s/step | stage pretrain"
+  assert printed[0] == ("step 5/10 | loss 2.5 | lr 1.00e-03 | 0.5 s/step | data_stage pretrain"
                         " | ETA 0:00:02")
   assert printed[2] == "step 10/10 | eval | loss/english 3"
 

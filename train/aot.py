@@ -9,7 +9,9 @@ devices of a named slice ('v5e:2x2', 'v5p:4x4x4', ...) on any host, CPU included
 memory it reports is what each chip of the pod would hold, and an over-full step fails
 here with the error the pod would give. The step, state and shardings come from the
 driver's ``build``, the code a real run uses, for any loop. ``--topology`` defaults to
-the config's ``mesh.topology``.
+the config's ``mesh.topology``. The command prints each phase (describing the topology,
+building, lowering, compiling: minutes for a large model) with the time elapsed, then
+the report; ``--print_config`` lists the config's fields.
 
 ``lower_train_step`` only lowers (no libtpu, no compiler) for an abstract mesh of any
 size: a quick check that the shardings are consistent.
@@ -19,7 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+import time
+from typing import Any, Callable
 
 import jax
 import ml_collections
@@ -27,7 +30,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from model import lm
-from train import cli, driver, sharding
+from train import cli, driver, sharding, xla_flags
 
 GiB = 2 ** 30
 # Usable HBM per device as the TPU compiler reports it ("exceeds available HBM (…G)").
@@ -114,23 +117,39 @@ def _abstract_step(config: ml_collections.ConfigDict, mesh):
   return built.jit_step(abstract_batch), (built.abstract_state_with_shardings, batch), built
 
 
-def compile_train_step(config: ml_collections.ConfigDict, topology: str = ""
+def _with_elapsed_time(report: Callable[[str], None]) -> Callable[[str], None]:
+  """``report`` with each message prefixed by the seconds since this call."""
+  started = time.perf_counter()
+  return lambda message: report(f"[{time.perf_counter() - started:6.1f} s] {message}")
+
+
+def compile_train_step(config: ml_collections.ConfigDict, topology: str = "",
+                       report: Callable[[str], None] = lambda message: None
                        ) -> tuple[jax.stages.Compiled, MemoryReport]:
   """(compiled step, per-device memory report) for TPU ``topology`` (default: the
-  config's ``mesh.topology``). Raises the compiler's error if the step does not fit."""
+  config's ``mesh.topology``); each phase is reported as it starts, with the seconds
+  elapsed. Raises the compiler's error if the step does not fit."""
   topology = topology or config.mesh.get("topology", "")
   if not topology:
     raise ValueError("no topology: pass --topology=<name> (e.g. v5p:4x4x4) or set "
                      "mesh.topology in the config")
+  phase = _with_elapsed_time(report)
+  phase(f"describing TPU topology {topology}")
   devices = topology_devices(topology)
   mesh = sharding.make_mesh(config.mesh, devices)
+  phase(f"building the step for mesh {dict(mesh.shape)} of {len(devices)} "
+        f"{devices[0].device_kind} devices")
   jitted, args, built = _abstract_step(config, mesh)
+  phase("tracing and lowering the step")
+  lowered = jitted.trace(*args).lower()
+  phase("compiling with the TPU compiler (minutes for a large model)")
   try:
-    compiled = jitted.trace(*args).lower().compile()
+    compiled = lowered.compile()
   except jax.errors.JaxRuntimeError as e:
     if "RESOURCE_EXHAUSTED" not in str(e):
       raise
     raise DoesNotFit(f"{topology}: the step does not fit: {cli.one_line(e)}") from e
+  phase("compiled")
   memory = compiled.memory_analysis()
   cost = compiled.cost_analysis() or {}
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -179,18 +198,21 @@ def lower_train_step(config: ml_collections.ConfigDict, num_devices: int,
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  xla_flags.apply()  # before anything starts a JAX backend or libtpu
   cli.quiet_library_logging()
   with cli.errors_as_one_line():
-    _, report = compile_train_step(flags.FLAGS.config, flags.FLAGS.topology)
+    _, report = compile_train_step(flags.FLAGS.config, flags.FLAGS.topology,
+                                   report=lambda message: print(message, flush=True))
     print(report.table())
 
 
 if __name__ == "__main__":
-  config_flags.DEFINE_config_file("config", None, "Run config file (configs/*.py).",
-                                  lock_config=True)
+  config_flags.DEFINE_config_file(
+      "config", None, "Run config file (configs/*.py); --print_config lists its fields.",
+      lock_config=True)
   flags.DEFINE_string("topology", "", "TPU topology, e.g. v5p:4x4x4 (default: the "
                       "config's mesh.topology).")
-  flags.mark_flags_as_required(["config"])
+  flags.adopt_module_key_flags(cli)  # --print_config in --help
   app.run(main, flags_parser=cli.flags_parser(
       "python -m train.aot --config=configs/<name>.py [--topology=<tpu topology>] "
-      "[--config.<section>.<field>=<value> ...]"))
+      "[--config.<section>.<field>=<value> ...]", required=("config",)))

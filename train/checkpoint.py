@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import shutil
 from typing import Any, Callable, Optional
@@ -33,6 +34,18 @@ from model.config import ModelConfig
 from train import xla_flags
 
 DAMAGED_SUFFIX = ".damaged"
+
+
+class _NoReadOnlyNotice(logging.Filter):
+  """orbax warns 'Given directory is read only' whenever it opens one read-only, which
+  reading another run's weights always does."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Given directory is read only")
+
+
+logging.getLogger("absl").addFilter(_NoReadOnlyNotice())
+
 # JSON files of a checkpoint whose names do not end in .json (orbax's and ours).
 _JSON_FILES = ("_CHECKPOINT_METADATA", "_METADATA", "metadata")
 
@@ -120,8 +133,10 @@ class Checkpointer:
                async_save: bool = True, read_only: bool = False):
     self.directory = os.path.abspath(directory)
     self._every_steps = every_steps
+    # Read-only: the options orbax would otherwise set itself, with a warning each.
     self._options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
+        max_to_keep=None if read_only else max_to_keep, create=not read_only,
+        read_only=read_only, save_interval_steps=0 if read_only else 1,
         enable_async_checkpointing=async_save)
     self._manager = self._open()
 
@@ -268,12 +283,20 @@ class Checkpointer:
     self._manager.close()
     self._manager = self._open()
 
-  def restore_params(self, abstract_params, *, report: Callable[[str], None] = print):
-    """(parameters, step) of the newest intact checkpoint (a run's starting weights),
-    placed with the shardings in ``abstract_params``; nothing else is read."""
+  def restore_params(self, abstract_params, *, step: Optional[int] = None,
+                     report: Callable[[str], None] = print):
+    """(parameters, step) of the newest intact checkpoint (a run's starting weights), or
+    of checkpoint ``step`` (damaged: CheckpointDamagedError), placed with the shardings
+    in ``abstract_params``; nothing else is read."""
     steps = self.all_steps()[::-1]
     if not steps:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    which = "" if step is None else f" of step {step}"
+    if step is not None:
+      if step not in steps:
+        raise FileNotFoundError(f"no checkpoint{which} in {self.directory} (steps: "
+                                f"{steps[::-1]})")
+      steps = [step]
     for step in steps:
       where = f"checkpoint {self.path(step)}"
       try:
@@ -296,7 +319,7 @@ class Checkpointer:
         raise
       except Exception as e:  # a damaged step: try the next older one
         report(f"warning: {where} is damaged ({_first_line(e)}); trying an older one")
-    raise CheckpointDamagedError(f"no intact checkpoint in {self.directory}")
+    raise CheckpointDamagedError(f"no intact checkpoint{which} in {self.directory}")
 
   def wait(self) -> None:
     """Blocks until pending async saves are on disk."""
@@ -343,16 +366,23 @@ def is_hf_directory(path: str) -> bool:
 
 
 def load_params(path: str, model_cfg: ModelConfig, shardings,
-                report: Callable[[str], None] = print) -> tuple[dict, Optional[int]]:
+                report: Callable[[str], None] = print, *, step: Optional[int] = None
+                ) -> tuple[dict, Optional[int]]:
   """(weights of ``model_cfg`` stored at ``path`` placed with ``shardings``, the step of
   the checkpoint they come from or None).
 
-  path: a run's workdir (its newest intact checkpoint; only the parameters are read),
-  its ``checkpoints`` folder, or a Hugging Face directory (config.json + safetensors),
-  whose model must equal ``model_cfg`` up to run choices (dtypes, kernels, remat).
+  path: a run's workdir (its newest intact checkpoint, or checkpoint ``step``; only the
+  parameters are read), its ``checkpoints`` folder, or a Hugging Face directory
+  (config.json + safetensors), whose model must equal ``model_cfg`` up to run choices
+  (dtypes, kernels, remat).
+  shardings: a tree of shardings like the parameters, or None: every array on this
+  process's first device.
   """
   if not os.path.isdir(path):
     raise FileNotFoundError(f"init_checkpoint={path}: no such directory")
+  if shardings is None:
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    shardings = jax.tree.map(lambda _: device, lm.abstract_params(model_cfg))
   if is_hf_directory(path):
     params, hf_cfg = hf.load_hf_checkpoint(path, dtype=model_cfg.param_dtype)
     _check_same_model(hf_cfg, model_cfg, path)
@@ -363,7 +393,7 @@ def load_params(path: str, model_cfg: ModelConfig, shardings,
                           lm.abstract_params(model_cfg), shardings)
   checkpointer = Checkpointer(folder, read_only=True)
   try:
-    return checkpointer.restore_params(abstract, report=report)
+    return checkpointer.restore_params(abstract, step=step, report=report)
   finally:
     checkpointer.close()
 

@@ -1,5 +1,6 @@
 """What the command-line entry points share: one-line errors for bad flags, bad input and
-failed runs, and quiet library logging."""
+failed runs, config files found from any directory, ``--print_config``, and quiet library
+logging."""
 
 from __future__ import annotations
 
@@ -7,31 +8,74 @@ import contextlib
 import logging as std_logging
 import os
 import sys
+from collections.abc import Sequence
 from typing import Callable
 
 from absl import flags
 from absl import logging
 
+from train import config as run_config
 from train import errors
 
+_PRINT_CONFIG = flags.DEFINE_bool(
+    "print_config", False, "Print the config's fields and values, after the "
+    "--config.<section>.<field>=<value> overrides, and exit.")
 
-def flags_parser(usage: str) -> Callable[[list[str]], list[str]]:
-  """An absl ``flags_parser`` that turns a bad flag or config override into one line."""
+
+def _find_config_file(argument: str) -> str:
+  """A ``--config`` value (``path[:arguments]``) with its path found from any directory
+  (``train.config.find_path``); exits with one line if there is no such file."""
+  path, colon, arguments = argument.partition(":")
+  found = run_config.find_path(path)
+  if not os.path.isfile(found):
+    sys.exit(f"error: config file not found: {path}")
+  return found + colon + arguments
+
+
+def _with_config_file_found(argv: list[str]) -> list[str]:
+  """``argv`` with the value of ``--config=PATH`` or ``--config PATH`` found."""
+  out = list(argv)
+  for index, argument in enumerate(out):
+    if argument.startswith("--config="):
+      out[index] = "--config=" + _find_config_file(argument[len("--config="):])
+    elif argument == "--config" and index + 1 < len(out):
+      out[index + 1] = _find_config_file(out[index + 1])
+  return out
+
+
+def flags_parser(usage: str, required: Sequence[str] = ()
+                 ) -> Callable[[list[str]], list[str]]:
+  """An absl ``flags_parser``: a bad flag or config override, a missing config file or
+  a missing ``required`` flag is one line; ``--print_config`` prints the config's fields
+  and exits (then only ``--config`` is required)."""
   def parse(argv: list[str]) -> list[str]:
-    try:
-      return flags.FLAGS(argv)
-    except flags.Error as e:
-      sys.exit(f"error: {e}\nusage: {usage}")
-    except SyntaxError as e:
-      sys.exit(f"error: bad config: {e.filename}:{e.lineno}: {e.msg}")
-    except (AttributeError, KeyError, TypeError, ValueError, OSError) as e:
-      # config_flags raises AttributeError "'name' Did you mean ..." for an unknown field,
-      # and an OSError or a ValueError for a config file it cannot read.
-      what = "no such config field" if isinstance(e, AttributeError) else "bad config"
-      while e.args and isinstance(e.args[0], BaseException):
-        e = e.args[0]  # AttributeError(KeyError(message))
-      sys.exit(f"error: {what}: {one_line(e)}")
+    argv = _parse_or_exit(_with_config_file_found(argv), usage)
+    needed = ("config",) if _PRINT_CONFIG.value else required
+    missing = [name for name in needed if flags.FLAGS[name].value is None]
+    if missing:
+      sys.exit(f"error: --{missing[0]} is required\nusage: {usage}")
+    if _PRINT_CONFIG.value:
+      print("\n".join(run_config.fields(flags.FLAGS.config)))
+      sys.exit(0)
+    return argv
   return parse
+
+
+def _parse_or_exit(argv: list[str], usage: str) -> list[str]:
+  """``flags.FLAGS(argv)``; a bad flag, config file or override exits with one line."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    sys.exit(f"error: {e}\nusage: {usage}")
+  except SyntaxError as e:
+    sys.exit(f"error: bad config: {e.filename}:{e.lineno}: {e.msg}")
+  except (AttributeError, KeyError, TypeError, ValueError, OSError) as e:
+    # config_flags raises AttributeError "'name' Did you mean ..." for an unknown field,
+    # and an OSError or a ValueError for a config file it cannot read.
+    what = "no such config field" if isinstance(e, AttributeError) else "bad config"
+    while e.args and isinstance(e.args[0], BaseException):
+      e = e.args[0]  # AttributeError(KeyError(message))
+    sys.exit(f"error: {what}: {one_line(e)}")
 
 
 def one_line(error: BaseException) -> str:

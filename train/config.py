@@ -18,13 +18,19 @@ A run config is an ``ml_collections.ConfigDict`` (one file per experiment in
 
 A loop may read more sections (e.g. ``grpo``); ``check`` refuses a section no part of
 the run reads, so a config cannot be run by the wrong loop and silently do something
-else. Every number has a range, checked here with the field named.
+else. Every number has a range, checked here with the field named. ``fields`` lists a
+config's fields (``--print_config``).
+
+Relative paths the project documents (``configs/<name>.py``, the README's ``runs/tiny``)
+work from any directory: ``find_path`` takes them from the working directory when they
+are there, else from the repository.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
@@ -33,6 +39,8 @@ from ml_collections import config_dict
 
 from model import config as model_config_lib
 
+# The repository (for an installed copy: the directory holding the packages).
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMON_SECTIONS = ("loop", "init_checkpoint", "model", "data", "optimizer", "train", "mesh",
                    "checkpoint", "eval", "sample")
 
@@ -153,6 +161,17 @@ def check_ranges(config: ml_collections.ConfigDict, ranges: Mapping[str, Range])
       raise ConfigError(f"{dotted}={value!r} {why}")
 
 
+def check_vocabulary(tokenizer: str, tokenizer_vocab: int, model: str,
+                     model_vocab: int) -> None:
+  """ConfigError naming both when the tokenizer (described by ``tokenizer``) has ids
+  that the model's embedding (``model``: where its vocab_size is set) does not."""
+  if tokenizer_vocab > model_vocab:
+    raise ConfigError(
+        f"{tokenizer} has {tokenizer_vocab} ids but {model}={model_vocab}: the model has "
+        f"no embedding for ids {model_vocab} to {tokenizer_vocab - 1}; use the model's "
+        "own tokenizer")
+
+
 def check_sections(config: ml_collections.ConfigDict, loop_name: str,
                    loop_sections: Sequence[str]) -> None:
   """Every section is one the driver or the loop reads, and the loop's are present."""
@@ -166,3 +185,33 @@ def check_sections(config: ml_collections.ConfigDict, loop_name: str,
           f"config section {section!r} is not read by loop {loop_name!r} (it reads "
           f"{sorted(loop_sections) or 'only the common sections'}); set loop= to the loop "
           f"this config is for, or remove the section")
+
+
+def fields(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+  """``section.field=value`` for every field of ``config``, sections flattened (what
+  ``--config.<section>.<field>=<value>`` sets)."""
+  lines = []
+  for name, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      lines += fields(value, f"{prefix}{name}.")
+    else:
+      lines.append(f"{prefix}{name}={_plain(value)!r}")
+  return lines
+
+
+def _plain(value: Any) -> Any:
+  """``value`` with the ConfigDicts in it (e.g. in a tuple of stages) as dicts."""
+  if isinstance(value, ml_collections.ConfigDict):
+    return value.to_dict()
+  if isinstance(value, (list, tuple)):
+    return type(value)(map(_plain, value))
+  return value
+
+
+def find_path(path: str) -> str:
+  """``path`` if it is absolute or exists from the working directory; else the same
+  relative path in REPOSITORY if it exists there; else ``path`` unchanged."""
+  if os.path.isabs(path) or os.path.exists(path):
+    return path
+  in_repository = os.path.join(REPOSITORY, path)
+  return in_repository if os.path.exists(in_repository) else path

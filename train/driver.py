@@ -85,7 +85,10 @@ def check(config: ml_collections.ConfigDict, num_devices: int
         f"{train.grad_accum_steps}")
   init = config.get("init_checkpoint", "")
   if init and not os.path.isdir(init):
-    raise FileNotFoundError(f"init_checkpoint={init}: no such directory")
+    where = "" if os.path.isabs(init) else f" in {os.getcwd()}"
+    raise FileNotFoundError(f"init_checkpoint={init}: no such directory{where}; train that "
+                            "run first or pass --config.init_checkpoint=<a run's workdir or a "
+                            "Hugging Face directory>")
   return loop, model_cfg
 
 
@@ -148,10 +151,8 @@ def build(config: ml_collections.ConfigDict, mesh, tokenizer: tokenizer_lib.Toke
 
 def load_tokenizer(config: ml_collections.ConfigDict, model_cfg: ModelConfig):
   tokenizer = tokenizer_lib.load_tokenizer(config.data.tokenizer_path)
-  if tokenizer.vocab_size > model_cfg.vocab_size:
-    raise config_lib.ConfigError(
-        f"data.tokenizer_path={config.data.tokenizer_path} has {tokenizer.vocab_size} ids "
-        f"but model.vocab_size={model_cfg.vocab_size}")
+  config_lib.check_vocabulary(f"data.tokenizer_path={config.data.tokenizer_path}",
+                              tokenizer.vocab_size, "model.vocab_size", model_cfg.vocab_size)
   return tokenizer
 
 
@@ -234,19 +235,51 @@ class _Signals:
       signal.signal(number, handler)
 
 
+def config_record(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The run config as ``config.json`` records it (which adds the resolved model)."""
+  return json.loads(config.to_json_best_effort())
+
+
+def finished_summary(config: ml_collections.ConfigDict, workdir: str
+                     ) -> Optional[dict[str, Any]]:
+  """The summary of ``config``'s run in ``workdir`` if it finished: ``config.json``
+  records this config, and ``summary.json`` and a checkpoint are at ``train.steps``;
+  else None."""
+  directory = workdir_lib.Workdir(workdir)
+  steps = config.train.steps
+  config_path, summary_path = directory.path("config.json"), directory.path("summary.json")
+  if not (os.path.exists(config_path) and os.path.exists(summary_path)
+          and os.path.isdir(directory.path("checkpoints", str(steps)))):
+    return None
+  with open(config_path, encoding="utf-8") as f:
+    recorded = json.load(f)
+  with open(summary_path, encoding="utf-8") as f:
+    summary = json.load(f)
+  recorded = {k: v for k, v in recorded.items() if k not in ("model_resolved", "num_params")}
+  return summary if recorded == config_record(config) and summary.get("step") == steps else None
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs ``config.loop`` to ``train.steps`` steps in ``workdir`` (resuming if it has
-  checkpoints); returns the summary also written to ``workdir/summary.json``.
+  checkpoints); returns the summary also written to ``workdir/summary.json``, with the
+  final state under 'state'. Rerun with the same config after it finished
+  (``finished_summary``), it does nothing and returns that summary (no 'state').
 
   Raises ConfigError / ValueError / FileNotFoundError for bad input (before anything is
-  written), WorkdirError, CheckpointMismatchError, NonFiniteError; Preempted after a
-  SIGTERM save.
+  written), WorkdirError, CheckpointMismatchError, NonFiniteError (a non-finite step or
+  evaluation figure); Preempted after a SIGTERM save.
   """
   started = time.time()
   primary = jax.process_index() == 0
   report = (lambda message: print(message, flush=True)) if primary else (lambda message: None)
   name = loop_name(config)
   _, model_cfg = check(config, jax.device_count())
+  finished = finished_summary(config, workdir)
+  if finished is not None:
+    report(f"{name}: finished already (step {config.train.steps} of {config.train.steps}); "
+           f"its summary is {os.path.join(os.path.abspath(workdir), 'summary.json')}; a "
+           "larger --config.train.steps trains on")
+    return finished
   tokenizer = load_tokenizer(config, model_cfg)
   built = build(config, sharding.make_mesh(config.mesh), tokenizer)
   ctx = built.ctx
@@ -275,7 +308,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       for kind in ("metrics", "eval"):
         metrics_lib.keep_records_up_to(directory.path(f"{kind}.jsonl"), start_step)
       workdir_lib.write_json(directory.path("config.json"), {
-          **json.loads(config.to_json_best_effort()),
+          **config_record(config),
           "model_resolved": dataclasses.asdict(model_cfg), "num_params": params_count})
     report(f"{name}: {params_count:,} parameters, mesh {dict(ctx.mesh.shape)}, "
            f"{sharding.bytes_per_device(built.abstract_state, built.state_shardings):,} "
@@ -316,7 +349,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     if not evaluated_last_step and (evaluator.text or evaluator.records):
       eval_metrics = evaluator(state.params, config.train.steps)
       logger.write(config.train.steps, eval_metrics, kind="eval")
-    samples = sample_continuations(ctx, state.params, config.sample)
+    samples = sample_continuations(ctx, state.params, config.sample,
+                                   built.loop.prompt_format(ctx))
     for prompt, continuation in samples:
       report(f"sample: {prompt!r} → {continuation!r}")
     summary = {"loop": name, "step": int(state.step), "num_params": params_count,
@@ -334,17 +368,20 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     directory.close()
 
 
-def sample_continuations(ctx: Context, params, section) -> list[tuple[str, str]]:
-  """Continuations of ``section.prompts`` (greedy at temperature 0), a collective; every
-  process gets all of them."""
+def sample_continuations(ctx: Context, params, section, prompt_format: loops.PromptFormat
+                         ) -> list[tuple[str, str]]:
+  """Continuations of ``section.prompts`` (greedy at temperature 0), each prompt
+  rendered by ``prompt_format`` (the loop's, e.g. a chat user turn) and stopped at its
+  stop tokens; (prompt as written, continuation) pairs. A collective; every process gets
+  all of them."""
   prompts = list(section.prompts)
   if not prompts:
     return []
   sampling = generate_lib.SamplingConfig(
       max_new_tokens=section.max_new_tokens, temperature=section.temperature,
-      pad_id=ctx.tokenizer.pad_id, stop_tokens=(ctx.tokenizer.eos_id,))
-  rows = generation.generate_rows(ctx, params, [ctx.tokenizer.encode(p) for p in prompts],
-                                  jax.random.PRNGKey(section.seed), sampling=sampling,
-                                  all_rows=True)
+      pad_id=ctx.tokenizer.pad_id, stop_tokens=prompt_format.stop_tokens(ctx.tokenizer))
+  prompt_ids = [prompt_format.prompt_ids({"question": p}, ctx.tokenizer) for p in prompts]
+  rows = generation.generate_rows(ctx, params, prompt_ids, jax.random.PRNGKey(section.seed),
+                                  sampling=sampling, all_rows=True)
   texts = [ctx.tokenizer.decode(ids.tolist()) for ids in rows.completions()]
   return list(zip(prompts, texts))

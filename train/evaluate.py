@@ -5,6 +5,8 @@ standalone on any checkpoint, ours or a Hugging Face directory::
 
   python -m train.evaluate --config=configs/<experiment>.py --checkpoint=<dir> [--output=<dir>]
 
+(``--print_config`` lists the config's fields, what ``--config.<section>.<field>=`` sets.)
+
 The ``eval`` section of a run config:
 
   every_steps     evaluate every this many steps (0: only at the end of the run)
@@ -31,6 +33,12 @@ right samples: pass@1 at ``temperature``), ``length`` (mean completion tokens,
 greedy) and ``correct_length`` (the same over correct completions); with records that
 have a ``kind``, ``pass@1/<kind>`` per kind. Answers are
 extracted and checked by ``data.answers``, as the RL rewards are.
+
+Evaluation refuses what it cannot do: a tokenizer with ids the model cannot embed (a
+Hugging Face directory is evaluated with its own ``tokenizer.json`` if it has one, else
+with ``data.tokenizer_path``) stops before anything runs, and a figure that comes out
+NaN or infinite stops with one line naming it and the step (``NonFiniteError``; during a
+run, the run stops) instead of being recorded.
 """
 
 from __future__ import annotations
@@ -68,6 +76,7 @@ from train import metrics as metrics_lib
 from train import sharding
 from train import workdir as workdir_lib
 from train import xla_flags
+from train.errors import NonFiniteError
 from train.loops import Context
 
 
@@ -210,6 +219,7 @@ class Evaluator:
            for name, rows in self.text.items()}
     if self.records:
       out.update(self._accuracy(params, step))
+    check_finite(out, step)
     return out
 
   def _sampling(self, temperature: float) -> generate_lib.SamplingConfig:
@@ -274,7 +284,34 @@ class Evaluator:
     return out
 
 
+def check_finite(figures: Mapping[str, float], step: int) -> None:
+  """NonFiniteError naming the first figure that is NaN or infinite."""
+  for name, value in figures.items():
+    if not math.isfinite(value):
+      raise NonFiniteError(f"step {step}: evaluation figure {name} is {value}")
+
+
 # ------------------------------------------------------------------- the command line
+
+
+def model_and_tokenizer(config, checkpoint: str):
+  """(model config, tokenizer) to evaluate ``checkpoint`` with: a Hugging Face
+  directory's model with its own ``tokenizer.json`` if it has one, else the config's
+  model and ``data.tokenizer_path``. ConfigError if the tokenizer has ids the model
+  cannot embed."""
+  tokenizer_path = config.data.tokenizer_path
+  tokenizer_named = f"data.tokenizer_path={tokenizer_path}"
+  if checkpoint_lib.is_hf_directory(checkpoint):
+    model_cfg = hf.config_from_hf(hf.read_config(checkpoint))
+    vocab_named = f"{os.path.join(checkpoint, 'config.json')} vocab_size"
+    if os.path.exists(own_tokenizer := os.path.join(checkpoint, "tokenizer.json")):
+      tokenizer_path = tokenizer_named = own_tokenizer
+  else:
+    model_cfg, vocab_named = run_config.model_config(config.model), "model.vocab_size"
+  tokenizer = tokenizer_lib.load_tokenizer(tokenizer_path)
+  run_config.check_vocabulary(tokenizer_named, tokenizer.vocab_size, vocab_named,
+                              model_cfg.vocab_size)
+  return model_cfg, tokenizer
 
 
 def evaluate_checkpoint(config, checkpoint: str, output: Optional[str] = None
@@ -289,14 +326,7 @@ def evaluate_checkpoint(config, checkpoint: str, output: Optional[str] = None
     raise ValueError(f"--checkpoint={checkpoint} is a Hugging Face directory: give "
                      "--output=<dir> for eval.jsonl")
   output = output or checkpoint
-  if hf_directory:
-    model_cfg = hf.config_from_hf(hf.read_config(checkpoint))
-    tokenizer_json = os.path.join(checkpoint, "tokenizer.json")
-    tokenizer = tokenizer_lib.load_tokenizer(
-        tokenizer_json if os.path.exists(tokenizer_json) else config.data.tokenizer_path)
-  else:
-    model_cfg = run_config.model_config(config.model)
-    tokenizer = tokenizer_lib.load_tokenizer(config.data.tokenizer_path)
+  model_cfg, tokenizer = model_and_tokenizer(config, checkpoint)
   run_config.check_ranges(config, run_config.RANGES)
   mesh = sharding.make_mesh(config.mesh)
   ctx = Context(config=config, model_cfg=model_cfg, tokenizer=tokenizer, mesh=mesh,
@@ -320,6 +350,7 @@ def evaluate_checkpoint(config, checkpoint: str, output: Optional[str] = None
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  xla_flags.apply()  # before anything starts a JAX backend
   cli.quiet_library_logging()
   with cli.errors_as_one_line():
     evaluate_checkpoint(_CONFIG.value, _CHECKPOINT.value, _OUTPUT.value)
@@ -327,13 +358,13 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
   _CONFIG = config_flags.DEFINE_config_file(
-      "config", None, "Run config whose eval (and model, data) sections to use.",
-      lock_config=True)
+      "config", None, "Run config whose eval (and model, data) sections to use; "
+      "--print_config lists its fields.", lock_config=True)
   _CHECKPOINT = flags.DEFINE_string("checkpoint", None,
                                     "A run's workdir or a Hugging Face directory.")
   _OUTPUT = flags.DEFINE_string("output", None, "Where eval.jsonl goes (default: the "
                                 "run's workdir).")
-  flags.mark_flags_as_required(["config", "checkpoint"])
+  flags.adopt_module_key_flags(cli)  # --print_config in --help
   app.run(main, flags_parser=cli.flags_parser(
       "python -m train.evaluate --config=configs/<name>.py --checkpoint=<dir> "
-      "[--output=<dir>]"))
+      "[--output=<dir>]", required=("config", "checkpoint")))

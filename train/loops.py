@@ -4,9 +4,10 @@
 returns its ``LOOP``. A loop is a ``Loop``: its state type and the extra weights that
 state carries (teacher, reference, EMA), a step builder (the pure ``step(state, batch)
 -> (state, metrics)`` the driver jits with shardings), a batch source (host-side, with a
-checkpointable state) and the abstract batch the step takes (for ahead-of-time
-compilation). Everything else (mesh, shardings, state, checkpoints, logging,
-evaluation) is the driver's (``train/driver.py``), written once for every loop.
+checkpointable state), the abstract batch the step takes (for ahead-of-time
+compilation) and how its model is prompted (``PromptFormat``). Everything else (mesh,
+shardings, state, checkpoints, logging, evaluation) is the driver's
+(``train/driver.py``), written once for every loop.
 
 A new loop is a module defining ``LOOP = Loop(...)`` plus one line in ``LOOP_MODULES``.
 ``train/`` finds the loops in ``rl/`` by module path, so it never imports them
@@ -27,6 +28,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from data import prompts as prompts_lib
 from data import tokenizer as tokenizer_lib
 from model.config import ModelConfig
 from train import sharding
@@ -106,7 +108,7 @@ class BatchSource(Protocol):
   the batch for ``step`` as numpy arrays (GRPO generates them with ``state.params``).
   ``get_state`` / ``set_state`` (bytes) are saved with every checkpoint (one file per
   process), so the batch after a resume is the batch an uninterrupted run would see.
-  ``progress()`` gives what the log line shows (stage, tokens seen per source).
+  ``progress()`` gives what the log line shows (data stage, tokens seen per source).
   """
 
   def __call__(self, state: TrainState, step: int) -> dict[str, np.ndarray]: ...
@@ -151,9 +153,12 @@ class IteratorBatches:
     pass
 
   def progress(self) -> dict[str, Any]:
+    """Tokens seen per source and, when the data schedule has several stages, the
+    current one's name ('data_stage')."""
     out = {}
-    if (stage := getattr(self.iterator, "stage", None)) is not None:
-      out["stage"] = stage
+    stage = getattr(self.iterator, "stage", None)
+    if stage is not None and getattr(self.iterator, "num_stages", 1) > 1:
+      out["data_stage"] = stage
     for name, count in getattr(self.iterator, "tokens_seen", {}).items():
       out[f"tokens_seen/{name}"] = count
     return out
@@ -176,9 +181,34 @@ class StepSeededBatches:
     return {}
 
 
+@dataclasses.dataclass(frozen=True)
+class PromptFormat:
+  """How a loop's model is asked: a ``data/prompts.py`` template ('text', 'chat',
+  'crossthink') with its reasoning toggle ('on', 'off', ''), or template '' for text the
+  model continues as it is."""
+  template: str = ""
+  thinking: str = ""
+
+  def prompt_ids(self, record: Mapping, tokenizer: tokenizer_lib.Tokenizer) -> list[int]:
+    """Token ids of the prompt of a record ({'question': ...[, 'kind', 'options']})."""
+    if not self.template:
+      return tokenizer.encode(record["question"])
+    return prompts_lib.prompt_ids(record, tokenizer, template=self.template,
+                                  thinking=self.thinking)
+
+  def stop_tokens(self, tokenizer: tokenizer_lib.Tokenizer) -> tuple[int, ...]:
+    """The ids that end a completion: eos for text, also the end of turn for chat."""
+    return prompts_lib.stop_token_ids(tokenizer, self.template or "text")
+
+
 def _no_extra_weights(ctx: Context) -> dict[str, ExtraWeights]:
   del ctx
   return {}
+
+
+def _plain_text(ctx: Context) -> PromptFormat:
+  del ctx
+  return PromptFormat()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,6 +223,8 @@ class Loop:
   extra_weights(ctx): field name → ``ExtraWeights`` (only the sets this run uses).
   sections: run-config sections the loop reads beyond the common ones.
   ranges: allowed values of the numbers in those sections ('section.field' → Range).
+  prompt_format(ctx): how the run's model is prompted (the samples printed at the end
+    of a run): plain text to continue unless the loop trains on templated prompts.
   """
   make_step: Callable[[Context], StepFn]
   make_batches: Callable[[Context], BatchSource]
@@ -201,6 +233,7 @@ class Loop:
   extra_weights: Callable[[Context], dict[str, ExtraWeights]] = _no_extra_weights
   sections: tuple[str, ...] = ()
   ranges: Mapping[str, Range] = dataclasses.field(default_factory=dict)
+  prompt_format: Callable[[Context], PromptFormat] = _plain_text
 
 
 def get(name: str) -> Loop:

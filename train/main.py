@@ -8,7 +8,16 @@ r"""The one command line for every loop.
 Rerunning the same command resumes from the newest intact checkpoint. A mistyped
 override, a value out of range or a missing file stops the run before anything is
 compiled or written; every failure ends with one ``error:`` line and a non-zero exit
-(SIGTERM: a checkpoint, then exit 0). For multi-process runs see train/README.md.
+(SIGTERM: a checkpoint, then exit 0); a finished run (its last checkpoint and
+``summary.json``) says so and does nothing. For multi-process runs see train/README.md.
+
+A config's fields, what ``--config.<section>.<field>=<value>`` can set, with their
+values:
+
+  python -m train.main --config=configs/<experiment>.py --print_config
+
+Config paths are taken from the working directory, else from the repository, so
+``--config=configs/<experiment>.py`` works from any directory.
 """
 
 from __future__ import annotations
@@ -24,14 +33,15 @@ from train import distributed
 from train import driver
 from train import xla_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Run config file (configs/*.py).",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Run config file (configs/*.py); --print_config lists its fields.",
+    lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and logs.")
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "host:port of process 0, for multi-process runs.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.adopt_module_key_flags(cli)  # --print_config in --help
 
 
 def main(argv: list[str]) -> None:
@@ -50,4 +60,4 @@ def main(argv: list[str]) -> None:
 if __name__ == "__main__":
   app.run(main, flags_parser=cli.flags_parser(
       "python -m train.main --config=configs/<name>.py --workdir=<dir> "
-      "[--config.<section>.<field>=<value> ...]"))
+      "[--config.<section>.<field>=<value> ...]", required=("config", "workdir")))

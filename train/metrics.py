@@ -150,12 +150,18 @@ def plain(value: Any) -> Any:
   return value.item() if hasattr(value, "item") else float(value)
 
 
-# Shown when present, in this order: the loops' headline metrics, then speed.
-_CONSOLE_FORMATS = (("loss", "loss {:.4f}"), ("learning_rate", "lr {:.2e}"),
-                    ("grad_norm", "grad_norm {:.3f}"), ("reward_mean", "reward {:.4f}"),
-                    ("kl", "kl {:.4f}"), ("accuracy", "acc {:.3f}"),
-                    ("tokens_per_s", "tok/s {:,.0f}"), ("mfu", "mfu {:.1%}"),
-                    ("step_time_s", "{:.3f} s/step"), ("stage", "stage {}"))
+# Shown when present, in this order: the loops' headline metrics (the RL loops': reward,
+# share of completions cut at the token budget, their mean length, clipped share of the
+# ratio, KL), then speed and the data schedule's stage. Three significant digits, so a
+# tiny value reads 2.08e-06, not 0.0000.
+_CONSOLE_FORMATS = (("loss", "loss {:.3g}"), ("learning_rate", "lr {:.2e}"),
+                    ("grad_norm", "grad_norm {:.3g}"), ("reward_mean", "reward {:.3g}"),
+                    ("truncated", "truncated {:.3g}"),
+                    ("completion_length", "completion_length {:.1f}"),
+                    ("clip_fraction", "clip_fraction {:.3g}"), ("kl", "kl {:.3g}"),
+                    ("accuracy", "acc {:.3g}"), ("tokens_per_s", "tok/s {:,.0f}"),
+                    ("mfu", "mfu {:.1%}"), ("step_time_s", "{:.3g} s/step"),
+                    ("data_stage", "data_stage {}"))
 
 
 def format_line(step: int, total_steps: int, record: Mapping[str, Any], *,

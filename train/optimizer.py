@@ -29,8 +29,10 @@ def learning_rate_schedule(config, total_steps: int) -> optax.Schedule:
   if config.schedule not in SCHEDULES:
     raise ValueError(f"optimizer.schedule={config.schedule!r}: must be one of {SCHEDULES}")
   if warmup >= total_steps and config.schedule != "constant":
-    raise ValueError(f"optimizer.warmup_steps={warmup} must be below the {total_steps} "
-                     "training steps")
+    raise ValueError(f"optimizer.warmup_steps={warmup} must be below train.steps="
+                     f"{total_steps}: add --config.optimizer.warmup_steps="
+                     f"{total_steps // 10} (a tenth of the run) or another value below "
+                     f"{total_steps}")
   warmup_fn = optax.linear_schedule(0.0, peak, max(warmup, 1))
   if config.schedule == "constant":
     return optax.join_schedules([warmup_fn, optax.constant_schedule(peak)], [warmup])

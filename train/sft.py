@@ -37,7 +37,7 @@ from data import sources
 from data import tokenizer as tokenizer_lib
 from train import config as config_lib
 from train import pretrain
-from train.loops import Context, IteratorBatches, Loop
+from train.loops import Context, IteratorBatches, Loop, PromptFormat
 
 TOGGLES = ("pair", "on", "off", "none")
 
@@ -147,6 +147,14 @@ def make_batches(ctx: Context) -> IteratorBatches:
   return IteratorBatches(iterator, rows=rows)
 
 
+def prompt_format(ctx: Context) -> PromptFormat:
+  """A user turn of the chat template, with the reasoning toggle the run evaluates with
+  (``eval.thinking``): which system prompts SFT trained on depends on the records
+  (toggle 'pair' gives both, question/answer records none)."""
+  return PromptFormat("chat", ctx.config.eval.thinking)
+
+
 LOOP = Loop(make_step=pretrain.make_lm_step, make_batches=make_batches,
             abstract_batch=pretrain.abstract_lm_batch, sections=("sft",),
-            ranges={"sft.num_packing_bins": config_lib.POSITIVE_INT})
+            ranges={"sft.num_packing_bins": config_lib.POSITIVE_INT},
+            prompt_format=prompt_format)

@@ -23,7 +23,6 @@ steps, plus what the stages it starts from saw.
 from __future__ import annotations
 
 import copy
-import json
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, Optional
@@ -83,15 +82,6 @@ def resolve(stages: Mapping[str, Any], name: str, root: str, *, seed: int, fast:
   return run
 
 
-def _finished_summary(workdir: str, steps: int) -> Optional[dict]:
-  path = os.path.join(workdir, "summary.json")
-  if not os.path.exists(path):
-    return None
-  with open(path, encoding="utf-8") as f:
-    summary = json.load(f)
-  return summary if summary.get("step") == steps else None
-
-
 def run_pipeline(stages: Mapping[str, Any], evals: Mapping[str, ml_collections.ConfigDict],
                  root: str, *, seed: int, fast: bool,
                  report: Callable[[str], None] = print) -> dict[str, dict]:
@@ -105,11 +95,11 @@ def run_pipeline(stages: Mapping[str, Any], evals: Mapping[str, ml_collections.C
   for name in order:
     run = resolve(stages, name, root, seed=seed, fast=fast, eval_section=evals.get(name))
     workdir = os.path.join(root, name)
-    summary = _finished_summary(workdir, run.train.steps)
+    summary = driver.finished_summary(run, workdir)
     if summary is None:
       report(f"stage {name} ({driver.loop_name(run)}, {run.train.steps} steps, seed {seed}) in {workdir}")
       summary = driver.run(run, workdir)
-      summary.pop("state")
+      summary.pop("state", None)
     after = stages[name].after
     tokens[name] = stage_tokens(run) + (tokens[after] if after else 0)
     summaries[name] = {**summary, "tokens_seen": tokens[name]}
