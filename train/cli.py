@@ -50,6 +50,8 @@ def flags_parser(usage: str, required: Sequence[str] = ()
   and exits (then only ``--config`` is required)."""
   def parse(argv: list[str]) -> list[str]:
     argv = _parse_or_exit(_with_config_file_found(argv), usage)
+    if _PRINT_CONFIG.value and "config" not in flags.FLAGS:
+      sys.exit(f"error: --print_config needs a command that takes --config\nusage: {usage}")
     needed = ("config",) if _PRINT_CONFIG.value else required
     missing = [name for name in needed if flags.FLAGS[name].value is None]
     if missing:

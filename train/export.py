@@ -93,7 +93,6 @@ if __name__ == "__main__":
   _ARCHITECTURE = flags.DEFINE_enum(
       "architecture", None, sorted(hf.ARCHITECTURES),
       "The transformers class (default: the model family's).")
-  flags.mark_flags_as_required(["workdir", "output"])
   app.run(main, flags_parser=cli.flags_parser(
       "python -m train.export --workdir=<run dir> [--step=N] --output=<dir> "
-      "[--architecture=<transformers class>]"))
+      "[--architecture=<transformers class>]", required=("workdir", "output")))
