@@ -21,7 +21,7 @@ GPU: tokens/s and MFU of llama_1b and hybrid_125m at seq 4096 on one device:
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import time
 from typing import Callable
 
@@ -34,12 +34,10 @@ from absl import flags
 from configs import base
 from model import config as mcfg
 from model import lm
-from train import loss as loss_lib
+from train import config as run_config
+from train import driver
 from train import metrics as metrics_lib
-from train import optimizer as optimizer_lib
 from train import sharding
-from train import state as state_lib
-from train import step as step_lib
 from train import xla_flags
 
 xla_flags.apply()  # before the first JAX computation starts the CPU backend
@@ -65,27 +63,30 @@ def optimizer_config() -> ml_collections.ConfigDict:
   return config
 
 
+def pretrain_config(cfg: mcfg.ModelConfig, batch: int, seq_len: int
+                    ) -> ml_collections.ConfigDict:
+  """A pretraining run of ``cfg``: no z-loss (torch's loss has none), constant lr."""
+  config = base.get_config()
+  config.model = run_config.model_section("tiny", **dataclasses.asdict(cfg))
+  config.optimizer = optimizer_config()
+  config.train.update(steps=1000, global_batch_size=batch, seq_len=seq_len, z_loss=0.0)
+  return config
+
+
 def jax_step(cfg: mcfg.ModelConfig, batch: int, seq_len: int) -> Callable[[], None]:
-  """One call = one step of our jitted train step on one device, waited for (compiled)."""
-  optimizer, schedule = optimizer_lib.make_optimizer(optimizer_config(), 1000)
-  mesh = sharding.make_mesh({"data": 1, "fsdp": 1, "tensor": 1}, jax.devices()[:1])
-  rules = base.LOGICAL_AXIS_RULES
-  abstract = state_lib.abstract_state(cfg, optimizer)
-  state_shardings = state_lib.state_shardings(
-      abstract, sharding.param_shardings(cfg, mesh, rules), optimizer, mesh)
-  batch_sharding = sharding.batch_sharding(mesh, rules)
-  init = functools.partial(state_lib.init_state, cfg=cfg, optimizer=optimizer)
-  state = jax.jit(init, out_shardings=state_shardings)(jax.random.PRNGKey(0))
-  train_step = step_lib.jit_step(
-      step_lib.make_train_step(loss_lib.make_lm_loss(cfg), optimizer,
-                               learning_rate_fn=schedule),
-      state_shardings, batch_sharding, sharding.replicated(mesh))
+  """One call = one step of the driver's jitted pretraining step on one device, waited
+  for (compiled)."""
+  config = pretrain_config(cfg, batch, seq_len)
+  built = driver.build(config, sharding.make_mesh(config.mesh, jax.devices()[:1]),
+                       tokenizer=None)   # the step reads no text
+  state = driver.initial_state(built, report=print)
+  train_step = built.jit_step(built.loop.abstract_batch(built.ctx))
   tokens = np.random.default_rng(0).integers(0, cfg.vocab_size, (batch, seq_len + 1))
-  batch_arrays = sharding.global_batch({
+  batch_arrays = built.ctx.to_global({
       "tokens": tokens[:, :-1].astype(np.int32), "targets": tokens[:, 1:].astype(np.int32),
       "segment_ids": np.ones((batch, seq_len), np.int32),
       "positions": np.tile(np.arange(seq_len, dtype=np.int32), (batch, 1)),
-      "loss_mask": np.ones((batch, seq_len), np.float32)}, batch_sharding)
+      "loss_mask": np.ones((batch, seq_len), np.float32)}, num_rows=batch)
   holder = [state]
 
   def step():

@@ -23,10 +23,12 @@ would read them as products of one-letter symbols.
 Math-Verify limits its time with SIGALRM, which only the main thread may use. On the
 main thread each parse and comparison gets ``TIMEOUT_SECONDS``; from any other thread
 the check runs in that thread's worker process (``python -c``, so no ``__main__`` is
-re-imported) that is killed past ``WORKER_TIMEOUT_SECONDS`` and restarted.
+re-imported) that is killed past ``WORKER_TIMEOUT_SECONDS`` and restarted. A worker that
+cannot start (e.g. Math-Verify does not import there) raises ``CheckerError`` with its
+stderr: no verdict is made up for it.
 
-Checking is most of a small RL or evaluation run's time on a CPU (sympy, ~5-25 ms per
-check of a wrong answer), while the accelerator or XLA's threads wait. ``map_checks``
+Checking is most of a small RL or evaluation run's time on a CPU (sympy on every wrong
+answer, bench/RESULTS.md), while the accelerator or XLA's threads wait. ``map_checks``
 runs a batch of checks on ``CHECK_THREADS`` threads, each with its own worker process,
 so they use every core; the verdicts are those of a check on the main thread, and
 each distinct (gold, prediction) pair is checked once per process.
@@ -42,6 +44,7 @@ import select
 import string
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
@@ -55,6 +58,7 @@ END_OF_TURN_MARKERS = (tokenizer_lib.END_OF_TURN, "</s>", "<eos>", "<|eot_id|>",
                        "<|im_end|>", "<|endoftext|>", "<|end_of_text|>")
 TIMEOUT_SECONDS = 2           # per Math-Verify parse and per comparison (signal.alarm)
 WORKER_TIMEOUT_SECONDS = 10   # one whole check off the main thread
+WORKER_START_SECONDS = 120    # a worker's start: Python, Math-Verify, sympy, the grammar
 MAX_ANSWER_CHARS = 500        # longer answers only get the exact-string comparison
 CHECK_THREADS = max(1, min(8, os.cpu_count() or 1))   # map_checks' threads (and workers)
 
@@ -128,7 +132,7 @@ def _strip_math(answer: str) -> str:
 
 def _is_prose(answer: str) -> bool:
   """Four words in a row outside ``\\text{}``: no formula (Math-Verify's LaTeX parser
-  would take ~30 ms to read it as a product of one-letter symbols)."""
+  would take long to read it as a product of one-letter symbols, bench/RESULTS.md)."""
   return _PROSE.search(_TEXT_COMMAND.sub(" ", answer)) is not None
 
 
@@ -143,8 +147,9 @@ def _words(answer: str) -> Optional[str]:
 
 @functools.cache
 def _math_verify():
-  """Math-Verify, imported on the first check: with sympy and the LaTeX grammar it takes
-  ~0.7 s, which runs that never check an answer (pretraining, SFT) need not pay."""
+  """Math-Verify, imported on the first check: with sympy and the LaTeX grammar its import
+  takes long (bench/RESULTS.md), which runs that never check an answer (pretraining, SFT)
+  need not pay."""
   import math_verify  # pylint: disable=g-import-not-at-top
   return math_verify
 
@@ -168,25 +173,47 @@ def _verify_here(gold: str, prediction: str) -> bool:
                             timeout_seconds=TIMEOUT_SECONDS)
 
 
+class CheckerError(ChildProcessError):
+  """A Math-Verify worker process did not start; the message has its stderr."""
+
+
 def serve_checks() -> None:
-  """The worker's loop: a JSON ``[gold, prediction]`` per stdin line, ``true``/``false``
-  per stdout line."""
+  """The worker's loop: ``ready`` once Math-Verify is imported, then a JSON ``[gold,
+  prediction]`` per stdin line, ``true``/``false`` per stdout line."""
+  _math_verify()
+  print(_READY, flush=True)
   for line in sys.stdin:
     print(json.dumps(_verify_here(*json.loads(line))), flush=True)
 
 
 _WORKER_COMMAND = "from data import answers; answers.serve_checks()"
+_READY = "ready"
 _thread = threading.local()   # .worker: this thread's worker process
 _pool: Optional[futures.ThreadPoolExecutor] = None
 _T, _R = TypeVar("_T"), TypeVar("_R")
 
 
 def _start_worker() -> subprocess.Popen:
+  """A worker that said it is ready; CheckerError with its stderr if it did not."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-  return subprocess.Popen([sys.executable, "-c", _WORKER_COMMAND], text=True,
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=path))
+  command = [sys.executable, "-c", _WORKER_COMMAND]
+  with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as stderr:
+    worker = subprocess.Popen(command, text=True, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=stderr,
+                              env=dict(os.environ, PYTHONPATH=path))
+    ready, _, _ = select.select([worker.stdout], [], [], WORKER_START_SECONDS)
+    greeting = worker.stdout.readline() if ready else ""
+    if greeting.strip() == _READY:
+      return worker
+    worker.kill()
+    returncode = worker.wait()
+    stderr.seek(0)
+    said = [line.strip() for line in stderr if line.strip()][-3:]
+  why = (f"no reply in {WORKER_START_SECONDS} s" if not ready else
+         f"it printed {greeting.strip()!r}" if greeting else f"exit code {returncode}")
+  raise CheckerError(f"the answer checker's worker process ({' '.join(command)}) did not "
+                     f"start ({why}); its stderr ends: {' / '.join(said) or '(nothing)'}")
 
 
 def _verify_in_worker(gold: str, prediction: str) -> bool:
@@ -246,7 +273,8 @@ def math_equal(prediction: str, reference: str) -> bool:
 def _verified(gold: str, prediction: str) -> bool:
   """Math-Verify's verdict, kept for the run: the G samples of a prompt and every
   evaluation of the same prompts repeat pairs (4,089 distinct pairs in the 7,118 checks
-  of the fast ``rlp`` claim). A check that timed out stays False."""
+  of the fast ``rlp`` claim). A check that timed out stays False; a worker that did not
+  start raises CheckerError, which is kept as no verdict."""
   if threading.current_thread() is threading.main_thread():
     return _verify_here(gold, prediction)
   return _verify_in_worker(gold, prediction)

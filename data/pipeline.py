@@ -55,9 +55,9 @@ def read_in_order(dataset: grain.MapDataset, read_threads: int = 0) -> grain.Ite
 
   Not grain's default of 16 threads with 500 elements in flight: on a few cores their
   bookkeeping costs more than the tokenization they overlap (the claims' batches of short
-  documents: 86 -> 19 ms on 2 cores, bench/RESULTS.md). Threads pay where looking an
-  element up is slow C++ (grain's index shuffle of a short list, as in train/sft.py). The
-  order and the iterator state do not depend on them.
+  documents, bench/RESULTS.md). Threads pay where looking an element up is slow C++
+  (grain's index shuffle of a short list, as in train/sft.py). The order and the iterator
+  state do not depend on them.
   """
   if read_threads < 0:
     raise ValueError(f"data.read_threads={read_threads}: must be >= 0")

@@ -71,10 +71,14 @@ class SentencePieceTokenizer:
       raise FileNotFoundError(f"sentencepiece model not found: {path}")
     with open(path, "rb") as f:
       model_proto = f.read()
+    if not model_proto:  # sentencepiece takes no bytes for no model, and fails later
+      raise ValueError(f"{path}: not a sentencepiece model (the file is empty)")
     try:
       return cls(model_proto)
-    except RuntimeError as e:  # sentencepiece's parse failure
-      raise ValueError(f"{path}: not a sentencepiece model ({' '.join(str(e).split())})") from None
+    except RuntimeError:  # sentencepiece's parse failure, in its C++ source's words
+      raise ValueError(f"{path}: not a sentencepiece model (sentencepiece cannot read its "
+                       f"{len(model_proto)} bytes: a truncated file, or another kind of "
+                       "file?)") from None
 
   def save(self, path: str) -> None:
     with open(path, "wb") as f:
@@ -256,8 +260,11 @@ def _read_tokenizer_config(directory: str) -> dict:
   path = os.path.join(directory, "tokenizer_config.json")
   if not os.path.exists(path):
     return {}
-  with open(path, encoding="utf-8") as f:
-    config = json.load(f)
+  try:
+    with open(path, encoding="utf-8") as f:
+      config = json.load(f)
+  except ValueError as e:  # invalid JSON or UTF-8
+    raise ValueError(f"{path}: not a tokenizer config: not JSON ({e})") from None
   if not isinstance(config, dict):
     raise ValueError(f"{path}: want a JSON object, got {type(config).__name__}")
   return config
@@ -308,7 +315,11 @@ class HuggingFaceTokenizer:
     if not os.path.exists(path):
       raise FileNotFoundError(f"tokenizer.json not found: {path}")
     self._path = path
-    self._tokenizer = tokenizers.Tokenizer.from_file(path)
+    try:
+      self._tokenizer = tokenizers.Tokenizer.from_file(path)
+    except Exception as e:  # tokenizers raises Exception for any file it cannot read
+      raise ValueError(f"{path}: not a Hugging Face tokenizer.json (tokenizers cannot "
+                       f"read it: {e})") from None
     directory = os.path.dirname(os.path.abspath(path))
     config = _read_tokenizer_config(directory)
     self._chat_template = _chat_template(config, directory)

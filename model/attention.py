@@ -66,7 +66,7 @@ def _single_query_attention(q, k, v, visible):
 
   The scores are an elementwise product reduced over e instead of b·k batched matmuls
   of g rows each, which XLA:CPU runs at several times their FLOP cost; the product
-  fuses into one reduction loop (1.22x on a batch-16 decode step, bench/RESULTS.md).
+  fuses into one reduction loop (bench/RESULTS.md).
   The output stays a batched matmul: as a product reduced over s it was slower.
   """
   acc = _acc(q)

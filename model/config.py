@@ -122,14 +122,6 @@ class ModelConfig:
   def ssm_inner(self) -> int:
     return self.ssm_heads * self.ssm_head_dim
 
-  @property
-  def has_attention(self) -> bool:
-    return "*" in self.pattern
-
-  @property
-  def has_mamba(self) -> bool:
-    return "M" in self.pattern
-
   def replace(self, **changes) -> "ModelConfig":
     return dataclasses.replace(self, **changes)
 

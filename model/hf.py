@@ -30,7 +30,9 @@ Semantics (transformers 5.23-5.25 modeling files, NVIDIA's NemotronH modeling co
   * Keys missing from a config.json take the defaults of transformers' config class
     for the family (``_HF_DEFAULTS``), as ``from_pretrained`` would; e.g. NemotronH's
     ``head_dim`` is 128 (NVIDIA's own config calls it ``attention_head_dim``), not
-    hidden_size // num_attention_heads.
+    hidden_size // num_attention_heads. Except the keys that size the model
+    (``_SIZING_KEYS``: vocabulary, width, depth, MLP width), which every real
+    config.json has: ``load_hf_checkpoint`` names the one missing.
   * The gated RMSNorm of both Mamba families takes the RMS per group of
     d_inner / n_groups channels with eps = layer_norm_epsilon (our ``gated_rms_norm``
     with cfg.norm_eps).
@@ -118,6 +120,18 @@ _HF_DEFAULTS = {
                    "time_step_limit": (0.0, _INF), "tie_word_embeddings": False,
                    "initializer_range": 0.02, "layer_norm_epsilon": 1e-5},
 }
+# The keys that size the model, which transformers writes into every config.json (also
+# at their default values) and NVIDIA's NemotronH configs have: missing, a default would
+# make a model of another size, which shows only as a wrong shape of the first tensor.
+# A tuple holds alternative names. Head counts and widths, state sizes and the rest keep
+# transformers' defaults.
+_SIZING_KEYS = {
+    "llama": ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers"),
+    "qwen2": ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers"),
+    "mamba2": ("vocab_size", "hidden_size", "num_hidden_layers"),
+    "nemotron_h": ("vocab_size", "hidden_size", "intermediate_size",
+                   ("layers_block_type", "hybrid_override_pattern")),
+}
 DT_FLOORS = ("time_step_limit", "time_step_min")
 
 Path = tuple  # a key path into our param tree, e.g. ("layers", 3, "in_x")
@@ -174,6 +188,16 @@ def hf_family(hf_config) -> str:
   raise ValueError(
       f"HF config architectures={d.get('architectures')!r} / model_type="
       f"{d.get('model_type')!r} is not supported; supported: {sorted(ARCHITECTURES)}")
+
+
+def _check_sizing_keys(d: dict, family: str) -> None:
+  """ValueError naming the first of ``_SIZING_KEYS[family]`` that ``d`` lacks."""
+  for key in _SIZING_KEYS[family]:
+    names = key if isinstance(key, tuple) else (key,)
+    if all(d.get(name) is None for name in names):
+      raise ValueError(f"no {' or '.join(map(repr, names))}: a "
+                       f"{_FAMILY_ARCHITECTURE[family]} config must set it (it sizes the "
+                       "model; transformers' default is a model of another size)")
 
 
 def _rope(d: dict, family: str) -> tuple[float, Optional[tuple]]:
@@ -642,14 +666,16 @@ def load_hf_checkpoint(path: str, dtype="float32", *, dt_floor: str = "time_step
   (bf16 included), converts every tensor through the family's mapping table and casts
   to ``dtype``; cfg gets ``param_dtype = dtype = dtype``. ``dt_floor`` is
   'time_step_limit' (NVIDIA's NemotronH, the default) or 'time_step_min' (transformers'
-  NemotronH); see ``config_from_hf``. Raises ValueError naming the file and key for
-  missing, unexpected or wrongly shaped tensors.
+  NemotronH); see ``config_from_hf``. Raises ValueError naming the file and key for a
+  missing key that sizes the model (``_SIZING_KEYS``), and for missing, unexpected or
+  wrongly shaped tensors.
   """
   config_path = os.path.join(path, "config.json")
   raw = read_config(path)
   dtype_name = jnp.dtype(dtype).name
   try:
     family = hf_family(raw)
+    _check_sizing_keys(raw, family)
     cfg = config_from_hf(raw, dt_floor=dt_floor).replace(param_dtype=dtype_name,
                                                          dtype=dtype_name)
   except ValueError as e:

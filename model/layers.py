@@ -24,8 +24,8 @@ def dense(x, w, *, contract: int = 1, preferred_element_type=None):
   The leading dims of x (batch, length) are flattened into one token dim and both sides
   into matrices, so XLA sees one 2-D dot with a single contracting dim. Its weight
   gradient, x^T · dy over the tokens, then runs as a transposed-operand matmul; an einsum
-  over (b l) contracts two dims and makes XLA:CPU copy a transposed activation first
-  (a SwiGLU MLP's forward and backward ran 1.4x-2.2x slower that way, bench/RESULTS.md).
+  over (b l) contracts two dims and makes XLA:CPU copy a transposed activation first,
+  which is slower (bench/RESULTS.md).
   """
   lead, inner = x.shape[:x.ndim - contract], w.shape[:contract]
   if x.shape[x.ndim - contract:] != inner:

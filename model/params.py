@@ -8,7 +8,6 @@ rules table at training time) and abstract shapes for ahead-of-time lowering.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Callable
 
 import jax
@@ -35,14 +34,6 @@ def is_spec(x) -> bool:
 
 def normal(std: float) -> Initializer:
   return lambda key, shape, dtype: std * jax.random.normal(key, shape, dtype)
-
-
-def fan_in_normal(fan_in_dims: int) -> Initializer:
-  """Normal with std 1/sqrt(fan_in), fan_in the product of the leading ``fan_in_dims``."""
-  def init(key, shape, dtype):
-    fan_in = math.prod(shape[:fan_in_dims])
-    return jax.random.normal(key, shape, dtype) / math.sqrt(fan_in)
-  return init
 
 
 def constant(value: float) -> Initializer:

@@ -50,8 +50,8 @@ def greedy_tokens(logits_BV: jax.Array) -> jax.Array:
   counts as the maximum, as in ``jnp.argmax``).
 
   A max reduction, then the smallest index equal to it: two single-operand reductions,
-  which XLA:CPU runs faster than argmax's (value, index) pair reduction (~3-5% of a
-  batch-16 decode step, bench/RESULTS.md).
+  which XLA:CPU runs faster than argmax's (value, index) pair reduction
+  (bench/RESULTS.md).
   """
   max_B1 = jnp.max(logits_BV, axis=-1, keepdims=True)
   is_max_BV = (logits_BV == max_B1) | jnp.isnan(logits_BV)

@@ -53,7 +53,6 @@ from rl import policy_update
 from rl import sequences
 from train import config as config_lib
 from train import pretrain
-from train import state as state_lib
 from train import step as step_lib
 from train.loops import Context, ExtraWeights, IteratorBatches, Loop
 from train.state import TrainState
@@ -209,13 +208,6 @@ def rollout(params, ema_params, batch: dict, rng: jax.Array, *, model_cfg: Model
                  "completion_length": jnp.mean(jnp.sum(policy_batch["action_mask"], axis=-1)),
                  "truncated": jnp.mean((~closed_R).astype(jnp.float32))}
   return policy_batch, rewards_BG, diagnostics
-
-
-def create_state(params, optimizer, rng: jax.Array) -> RLPState:
-  """An RLPState whose EMA starts as a copy of ``params`` (the step sets φ ← θ on the
-  first batch anyway; the copy keeps donated buffers distinct)."""
-  return state_lib.create(RLPState, params, optimizer, rng,
-                          ema_params=jax.tree.map(jnp.copy, params))
 
 
 def ema_update(ema_params, params, decay: float):

@@ -198,6 +198,32 @@ def test_off_the_main_thread():
   assert results == {"equal": True, "different": False, "tower": False}
 
 
+def test_a_checker_worker_that_cannot_start_is_an_error_not_a_kept_false(monkeypatch):
+  """A worker whose Math-Verify does not import: its stderr in one error, and the pair
+  checked again once a worker starts (not a cached False: rewards silently 0)."""
+  answers._verified.cache_clear()
+  broken = ("import sys; sys.stderr.write('Traceback (most recent call last):\\n"
+            "ModuleNotFoundError: no math_verify\\n'); sys.exit(3)")
+  outcomes = []
+
+  def check():
+    try:
+      outcomes.append(answers.math_equal(r"\frac{1}{2}", "0.5"))
+    except answers.CheckerError as e:
+      outcomes.append(str(e))
+
+  for command in (broken, answers._WORKER_COMMAND):
+    monkeypatch.setattr(answers, "_WORKER_COMMAND", command)
+    thread = threading.Thread(target=check)
+    thread.start()
+    thread.join(timeout=120)
+  failed, verdict = outcomes
+  assert failed.startswith("the answer checker's worker process (") and failed.endswith(
+      ") did not start (exit code 3); its stderr ends: Traceback (most recent call last): "
+      "/ ModuleNotFoundError: no math_verify"), failed
+  assert verdict is True
+
+
 def test_a_repeated_pair_is_checked_once(monkeypatch):
   calls = []
   verify = answers._verify_here

@@ -176,3 +176,24 @@ def test_the_rl_step_of_the_main_job_finds_its_base_run_from_any_directory(
   assert str(error.value) == (
       f"init_checkpoint=runs/tiny: no such directory in {tmp_path}; train that run first "
       "or pass --config.init_checkpoint=<a run's workdir or a Hugging Face directory>")
+
+
+def test_which_changes_to_a_recorded_run_change_its_trajectory():
+  """What is logged, evaluated, sampled or saved and the mesh may change; more steps
+  train on; everything else, fewer steps included, changes the run."""
+  recorded = {"train": {"steps": 10, "seed": 0, "log_every": 1},
+              "model": {"name": "tiny", "d_model": None}, "mesh": {"data": -1},
+              "eval": {"samples": 0}, "checkpoint": {"every_steps": 4}}
+  given = {"train": {"steps": 20, "seed": 0, "log_every": 5}, "model": {"name": "tiny"},
+           "mesh": {"data": 2}, "eval": {"samples": 4}, "checkpoint": {"every_steps": 8}}
+  changes = run_config.changed_fields(recorded, given)
+  assert changes == {"checkpoint.every_steps": (4, 8), "eval.samples": (0, 4),
+                     "mesh.data": (-1, 2), "train.log_every": (1, 5),
+                     "train.steps": (10, 20)}   # model.d_model: None is the preset's
+  assert run_config.trajectory_changes(changes) == {}
+  fewer = run_config.changed_fields(recorded, {**given, "train": {"steps": 5, "seed": 7},
+                                               "model": {"name": "llama_1b"}})
+  assert run_config.trajectory_changes(fewer) == {
+      "model.name": ("tiny", "llama_1b"), "train.seed": (0, 7), "train.steps": (10, 5)}
+  assert run_config.describe_changes(run_config.trajectory_changes(fewer)) == (
+      "model.name 'tiny' -> 'llama_1b', train.seed 0 -> 7, train.steps 10 -> 5")

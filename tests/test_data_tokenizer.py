@@ -117,6 +117,32 @@ def test_bad_tokenizer_paths(tmp_path):
     tokenizer_lib.load_tokenizer(str(tmp_path / "vocab.txt"))
 
 
+def test_a_corrupt_tokenizer_is_one_line_naming_the_file_and_what_it_is_not(shipped,
+                                                                            tmp_path):
+  """Not sentencepiece's C++ internals, nor a bare Exception from tokenizers."""
+  files = {"truncated.model": shipped.model_proto[:200], "empty.model": b"",
+           "tokenizer.json": b'{"version": "1.0", "model": {"type": "BPE"'}
+  for name, data in files.items():
+    (tmp_path / name).write_bytes(data)
+  expected = {
+      "truncated.model": "not a sentencepiece model (sentencepiece cannot read its 200 "
+                         "bytes: a truncated file, or another kind of file?)",
+      "empty.model": "not a sentencepiece model (the file is empty)",
+      "tokenizer.json": "not a Hugging Face tokenizer.json (tokenizers cannot read it: EOF "
+                        "while parsing an object at line 1 column 42)"}
+  for name, message in expected.items():
+    with pytest.raises(ValueError) as error:
+      tokenizer_lib.load_tokenizer(str(tmp_path / name))
+    assert str(error.value) == f"{tmp_path / name}: {message}"
+  good = tmp_path / "good"
+  good.mkdir()
+  _hf_tokenizer_json(good / "tokenizer.json")
+  (good / "tokenizer_config.json").write_text('{"eos_token": ')
+  with pytest.raises(ValueError, match=r"tokenizer_config.json: not a tokenizer config: "
+                                       r"not JSON \(Expecting value: line 1 column 15"):
+    tokenizer_lib.load_tokenizer(str(good / "tokenizer.json"))
+
+
 def test_sentencepiece_saves_a_tokenizer_json_with_the_same_ids(trained, shipped, tmp_path):
   valid = sources.read_text_documents(config_lib.corpus_path("english_valid.txt"))
   with open(config_lib.corpus_path("reasoning_valid.jsonl"), encoding="utf-8") as f:

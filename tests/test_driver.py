@@ -1,6 +1,6 @@
 """The one driver from the command line: every loop's record of a run, a finished run
 left alone, exact resume after SIGKILL, SIGTERM preemption, the non-finite guard, configs
-run by the wrong loop."""
+run by the wrong loop, a resume with changed settings refused or put on record."""
 
 import asyncio
 import json
@@ -9,8 +9,10 @@ import shutil
 import signal
 
 import pytest
+from absl import flags
+from ml_collections import config_flags
 
-from cli_runs import LOOPS, STEPS, by_step, one_line, records, run
+from cli_runs import COMMON, LOOPS, STEPS, by_step, one_line, records, run
 from configs import grpo as grpo_config
 from configs import tiny_hybrid
 from train import config as run_config
@@ -103,14 +105,16 @@ def test_ctrl_c_during_a_libraries_asyncio_run_still_interrupts_the_run():
 
 
 def test_sigterm_saves_at_the_step_boundary_and_exits_zero(reference_run, tmp_path):
+  """SIGTERM right after step 6 is logged, which is while step 7 runs (a step that does
+  not save is logged once the next one is queued): the run saves step 7."""
   preempted = run("distill", tmp_path, fault=("TERM", "6"))
   assert preempted.returncode == 0, preempted.stderr[-3000:]
-  assert "preempted: saved step 6" in preempted.stdout
-  assert "6" in os.listdir(tmp_path / "checkpoints")
+  assert "preempted: saved step 7" in preempted.stdout
+  assert "7" in os.listdir(tmp_path / "checkpoints")
   result = run("distill", tmp_path)
-  assert result.returncode == 0 and "resuming at step 6" in result.stdout
+  assert result.returncode == 0 and "resuming at step 7" in result.stdout
   expected, got = by_step(reference_run("distill")[0]), by_step(tmp_path)
-  for step in range(7, STEPS + 1):
+  for step in range(8, STEPS + 1):
     assert got[step] == expected[step], step
 
 
@@ -128,7 +132,7 @@ def test_a_diverging_run_stops_before_saving_the_bad_state(tmp_path):
   # weights, one step at learning rate 1e12 from the start, evaluate to a non-finite loss,
   # which stops the run naming the figure instead of recording it.
   rerun = run("pretrain", tmp_path, f"--config.train.steps={bad_step - 1}",
-              "--config.optimizer.warmup_steps=0")
+              "--config.optimizer.warmup_steps=0", "--allow_config_changes")
   assert f"resuming at step {bad_step - 1}" in rerun.stdout
   line = one_line(rerun)
   assert line.startswith(f"error: step {bad_step - 1}: evaluation figure loss/"), line
@@ -149,3 +153,88 @@ def test_a_config_for_another_loop_or_an_unknown_loop_stops_naming_the_field():
   with pytest.raises(run_config.ConfigError, match="loop 'grpo' needs a config section "
                                                    "'grpo'"):
     driver.check(config, 8)
+
+
+# ------------------------------------------------------------- a resume with changes
+
+
+def cli_config(loop, *extra):
+  """The run config of ``run(loop, workdir, *extra)``, parsed as train.main parses it."""
+  argv = ["train.main"] + [
+      f"--config={run_config.find_path(arg[len('--config='):])}"
+      if arg.startswith("--config=") else arg for arg in (*LOOPS[loop], *COMMON, *extra)]
+  flag_values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", flag_values=flag_values, sys_argv=argv)
+  flag_values(argv)
+  return flag_values.config
+
+
+def recorded(workdir, dotted):
+  value = json.load(open(workdir / "config.json"))
+  for name in dotted.split("."):
+    value = value[name]
+  return value
+
+
+def test_a_resume_that_changes_the_trajectory_stops_naming_the_changes(reference_run,
+                                                                        tmp_path):
+  """Also a finished run; a change to what is evaluated or logged is not named."""
+  workdir = tmp_path / "run"
+  shutil.copytree(reference_run("pretrain")[0], workdir)
+  before = contents(workdir)
+  config = cli_config("pretrain", "--config.optimizer.learning_rate=1e-2",
+                      "--config.train.seed=7", "--config.train.global_batch_size=16",
+                      "--config.eval.max_text_rows=2", "--config.train.log_every=2")
+  with pytest.raises(run_config.ConfigError) as error:
+    driver.run(config, str(workdir))
+  assert str(error.value) == (
+      f"{workdir / 'config.json'} records a run with other settings: "
+      f"optimizer.learning_rate {recorded(workdir, 'optimizer.learning_rate')!r} -> 0.01, "
+      "train.global_batch_size 8 -> 16, train.seed "
+      f"{recorded(workdir, 'train.seed')!r} -> 7; going on with them would change its "
+      "trajectory. Use a new --workdir, or pass --allow_config_changes "
+      "(driver.run(..., allow_changes=True)) to go on, recorded in config_history.jsonl")
+  assert contents(workdir) == before
+
+
+def test_allowed_changes_go_on_record_with_the_step_they_start_at(reference_run, tmp_path):
+  """A finished run told to go on with another learning rate (and, free, no evaluation
+  and no samples): the changes are recorded; the run is then finished again."""
+  workdir = tmp_path / "run"
+  shutil.copytree(reference_run("pretrain")[0], workdir)
+  old_rate, prompts = (recorded(workdir, name)
+                       for name in ("optimizer.learning_rate", "sample.prompts"))
+  config = cli_config("pretrain", "--config.optimizer.learning_rate=1e-2",
+                      "--config.eval.text_files={}", "--config.sample.prompts=()")
+  assert driver.run(config, str(workdir), allow_changes=True)["step"] == STEPS
+  (history,) = records(workdir, "config_history")
+  changes = history.pop("changes")
+  assert history["step"] == STEPS
+  assert changes["optimizer.learning_rate"] == {"from": old_rate, "to": 1e-2}
+  assert changes["sample.prompts"] == {"from": prompts, "to": []}
+  assert {name.partition(".")[0] for name in changes} == {"eval", "optimizer", "sample"}
+  assert recorded(workdir, "optimizer.learning_rate") == 1e-2
+  assert "state" not in driver.run(config, str(workdir))   # finished: nothing to allow
+
+
+def test_the_command_line_refuses_a_changed_run_in_one_line_and_trains_on_for_more_steps(
+    reference_run, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(reference_run("pretrain")[0], workdir)
+  before = contents(workdir)
+  line = one_line(run("pretrain", workdir, "--config.optimizer.learning_rate=1e-2",
+                      "--config.train.seed=7", f"--config.train.steps={STEPS + 1}"))
+  assert line.startswith(f"error: {workdir / 'config.json'} records a run with other "
+                         "settings: optimizer.learning_rate "), line
+  assert line.endswith(" -> 7; going on with them would change its trajectory. Use a new "
+                       "--workdir, or pass --allow_config_changes (driver.run(..., "
+                       "allow_changes=True)) to go on, recorded in config_history.jsonl")
+  assert contents(workdir) == before
+  result = run("pretrain", workdir, f"--config.train.steps={STEPS + 1}",
+               "--config.eval.text_files={}", "--config.sample.prompts=()")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f"resuming at step {STEPS}" in result.stdout
+  assert [r["step"] for r in records(workdir)] == list(range(1, STEPS + 2))
+  (history,) = records(workdir, "config_history")
+  assert history["step"] == STEPS
+  assert history["changes"]["train.steps"] == {"from": STEPS, "to": STEPS + 1}

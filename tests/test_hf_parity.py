@@ -336,6 +336,26 @@ def test_minimal_config_gets_transformers_defaults(name, tmp_path):
                    ) <= REL_TOL
 
 
+@pytest.mark.parametrize("name, key, named", [
+    ("llama", "hidden_size", "'hidden_size'"), ("llama", "vocab_size", "'vocab_size'"),
+    ("qwen2", "intermediate_size", "'intermediate_size'"),
+    ("qwen2", "num_hidden_layers", "'num_hidden_layers'"),
+    ("mamba2", "num_hidden_layers", "'num_hidden_layers'"),
+    ("nemotron_h", "layers_block_type", "'layers_block_type' or 'hybrid_override_pattern'"),
+])
+def test_a_config_json_without_a_key_that_sizes_the_model_is_named(name, key, named,
+                                                                    tmp_path):
+  """Not transformers' default (hidden_size 4096), found out as a wrong embedding shape."""
+  (tmp_path / "config.json").write_text(
+      json.dumps({k: v for k, v in MINIMAL_CONFIGS[name].items() if k != key}))
+  architecture = MINIMAL_CONFIGS[name]["architectures"][0]
+  with pytest.raises(ValueError) as error:
+    hf.load_hf_checkpoint(str(tmp_path))
+  assert str(error.value) == (
+      f"{tmp_path / 'config.json'}: no {named}: a {architecture} config must set it (it "
+      "sizes the model; transformers' default is a model of another size)")
+
+
 def test_nemotron_h_4b_shaped_config_without_head_dim():
   """Nemotron-H-4B: hidden 3072, 32 heads of width 128 (not 3072 / 32 = 96)."""
   shaped = {"architectures": ["NemotronHForCausalLM"], "hidden_size": 3072,

@@ -15,6 +15,7 @@ from model import lm
 from rl import algorithms
 from rl import policy_update
 from rl import rlp
+from train import driver
 from train import loss as loss_lib
 from train import metrics as metrics_lib
 from train import step as step_lib
@@ -130,7 +131,8 @@ def test_step_reward_metric_and_ema_update():
   cfg = mcfg.tiny_transformer(vocab_size=64, d_model=32, mlp_dim=64)
   optimizer = optax.sgd(0.5)
   theta0 = lm.init(jax.random.PRNGKey(1), cfg)
-  state = rlp.create_state(theta0, optimizer, jax.random.PRNGKey(4))
+  state = driver.make_state(rlp.RLPState, theta0, optimizer, jax.random.PRNGKey(4),
+                            {"ema_params": None})
   state = state.replace(ema_params=jax.tree.map(jnp.zeros_like, theta0))   # φ unset
   host = lambda tree: jax.tree.map(np.asarray, tree)
   theta0 = host(theta0)
@@ -242,7 +244,8 @@ def run_rlp(tokenizer, cfg, params, documents, *, steps, learning_rate, seed=0):
       group_size=4, thought_len=4, context_len=8, temperature=1.0, ema_decay=0.99,
       positions="document_end")
   optimizer = optax.adam(learning_rate)
-  state = rlp.create_state(params, optimizer, jax.random.PRNGKey(3 + seed))
+  state = driver.make_state(rlp.RLPState, params, optimizer, jax.random.PRNGKey(3 + seed),
+                            {"ema_params": None})   # the EMA starts as a copy
   step = jax.jit(rlp.make_rlp_step(cfg, optimizer, config), donate_argnums=0)
   rng = np.random.default_rng(1 + seed)
   rewards = []

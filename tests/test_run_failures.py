@@ -1,6 +1,7 @@
 """Bad input and failures end a run with one clear line and an intact workdir: checks at
-the door, a workdir lock, checkpoints that fall back, and every failure inside a run
-waiting for the save in flight."""
+the door, a workdir lock, checkpoints that fall back, a fresh start that would drop an
+earlier run's record refused, and every failure inside a run waiting for the save in
+flight (a Ctrl-C as a save starts, a checkpoint directory that turns read-only)."""
 
 import fcntl
 import os
@@ -10,11 +11,13 @@ import sys
 
 import pytest
 
+import faulty_run
 from cli_runs import ROOT, env, one_line, records, run
 from configs import tiny_hybrid
 from train import cli
 from train import config as run_config
 from train import driver
+from train import errors
 
 
 def pretrain_config(**changes):
@@ -117,10 +120,11 @@ def test_a_busy_workdir_is_refused_naming_its_holder(tmp_path):
 
 def test_checkpoints_of_another_model_or_loop_are_named(reference_run, tmp_path):
   workdir, _ = reference_run("pretrain")
-  line = one_line(run("pretrain", workdir, "--config.model.d_model=96"))
+  line = one_line(run("pretrain", workdir, "--config.model.d_model=96",
+                      "--allow_config_changes"))
   assert os.path.join(str(workdir), "checkpoints", "10") in line
   assert "params/embed" in line and "(1024, 128)" in line and "(1024, 96)" in line
-  line = one_line(run("rlp", workdir))
+  line = one_line(run("rlp", workdir, "--allow_config_changes"))
   assert "written by loop 'pretrain', this run is loop 'rlp'" in line
   assert f"init_checkpoint={workdir}" in line
   line = one_line(run("rlp", tmp_path, f"--config.init_checkpoint={workdir}"))
@@ -130,7 +134,7 @@ def test_checkpoints_of_another_model_or_loop_are_named(reference_run, tmp_path)
 def test_a_changed_clipping_setting_resumes(reference_run, tmp_path):
   shutil.copytree(reference_run("pretrain")[0], tmp_path / "run")
   result = run("pretrain", tmp_path / "run", "--config.optimizer.grad_clip_norm=0",
-               "--config.train.steps=11")
+               "--config.train.steps=11", "--allow_config_changes")
   assert result.returncode == 0, result.stderr[-3000:]
   assert "resuming at step 10" in result.stdout
 
@@ -152,11 +156,35 @@ def test_a_damaged_newest_checkpoint_falls_back_quietly(reference_run, tmp_path)
   assert steps_saved(workdir) == [8, 10] and (workdir / "checkpoints" / "10.damaged").is_dir()
 
 
+@pytest.mark.parametrize("left", ["metrics", "damaged"])
+def test_a_fresh_start_that_would_drop_an_earlier_record_is_refused(tmp_path, left):
+  """No checkpoint restores (none written, or all moved aside as damaged), but the workdir
+  holds logged metrics or damaged checkpoints: starting from scratch would truncate the
+  logs, so the run stops saying what is there and how to start over."""
+  logged = '{"step": 3, "loss": 5.5}\n'
+  if left == "metrics":
+    (tmp_path / "metrics.jsonl").write_text(logged)
+  else:
+    (tmp_path / "checkpoints" / "4.damaged").mkdir(parents=True)
+  with pytest.raises(errors.WorkdirError) as error:
+    driver.run(pretrain_config(), str(tmp_path))
+  held = ("metrics.jsonl records up to step 3" if left == "metrics" else
+          f"damaged checkpoints 4.damaged in {tmp_path / 'checkpoints'}")
+  assert str(error.value) == (
+      f"workdir {tmp_path} holds {held} but no checkpoint to resume from; a fresh start "
+      "would drop that record. To start over deliberately use a new --workdir, or remove "
+      "metrics.jsonl, eval.jsonl and the damaged checkpoints")
+  if left == "metrics":
+    assert (tmp_path / "metrics.jsonl").read_text() == logged
+  else:
+    assert (tmp_path / "checkpoints" / "4.damaged").is_dir()
+
+
 # ------------------------------------------------------------ failures inside a run
 
 
 @pytest.mark.parametrize("fault, at_step, returncode, message", [
-    ("INT", "5", 130, "error: interrupted (pending checkpoint saves finished)"),
+    ("INT", "5", 130, "error: interrupted; "),
     ("disk", "4", 1, "error: [Errno 28] No space left on device: "),
 ])
 def test_a_failure_inside_a_run_waits_for_the_save_in_flight(tmp_path, fault, at_step,
@@ -166,9 +194,39 @@ def test_a_failure_inside_a_run_waits_for_the_save_in_flight(tmp_path, fault, at
   assert line.startswith(message), line
   if fault == "disk":
     assert str(tmp_path / "metrics.jsonl") in line
+  else:
+    assert line.endswith(f"the newest checkpoint is step 4 in {tmp_path / 'checkpoints'}; "
+                         "rerun the same command to go on"), line
   assert steps_saved(tmp_path) == [4]
   assert not [name for name in os.listdir(tmp_path / "checkpoints") if "tmp" in name]
   assert records(tmp_path)[-1]["step"] == int(at_step)
+
+
+def test_ctrl_c_as_a_save_starts_lets_it_finish_and_says_so(tmp_path):
+  """SIGINT inside orbax's step-8 save, once it has begun writing: the save completes (no
+  temporary directory left behind) and the line says so."""
+  line = one_line(run("pretrain", tmp_path, fault=("INT_AT_SAVE", "8"), timeout=120), 130)
+  assert line == (f"error: interrupted; the save of step 8 finished; the newest checkpoint "
+                  f"is step 8 in {tmp_path / 'checkpoints'}; rerun the same command to go on")
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4", "8"]
+
+
+def test_a_checkpoint_directory_turned_read_only_is_one_line_and_keeps_the_others(tmp_path):
+  """The checkpoint directory becomes read-only after step 5 (as for a user other than
+  root: faulty_run drops root's licence to write anywhere): the step-8 save stops the run
+  at once naming it, and the step-4 checkpoint resumes."""
+  checkpoints = tmp_path / "checkpoints"
+  result = run("pretrain", tmp_path, fault=("READONLY", "5"), timeout=120)
+  if result.returncode == faulty_run.CANNOT_DROP_PRIVILEGES:
+    pytest.skip(result.stderr.strip())
+  checkpoints.chmod(0o755)
+  line = one_line(result)
+  assert line == (f"error: saving checkpoint step 8 in {checkpoints} failed (PermissionError: "
+                  f"[Errno 13] Permission denied: '{checkpoints / '8.orbax-checkpoint-tmp'}'); "
+                  f"the newest checkpoint is step 4 in {checkpoints}")
+  assert sorted(os.listdir(checkpoints)) == ["4"]
+  rerun = run("pretrain", tmp_path)
+  assert rerun.returncode == 0 and "resuming at step 4" in rerun.stdout, rerun.stderr[-3000:]
 
 
 def test_a_reward_that_raises_is_named_and_the_save_in_flight_finishes(tmp_path):

@@ -1,15 +1,18 @@
 """Checkpoints: state and batch source round-trip, atomic saves, checksums that catch damage
 and fall back to an intact step, mismatches named by their first differing key."""
 
+import errno
 import os
 
 import grain
 import jax
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 import pytest
 
 from model import config as mcfg
+from model import lm
 from train import checkpoint as checkpoint_lib
 from train import loops
 from train import sharding
@@ -23,12 +26,17 @@ RULES = (("embed", "fsdp"),) + tuple(
                               "ssm_head_dim", "ssm_groups", "ssm_state", "conv_width"))
 
 
-def make_state(cfg=CFG, seed=0):
-  return state_lib.init_state(jax.random.PRNGKey(seed), cfg, OPTIMIZER)
+def make_state(cfg=CFG, seed=0, optimizer=OPTIMIZER):
+  init_rng, state_rng = jax.random.split(jax.random.PRNGKey(seed))
+  return state_lib.TrainState.create(lm.init(init_rng, cfg), optimizer, state_rng)
+
+
+def abstract_state(cfg=CFG, optimizer=OPTIMIZER):
+  return jax.eval_shape(lambda: make_state(cfg, optimizer=optimizer))
 
 
 def abstract_with_shardings(cfg=CFG, optimizer=OPTIMIZER):
-  abstract = state_lib.abstract_state(cfg, optimizer)
+  abstract = abstract_state(cfg, optimizer)
   mesh = sharding.make_mesh({"data": 1, "fsdp": 2, "tensor": 1}, jax.devices()[:2])
   shardings = state_lib.state_shardings(
       abstract, sharding.param_shardings(cfg, mesh, RULES), optimizer, mesh)
@@ -119,10 +127,13 @@ def largest_array_file(step_dir):
   return max(files, key=os.path.getsize)
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "metadata", "iterator"])
+@pytest.mark.parametrize("damage", ["flip", "truncate", "metadata", "iterator", "missing"])
 def test_a_damaged_newest_checkpoint_is_named_and_the_intact_one_restores(tmp_path, damage):
   checkpointer = saved(tmp_path)
-  if damage in ("metadata", "iterator"):
+  if damage == "missing":
+    path = tmp_path / "4" / "state" / "_METADATA"
+    path.unlink()
+  elif damage in ("metadata", "iterator"):
     path = tmp_path / "4" / ("state/_METADATA" if damage == "metadata"
                              else "data/process_0-of-1.json")
     path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
@@ -138,13 +149,41 @@ def test_a_damaged_newest_checkpoint_is_named_and_the_intact_one_restores(tmp_pa
   state, step = checkpointer.restore(abstract_with_shardings(), batches(), loop="pretrain",
                                      report=messages.append)
   assert step == 2
-  if damage in ("metadata", "iterator"):
+  if damage in ("metadata", "iterator", "missing"):
     assert str(path) in messages[0], messages
+  if damage == "truncate":  # the array and the file at fault, not only the slice read
+    assert 'Error reading "' in messages[0], messages
+    assert f'local file "{tmp_path / "4" / "state"}/"' in messages[0], messages
   np.testing.assert_array_equal(np.asarray(state.params["embed"]),
                                 np.asarray(make_state(seed=2).params["embed"]))
   assert str(tmp_path / "4") in messages[0] and "4.damaged" in messages[0], messages
   assert "step 2" in messages[-1]
   assert sorted(os.listdir(tmp_path)) == ["2", "4.damaged"]
+
+
+@pytest.mark.parametrize("error", [OSError(errno.EIO, os.strerror(errno.EIO)),
+                                   MemoryError("out of memory")])
+def test_a_read_that_fails_for_a_passing_reason_moves_nothing(tmp_path, monkeypatch, error):
+  """An I/O hiccup or too little memory while the newest checkpoint's state is read is no
+  sign of damage: the error names the step, and nothing is moved aside."""
+  checkpointer = saved(tmp_path)
+  restore, failed = ocp.CheckpointManager.restore, []
+
+  def fails_once(self, step, *args, **kwargs):
+    if "state" in kwargs["args"] and not failed:
+      failed.append(step)
+      raise error
+    return restore(self, step, *args, **kwargs)
+
+  monkeypatch.setattr(ocp.CheckpointManager, "restore", fails_once)
+  with pytest.raises(checkpoint_lib.CheckpointIOError) as raised:
+    checkpointer.restore(abstract_with_shardings(), batches(), loop="pretrain")
+  assert str(raised.value) == (
+      f"checkpoint {tmp_path / '4'} does not restore ({type(error).__name__}: {error}); that "
+      "is no sign of damage, so nothing was moved: rerun once it has passed")
+  assert sorted(os.listdir(tmp_path)) == ["2", "4"]
+  _, step = checkpointer.restore(abstract_with_shardings(), batches(), loop="pretrain")
+  assert step == 4
 
 
 def test_no_intact_checkpoint_is_an_error(tmp_path):
@@ -161,16 +200,16 @@ def test_a_checkpoint_of_another_model_loop_or_optimizer_names_the_key(tmp_path)
   checkpointer = saved(tmp_path, steps=(3,))
   wider = CFG.replace(d_model=48)
   with pytest.raises(checkpoint_lib.CheckpointMismatchError) as error:
-    checkpointer.restore(state_lib.abstract_state(wider, OPTIMIZER))
+    checkpointer.restore(abstract_state(wider, OPTIMIZER))
   message = str(error.value)
   assert str(tmp_path / "3") in message and "different model" in message
   assert "params/embed" in message and "(512, 32)" in message and "(512, 48)" in message
   deeper = CFG.replace(pattern="M*-M")
   with pytest.raises(checkpoint_lib.CheckpointMismatchError, match="no params/layers/3"):
-    checkpointer.restore(state_lib.abstract_state(deeper, OPTIMIZER))
+    checkpointer.restore(abstract_state(deeper, OPTIMIZER))
   clipped = optax.chain(optax.clip_by_global_norm(1.0), OPTIMIZER)
   with pytest.raises(checkpoint_lib.CheckpointMismatchError, match="optimizer settings"):
-    checkpointer.restore(state_lib.abstract_state(CFG, clipped))
+    checkpointer.restore(abstract_state(CFG, clipped))
   with pytest.raises(checkpoint_lib.CheckpointMismatchError,
                      match="written by loop 'pretrain', this run is loop 'rlp'"):
     checkpointer.restore(abstract_with_shardings(), loop="rlp")

@@ -1,6 +1,5 @@
 """One config on 1 device and on an 8-device FSDP x tensor mesh; an 8B step lowered for 64."""
 
-import functools
 import importlib
 
 import jax
@@ -10,19 +9,12 @@ import pytest
 from configs import base
 from train import config as run_config
 from configs import nemotron_h_8b
-from model import config as mcfg
 from model import lm
-from model import partitioning
 from train import aot
-from train import loss as loss_lib
-from train import optimizer as optimizer_lib
+from train import driver
 from train import sharding
-from train import state as state_lib
-from train import step as step_lib
 
 RULES = base.LOGICAL_AXIS_RULES
-CFG = mcfg.tiny(d_model=32, pattern="M*-", mlp_dim=64, ssm_heads=4, n_heads=4,
-                n_kv_heads=2, chunk_size=8)
 
 
 def mesh_config(data, fsdp, tensor):
@@ -45,30 +37,30 @@ def test_rules_pick_divisible_unused_mesh_axes():
     sharding.check_rules((("embed", "model"),), ["embed"])
 
 
+def pretrain_config():
+  """A tiny hybrid pretraining run of 8 rows of 32 tokens (steps set the schedule)."""
+  config = base.get_config()
+  config.model = run_config.model_section("tiny", d_model=32, pattern="M*-", mlp_dim=64,
+                                          ssm_heads=4, n_heads=4, n_kv_heads=2, chunk_size=8)
+  config.train.update(steps=50, global_batch_size=8, seq_len=32)
+  return config
+
+
 def run_steps(mesh, num_steps=3):
-  """Losses of ``num_steps`` train steps of CFG on ``mesh`` and the final state."""
-  optimizer, schedule = optimizer_lib.make_optimizer(base.get_config().optimizer, 50)
-  abstract = state_lib.abstract_state(CFG, optimizer)
-  param_shardings = sharding.param_shardings(CFG, mesh, RULES)
-  state_shardings = state_lib.state_shardings(abstract, param_shardings, optimizer, mesh)
-  batch_sharding = sharding.batch_sharding(mesh, RULES)
-  init = functools.partial(state_lib.init_state, cfg=CFG, optimizer=optimizer)
-  state = jax.jit(init, out_shardings=state_shardings)(jax.random.PRNGKey(0))
-  # Activations pinned by the same rules (sequence split over 'tensor'), as the driver does.
-  step = step_lib.jit_step(
-      partitioning.on_mesh(step_lib.make_train_step(loss_lib.make_lm_loss(CFG, 1e-4),
-                                                    optimizer, learning_rate_fn=schedule),
-                           mesh, RULES),
-      state_shardings, batch_sharding, sharding.replicated(mesh))
+  """Losses of ``num_steps`` steps of the driver's pretraining step on ``mesh`` (its
+  state, shardings and jit, activations pinned by the same rules) and the final state."""
+  built = driver.build(pretrain_config(), mesh, tokenizer=None)  # the step reads no text
+  state = driver.initial_state(built, report=print)
+  step = built.jit_step(built.loop.abstract_batch(built.ctx))
   rng = np.random.default_rng(0)
   losses = []
   for _ in range(num_steps):
-    tokens = rng.integers(0, CFG.vocab_size, (8, 33)).astype(np.int32)
+    tokens = rng.integers(0, built.ctx.model_cfg.vocab_size, (8, 33)).astype(np.int32)
     batch = {"tokens": tokens[:, :-1], "targets": tokens[:, 1:],
              "segment_ids": np.ones((8, 32), np.int32),
              "positions": np.tile(np.arange(32, dtype=np.int32), (8, 1)),
              "loss_mask": np.ones((8, 32), np.float32)}
-    state, metrics = step(state, sharding.global_batch(batch, batch_sharding))
+    state, metrics = step(state, built.ctx.to_global(batch, num_rows=8))
     losses.append(float(metrics["loss"]))
   return losses, state
 
@@ -83,8 +75,11 @@ def test_fsdp_and_tensor_parallel_match_one_device(single_device_run):
   losses_1, state_1 = single_device_run
   losses_8, state_8 = run_steps(sharding.make_mesh(mesh_config(2, 2, 2)))
   np.testing.assert_allclose(losses_8, losses_1, rtol=2e-5)
+  # Adam moves a weight whose gradient is near its eps (1e-8) by g / (|g| + eps) of the
+  # step: another reduction order changes that fraction (seen: one embedding entry with
+  # |g| ~ 1e-9, off by 1.6e-5), so atol is a ninth of the 4.5e-4 three steps can move it.
   for a, b in zip(jax.tree.leaves(state_8.params), jax.tree.leaves(state_1.params)):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=5e-5)
 
   # The parameters and the Adam moments really are split over the mesh.
   in_x = state_8.params["layers"][0]["in_x"]                          # (d h p)

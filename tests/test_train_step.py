@@ -17,11 +17,14 @@ import tensorboard_events
 from configs import base
 from model import config as mcfg
 from model import lm
+from train import driver
 from train import loss as loss_lib
 from train import metrics as metrics_lib
 from train import optimizer as optimizer_lib
+from train import sharding
 from train import state as state_lib
 from train import step as step_lib
+from train.errors import NonFiniteError
 
 CFG = mcfg.tiny(d_model=32, pattern="M*-", mlp_dim=64, ssm_heads=2, n_heads=2,
                 n_kv_heads=1, chunk_size=8)
@@ -61,7 +64,9 @@ def test_cross_entropy_is_a_masked_token_mean_with_z_loss():
 @pytest.fixture(scope="module")
 def tiny_state():
   optimizer, schedule = optimizer_lib.make_optimizer(optimizer_config(), 100)
-  return state_lib.init_state(jax.random.PRNGKey(0), CFG, optimizer), optimizer, schedule
+  state = state_lib.TrainState.create(lm.init(jax.random.PRNGKey(0), CFG), optimizer,
+                                      jax.random.PRNGKey(1))
+  return state, optimizer, schedule
 
 
 def test_gradient_accumulation_reproduces_the_full_batch(tiny_state):
@@ -94,6 +99,23 @@ def test_train_step_updates_state_and_reports_metrics(tiny_state):
                           "cross_entropy", "z_loss", "accuracy"}
   np.testing.assert_allclose(metrics["learning_rate"], schedule(3))
   assert losses[-1] < losses[0]
+
+
+def test_the_guard_names_the_first_non_finite_step_when_read_later():
+  """The driver's non-finite guard runs on device after every step and is read only at
+  log, evaluation and save steps: then it names the step that went non-finite."""
+  # pylint: disable=protected-access
+  mesh = sharding.make_mesh({"data": 1, "fsdp": 1, "tensor": 1}, jax.devices()[:1])
+  scalars = lambda **values: {name: jnp.float32(v) for name, v in values.items()}
+  guard = driver._start_guard(10, mesh)
+  for loss, grad_norm in [(2.0, 1.0), (np.inf, np.nan), (np.nan, 1.0)]:   # steps 11-13
+    guard = driver._after_step(guard, scalars(loss=loss, grad_norm=grad_norm))
+  with pytest.raises(NonFiniteError, match=r"^step 12: loss is inf; the run stopped without "
+                                           r"saving this state \(the last checkpoint is step "
+                                           r"10 in /ckpt\)"):
+    driver._guard(guard, 10, "/ckpt")
+  driver._guard(driver._after_step(driver._start_guard(0, mesh), scalars(loss=1.0)), None,
+                "/ckpt")
 
 
 def test_weight_decay_skips_norms_biases_and_vectors():

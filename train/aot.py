@@ -30,7 +30,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from model import lm
-from train import cli, driver, sharding, xla_flags
+from train import cli, driver, sharding
 
 GiB = 2 ** 30
 # Usable HBM per device as the TPU compiler reports it ("exceeds available HBM (…G)").
@@ -196,11 +196,7 @@ def lower_train_step(config: ml_collections.ConfigDict, num_devices: int,
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  xla_flags.apply()  # before anything starts a JAX backend or libtpu
-  cli.quiet_library_logging()
-  with cli.errors_as_one_line():
+  with cli.entry_point(argv):
     _, report = compile_train_step(flags.FLAGS.config, flags.FLAGS.topology,
                                    report=lambda message: print(message, flush=True))
     print(report.table())
@@ -212,7 +208,7 @@ if __name__ == "__main__":
       lock_config=True)
   flags.DEFINE_string("topology", "", "TPU topology, e.g. v5p:4x4x4 (default: the "
                       "config's mesh.topology).")
-  flags.adopt_module_key_flags(cli)  # --print_config in --help
+  flags.adopt_module_key_flags(cli)  # --print_config and --traceback in --help
   app.run(main, flags_parser=cli.flags_parser(
       "python -m train.aot --config=configs/<name>.py [--topology=<tpu topology>] "
       "[--config.<section>.<field>=<value> ...]", required=("config",)))

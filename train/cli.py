@@ -1,6 +1,7 @@
 """What the command-line entry points share: one-line errors for bad flags, bad input and
-failed runs, config files found from any directory, ``--print_config``, and quiet library
-logging."""
+failed runs (an error a library raises keeps its traceback; ``--traceback`` or
+REASONAX_TRACEBACK=1 shows every one), config files found from any directory,
+``--print_config``, and quiet library logging."""
 
 from __future__ import annotations
 
@@ -11,15 +12,23 @@ import sys
 from collections.abc import Sequence
 from typing import Callable
 
+from absl import app
 from absl import flags
 from absl import logging
 
 from train import config as run_config
 from train import errors
+from train import xla_flags
+
+# Set to 1: every error shows its full traceback (as --traceback does).
+TRACEBACK_VARIABLE = "REASONAX_TRACEBACK"
 
 _PRINT_CONFIG = flags.DEFINE_bool(
     "print_config", False, "Print the config's fields and values, after the "
     "--config.<section>.<field>=<value> overrides, and exit.")
+_TRACEBACK = flags.DEFINE_bool(
+    "traceback", False, f"Show every error with its full traceback, not as one error: "
+    f"line (also {TRACEBACK_VARIABLE}=1).")
 
 
 def _find_config_file(argument: str) -> str:
@@ -73,7 +82,10 @@ def _parse_or_exit(argv: list[str], usage: str) -> list[str]:
     sys.exit(f"error: bad config: {e.filename}:{e.lineno}: {e.msg}")
   except (AttributeError, KeyError, TypeError, ValueError, OSError) as e:
     # config_flags raises AttributeError "'name' Did you mean ..." for an unknown field,
-    # and an OSError or a ValueError for a config file it cannot read.
+    # and an OSError or a ValueError for a config file it cannot read. (The flags are not
+    # parsed: --traceback is read from argv.)
+    if traceback_wanted() or "--traceback" in argv:
+      raise
     what = "no such config field" if isinstance(e, AttributeError) else "bad config"
     while e.args and isinstance(e.args[0], BaseException):
       e = e.args[0]  # AttributeError(KeyError(message))
@@ -85,10 +97,37 @@ def one_line(error: BaseException) -> str:
   return " ".join(message.split())
 
 
-# Failures with a message meant for the user (bad input, a failed run); anything else is
-# a bug and keeps its traceback.
+# Failures with a message meant for the user (bad input, a failed run), when our own
+# checks raise them (``raised_for_the_user``); anything else is a bug and keeps its
+# traceback.
 USER_ERRORS = (ValueError, OSError, errors.WorkdirError, errors.NonFiniteError,
                errors.LoopError)
+# The project's packages (setup.py), whose checks raise the USER_ERRORS meant for users
+# (by file: an entry point's module is __main__).
+_PACKAGE_DIRECTORIES = tuple(os.path.join(run_config.REPOSITORY, name) + os.sep
+                             for name in ("configs", "data", "model", "rl", "train"))
+
+
+def raised_for_the_user(error: BaseException) -> bool:
+  """Whether a USER_ERRORS ``error`` has a message for the user: raised in our packages
+  (the innermost frame of its traceback), or an OSError (the system's answer, naming the
+  file, wherever it was asked). Libraries raise ValueError for bugs too (JAX for shapes
+  and shardings): from them it keeps its traceback."""
+  if isinstance(error, OSError):
+    return True
+  innermost = error.__traceback__
+  while innermost is not None and innermost.tb_next is not None:
+    innermost = innermost.tb_next
+  if innermost is None:
+    return False
+  source = os.path.abspath(innermost.tb_frame.f_code.co_filename)
+  return source.startswith(_PACKAGE_DIRECTORIES)
+
+
+def traceback_wanted() -> bool:
+  """--traceback or REASONAX_TRACEBACK=1: errors show their tracebacks."""
+  parsed = flags.FLAGS.is_parsed() and _TRACEBACK.value
+  return parsed or os.environ.get(TRACEBACK_VARIABLE) == "1"
 
 
 _ORBAX_SOURCES = f"{os.sep}orbax{os.sep}"
@@ -118,7 +157,8 @@ class _NoAbandonedTasks(std_logging.Filter):
 
 @contextlib.contextmanager
 def errors_as_one_line():
-  """Exits with one ``error:`` line for USER_ERRORS and Ctrl-C, 0 after a preemption."""
+  """Exits with one ``error:`` line for USER_ERRORS ``raised_for_the_user`` (unless
+  ``traceback_wanted``) and Ctrl-C, 0 after a preemption."""
   sys.unraisablehook = _quiet_abandoned_checkpoint_reads
   std_logging.getLogger("asyncio").addFilter(_NoAbandonedTasks())
   try:
@@ -126,11 +166,13 @@ def errors_as_one_line():
   except errors.Preempted as e:
     print(e, flush=True)
     sys.exit(0)
-  except KeyboardInterrupt:
-    print("error: interrupted (pending checkpoint saves finished); rerun the same command "
-          "to resume", file=sys.stderr, flush=True)
+  except KeyboardInterrupt as e:
+    # A run says how its save in flight ended and which checkpoint is the newest.
+    print(f"error: {one_line(e) if e.args else 'interrupted'}", file=sys.stderr, flush=True)
     sys.exit(130)
   except USER_ERRORS as e:
+    if traceback_wanted() or not raised_for_the_user(e):
+      raise
     sys.exit(f"error: {one_line(e)}")
 
 
@@ -148,3 +190,15 @@ def quiet_library_logging() -> None:
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
     logging.get_absl_handler().addFilter(_NoOrbaxWarnings())
+
+
+@contextlib.contextmanager
+def entry_point(argv: list[str]):
+  """What every command's ``main`` runs in: no stray arguments, the project's XLA flags
+  (before anything starts a JAX backend), quiet library logging, one-line errors."""
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  xla_flags.apply()
+  quiet_library_logging()
+  with errors_as_one_line():
+    yield

@@ -19,7 +19,9 @@ A run config is an ``ml_collections.ConfigDict`` (one file per experiment in
 A loop may read more sections (e.g. ``grpo``); ``check`` refuses a section no part of
 the run reads, so a config cannot be run by the wrong loop and silently do something
 else. Every number has a range, checked here with the field named. ``fields`` lists a
-config's fields (``--print_config``).
+config's fields (``--print_config``). ``changed_fields`` compares a config with the one a
+run recorded; a resume may change only FREE_ON_RESUME fields and grow ``train.steps``
+unless told to (``train/driver.py``).
 
 Relative paths the project documents (``configs/<name>.py``, the README's ``runs/tiny``)
 work from any directory: ``find_path`` takes them from the working directory when they
@@ -117,6 +119,13 @@ class ConfigError(ValueError):
   """A run config that cannot run; the message names the field."""
 
 
+# The fields (or sections) a resumed run may change freely: they decide what is logged,
+# evaluated, sampled and saved, and how arrays are laid out over devices (a run may
+# resume on another slice), not what the steps compute. Every other field decides the
+# run's trajectory; ``train.steps`` may grow (the run trains on).
+FREE_ON_RESUME = ("train.log_every", "checkpoint", "eval", "sample", "mesh")
+
+
 def model_section(name: str, **overrides) -> ml_collections.ConfigDict:
   """``name`` of a model preset and a typed slot per ModelConfig field (None = preset)."""
   model_config_lib.named(name)  # fails early on an unknown name
@@ -185,6 +194,47 @@ def check_sections(config: ml_collections.ConfigDict, loop_name: str,
           f"config section {section!r} is not read by loop {loop_name!r} (it reads "
           f"{sorted(loop_sections) or 'only the common sections'}); set loop= to the loop "
           f"this config is for, or remove the section")
+
+
+def _leaves(tree: Mapping, prefix: str = "") -> dict[str, Any]:
+  """{dotted field: value} of a nested mapping (a non-empty mapping is a section)."""
+  out = {}
+  for name, value in tree.items():
+    if isinstance(value, Mapping) and value:
+      out.update(_leaves(value, f"{prefix}{name}."))
+    else:
+      out[f"{prefix}{name}"] = value
+  return out
+
+
+def changed_fields(recorded: Mapping, given: Mapping) -> dict[str, tuple[Any, Any]]:
+  """{dotted field: (recorded value, given value)} for every field whose value differs
+  between two configs as plain nested mappings (e.g. ``config.json``); a field only one
+  of them has is None in the other, as a None placeholder means 'the default'."""
+  old, new = _leaves(recorded), _leaves(given)
+  return {name: (old.get(name), new.get(name)) for name in sorted(old.keys() | new.keys())
+          if old.get(name) != new.get(name)}
+
+
+def trajectory_changes(changes: Mapping[str, tuple[Any, Any]]
+                       ) -> dict[str, tuple[Any, Any]]:
+  """The ``changed_fields`` that change a resumed run's trajectory: all but those in
+  FREE_ON_RESUME and a larger ``train.steps``."""
+  def changes_trajectory(name: str, old: Any, new: Any) -> bool:
+    if name == "train.steps":
+      return not (isinstance(old, int) and isinstance(new, int) and new > old)
+    return not any(name == free or name.startswith(free + ".") for free in FREE_ON_RESUME)
+  return {name: (old, new) for name, (old, new) in changes.items()
+          if changes_trajectory(name, old, new)}
+
+
+def describe_changes(changes: Mapping[str, tuple[Any, Any]]) -> str:
+  """'field old -> new, ...' with long values shortened."""
+  def short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+  return ", ".join(f"{name} {short(old)} -> {short(new)}"
+                   for name, (old, new) in changes.items())
 
 
 def fields(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:

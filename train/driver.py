@@ -25,7 +25,7 @@ import json
 import os
 import signal
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -48,10 +48,11 @@ from train import sharding
 from train import state as state_lib
 from train import workdir as workdir_lib
 from train import xla_flags
-from train.errors import NonFiniteError, Preempted
+from train.errors import NonFiniteError, Preempted, WorkdirError
 from train.loops import Context
 
-# The metrics the non-finite guard reads after every step (param_norm: of the new state).
+# The metrics the non-finite guard checks after every step (param_norm: of the new state),
+# on device; the host reads its record when it logs, evaluates or saves.
 GUARDED_METRICS = ("loss", "grad_norm", "param_norm")
 
 
@@ -189,14 +190,95 @@ def initial_state(built: Built, report: Callable[[str], None]):
                  compiler_options=once)(params, jax.random.PRNGKey(seed), extra)
 
 
-def _guard(step: int, metrics: dict, last_saved: Optional[int], directory: str) -> None:
-  for name in GUARDED_METRICS:
-    if name in metrics and not np.isfinite(metrics[name]):
-      kept = (f"the last checkpoint is step {last_saved} in {directory}"
-              if last_saved else "no checkpoint was written")
-      raise NonFiniteError(f"step {step}: {name} is {float(metrics[name])}; the run stopped "
-                           f"without saving this state ({kept}); lower "
-                           "optimizer.learning_rate or check the data")
+def _check_fresh_start(directory: workdir_lib.Workdir, checkpoints: str) -> None:
+  """WorkdirError if a run that has no checkpoint to resume from would drop a record of
+  an earlier one: ``metrics.jsonl`` records (a fresh start rewrites the logs from step
+  0) or damaged checkpoints moved aside."""
+  logged = metrics_lib.read_records(directory.path("metrics.jsonl"))
+  damaged = sorted(name for name in os.listdir(checkpoints)
+                   if name.endswith(checkpoint_lib.DAMAGED_SUFFIX))
+  held = []
+  if logged:
+    held.append(f"metrics.jsonl records up to step {logged[-1].get('step')}")
+  if damaged:
+    held.append(f"damaged checkpoints {', '.join(damaged)} in {checkpoints}")
+  if held:
+    raise WorkdirError(
+        f"workdir {directory.root} holds {' and '.join(held)} but no checkpoint to resume "
+        "from; a fresh start would drop that record. To start over deliberately use a new "
+        "--workdir, or remove metrics.jsonl, eval.jsonl and the damaged checkpoints")
+
+
+class _FiniteGuard(NamedTuple):
+  """The non-finite guard's record, kept on device so that no step waits for the host:
+  the steps done, the first of them with a guarded metric not finite (0: none yet) and
+  that step's guarded metrics."""
+  steps: Any
+  first_bad_step: Any
+  bad_metrics: dict[str, Any]
+
+
+def _start_guard(step: int, mesh) -> _FiniteGuard:
+  """The guard of a run whose next step is ``step + 1``, on ``mesh`` as the metrics are."""
+  return jax.device_put(_FiniteGuard(np.int32(step), np.int32(0),
+                                     {name: np.float32(0) for name in GUARDED_METRICS}),
+                        sharding.replicated(mesh))
+
+
+@jax.jit
+def _after_step(guard: _FiniteGuard, metrics: dict) -> _FiniteGuard:
+  """``guard`` after one more step with ``metrics`` (a metric it lacks counts as finite)."""
+  steps = guard.steps + 1
+  now = {name: jnp.asarray(metrics.get(name, 0.0), jnp.float32) for name in GUARDED_METRICS}
+  first_bad = (guard.first_bad_step == 0) & ~jnp.all(jnp.isfinite(jnp.stack(list(now.values()))))
+  return _FiniteGuard(steps, jnp.where(first_bad, steps, guard.first_bad_step),
+                      {name: jnp.where(first_bad, now[name], guard.bad_metrics[name])
+                       for name in GUARDED_METRICS})
+
+
+def _guard(guard: _FiniteGuard, last_saved: Optional[int], directory: str) -> None:
+  """Raises NonFiniteError naming the first step whose guarded metrics were not all
+  finite; waits for the steps ``guard`` has seen."""
+  guard = jax.device_get(guard)
+  if not guard.first_bad_step:
+    return
+  name = next(name for name in GUARDED_METRICS if not np.isfinite(guard.bad_metrics[name]))
+  kept = (f"the last checkpoint is step {last_saved} in {directory}"
+          if last_saved else "no checkpoint was written")
+  raise NonFiniteError(f"step {int(guard.first_bad_step)}: {name} is "
+                       f"{float(guard.bad_metrics[name])}; the run stopped without saving "
+                       f"this state ({kept}); lower optimizer.learning_rate or check the data")
+
+
+class _StepLog:
+  """Writes the logged steps' metrics, read from the device late: once the next step is
+  queued, or at a sync point (evaluation, save), after the guard passed them."""
+
+  def __init__(self, logger: metrics_lib.MetricsLogger, throughput: metrics_lib.Throughput,
+               latest: dict):
+    self.latest = latest          # the last record written (the summary's 'train')
+    self._logger, self._throughput = logger, throughput
+    self._pending = None
+
+  def add(self, step: int, metrics: dict, guard: _FiniteGuard, progress: dict) -> None:
+    """Logs ``step`` (its device ``metrics`` and ``guard`` after it) at the next flush."""
+    self._pending = (step, metrics, guard, progress)
+
+  def flush(self, last_saved: Optional[int], directory: str) -> None:
+    """Writes the pending step's record, if any; waits for that step."""
+    if self._pending is None:
+      return
+    step, metrics, guard, progress = self._pending
+    self._pending = None
+    metrics, guard = jax.device_get((metrics, guard))
+    _guard(guard, last_saved, directory)
+    self.latest = {**metrics, **self._throughput.measure(step), **progress}
+    self._logger.write(step, self.latest)
+
+  def sync(self, guard: _FiniteGuard, last_saved: Optional[int], directory: str) -> None:
+    """Flushes, then checks every step ``guard`` has seen: before evaluating or saving."""
+    self.flush(last_saved, directory)
+    _guard(guard, last_saved, directory)
 
 
 def _interrupt(signum, frame):
@@ -235,45 +317,100 @@ class _Signals:
       signal.signal(number, handler)
 
 
+# The record of the changes made to a run's config.json.
+CONFIG_HISTORY = "config_history.jsonl"
+
+
 def config_record(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """The run config as ``config.json`` records it (which adds the resolved model)."""
   return json.loads(config.to_json_best_effort())
 
 
+def recorded_changes(config: ml_collections.ConfigDict, workdir: str
+                     ) -> dict[str, tuple[Any, Any]]:
+  """The fields in which ``config`` differs from the run ``workdir/config.json`` records,
+  {field: (recorded, given)} (``config_lib.changed_fields``); {} if none is recorded."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return {}
+  try:
+    with open(path, encoding="utf-8") as f:
+      recorded = json.load(f)
+  except ValueError as e:  # invalid JSON or UTF-8
+    raise ValueError(f"{path}: not a run's config ({e}); use another workdir") from None
+  recorded = {k: v for k, v in recorded.items()
+              if k not in ("model_resolved", "num_params")}
+  return config_lib.changed_fields(recorded, config_record(config))
+
+
+def check_changes(changes: dict[str, tuple[Any, Any]], workdir: str,
+                  allow_changes: bool) -> None:
+  """ConfigError naming the ``changes`` to the recorded run that change its trajectory
+  (``config_lib.trajectory_changes``), unless ``allow_changes``."""
+  refused = config_lib.trajectory_changes(changes)
+  if refused and not allow_changes:
+    raise config_lib.ConfigError(
+        f"{os.path.join(workdir, 'config.json')} records a run with other settings: "
+        f"{config_lib.describe_changes(refused)}; going on with them would change its "
+        "trajectory. Use a new --workdir, or pass --allow_config_changes "
+        f"(driver.run(..., allow_changes=True)) to go on, recorded in {CONFIG_HISTORY}")
+
+
+def record_changes(directory: workdir_lib.Workdir, step: int,
+                   changes: dict[str, tuple[Any, Any]]) -> None:
+  """Appends the ``changes`` a run starting at ``step`` made to its recorded config to
+  CONFIG_HISTORY, so that ``config.json`` can be rewritten and nothing recorded is lost."""
+  if not changes:
+    return
+  record = {"step": step, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "changes": {field: {"from": old, "to": new}
+                        for field, (old, new) in changes.items()}}
+  with open(directory.path(CONFIG_HISTORY), "a", encoding="utf-8") as f:
+    f.write(json.dumps(record) + "\n")
+
+
 def finished_summary(config: ml_collections.ConfigDict, workdir: str
                      ) -> Optional[dict[str, Any]]:
   """The summary of ``config``'s run in ``workdir`` if it finished: ``config.json``
-  records this config, and ``summary.json`` and a checkpoint are at ``train.steps``;
-  else None."""
+  records this config (``recorded_changes``), and ``summary.json`` and a checkpoint are
+  at ``train.steps``; else None."""
   directory = workdir_lib.Workdir(workdir)
   steps = config.train.steps
   config_path, summary_path = directory.path("config.json"), directory.path("summary.json")
   if not (os.path.exists(config_path) and os.path.exists(summary_path)
           and os.path.isdir(directory.path("checkpoints", str(steps)))):
     return None
-  with open(config_path, encoding="utf-8") as f:
-    recorded = json.load(f)
+  if recorded_changes(config, workdir):
+    return None
   with open(summary_path, encoding="utf-8") as f:
     summary = json.load(f)
-  recorded = {k: v for k, v in recorded.items() if k not in ("model_resolved", "num_params")}
-  return summary if recorded == config_record(config) and summary.get("step") == steps else None
+  return summary if summary.get("step") == steps else None
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+def run(config: ml_collections.ConfigDict, workdir: str, *, allow_changes: bool = False
+        ) -> dict[str, Any]:
   """Runs ``config.loop`` to ``train.steps`` steps in ``workdir`` (resuming if it has
   checkpoints); returns the summary also written to ``workdir/summary.json``, with the
   final state under 'state'. Rerun with the same config after it finished
   (``finished_summary``), it does nothing and returns that summary (no 'state').
 
+  A config that differs from the run ``workdir`` records in a field that decides the
+  trajectory (all but ``config_lib.FREE_ON_RESUME``; ``train.steps`` may grow) is
+  refused unless ``allow_changes``; every change goes on record in CONFIG_HISTORY.
+
   Raises ConfigError / ValueError / FileNotFoundError for bad input (before anything is
   written), WorkdirError, CheckpointMismatchError, NonFiniteError (a non-finite step or
-  evaluation figure); Preempted after a SIGTERM save.
+  evaluation figure), CheckpointIOError (a checkpoint that cannot be written or read);
+  Preempted after a SIGTERM save; Interrupted (Ctrl-C) once the save in flight ended,
+  naming the newest checkpoint.
   """
   started = time.time()
   primary = jax.process_index() == 0
   report = (lambda message: print(message, flush=True)) if primary else (lambda message: None)
   name = loop_name(config)
   _, model_cfg = check(config, jax.device_count())
+  changes = recorded_changes(config, workdir)
+  check_changes(changes, workdir, allow_changes)
   finished = finished_summary(config, workdir)
   if finished is not None:
     report(f"{name}: finished already (step {config.train.steps} of {config.train.steps}); "
@@ -301,12 +438,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                                loop=name, report=report)
       origin = f"resuming at step {start_step}"
     else:
+      _check_fresh_start(directory, checkpointer.directory)
       state, start_step = initial_state(built, report), 0
       origin = f"from {config.init_checkpoint or 'scratch'}"
     params_count = lm.count_params(model_cfg)
     if primary:
       for kind in ("metrics", "eval"):
         metrics_lib.keep_records_up_to(directory.path(f"{kind}.jsonl"), start_step)
+      record_changes(directory, start_step, changes)
       workdir_lib.write_json(directory.path("config.json"), {
           **config_record(config),
           "model_resolved": dataclasses.asdict(model_cfg), "num_params": params_count})
@@ -322,22 +461,25 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         num_devices=ctx.mesh.size, device_kind=jax.devices()[0].device_kind)
     last_saved = checkpointer.latest_step()
     logged = metrics_lib.read_records(directory.path("metrics.jsonl")) if primary else []
-    train_metrics, eval_metrics = (logged[-1] if logged else {}), {}
+    step_log, eval_metrics = _StepLog(logger, throughput, logged[-1] if logged else {}), {}
+    guard = _start_guard(start_step, ctx.mesh)
     with _Signals() as signals:
       for step in range(start_step, config.train.steps):
         batch = ctx.to_global(batches(state, step), num_rows)
         state, step_metrics = train_step(state, batch)
+        guard = _after_step(guard, step_metrics)
         done = step + 1
-        step_metrics = jax.device_get(step_metrics)
-        _guard(done, step_metrics, last_saved, checkpointer.directory)
+        step_log.flush(last_saved, checkpointer.directory)   # the step before, while this runs
         if (done == start_step + 1 or done % config.train.log_every == 0
             or done == config.train.steps):
-          train_metrics = {**step_metrics, **throughput.measure(done), **batches.progress()}
-          logger.write(done, train_metrics)
+          step_log.add(done, step_metrics, guard, batches.progress())
         if config.eval.every_steps and done % config.eval.every_steps == 0:
+          step_log.sync(guard, last_saved, checkpointer.directory)
           eval_metrics = evaluator(state.params, done)
           logger.write(done, eval_metrics, kind="eval")
         preempted = signals.sigterm or checkpointer.reached_preemption(done)
+        if preempted or done == config.train.steps or checkpointer.is_due(done):
+          step_log.sync(guard, last_saved, checkpointer.directory)   # never save a NaN
         if checkpointer.save(done, state, batches, loop=name,
                              force=done == config.train.steps or preempted):
           last_saved = done
@@ -354,18 +496,22 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     for prompt, continuation in samples:
       report(f"sample: {prompt!r} → {continuation!r}")
     summary = {"loop": name, "step": int(state.step), "num_params": params_count,
-               "train": train_metrics, "eval": eval_metrics,
+               "train": step_log.latest, "eval": eval_metrics,
                "samples": [{"prompt": p, "continuation": c} for p, c in samples],
                "wall_time_s": time.time() - started}
     if primary:
       workdir_lib.write_json(directory.path("summary.json"), metrics_lib.plain(summary))
     summary["state"] = state
     return summary
+  except KeyboardInterrupt:
+    raise checkpointer.interrupted() from None
   finally:
-    checkpointer.close()
-    if logger is not None:
-      logger.close()
-    directory.close()
+    try:
+      checkpointer.close()
+    finally:
+      if logger is not None:
+        logger.close()
+      directory.close()
 
 
 def sample_continuations(ctx: Context, params, section, prompt_format: loops.PromptFormat

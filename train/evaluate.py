@@ -348,11 +348,7 @@ def evaluate_checkpoint(config, checkpoint: str, output: Optional[str] = None
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  xla_flags.apply()  # before anything starts a JAX backend
-  cli.quiet_library_logging()
-  with cli.errors_as_one_line():
+  with cli.entry_point(argv):
     evaluate_checkpoint(_CONFIG.value, _CHECKPOINT.value, _OUTPUT.value)
 
 
@@ -364,7 +360,7 @@ if __name__ == "__main__":
                                     "A run's workdir or a Hugging Face directory.")
   _OUTPUT = flags.DEFINE_string("output", None, "Where eval.jsonl goes (default: the "
                                 "run's workdir).")
-  flags.adopt_module_key_flags(cli)  # --print_config in --help
+  flags.adopt_module_key_flags(cli)  # --print_config and --traceback in --help
   app.run(main, flags_parser=cli.flags_parser(
       "python -m train.evaluate --config=configs/<name>.py --checkpoint=<dir> "
       "[--output=<dir>]", required=("config", "checkpoint")))

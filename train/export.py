@@ -18,7 +18,7 @@ Reads the run's ``config.json`` (written by the driver: the model section and
 
 so that ``AutoModelForCausalLM.from_pretrained(output)`` and
 ``AutoTokenizer.from_pretrained(output)`` give the run's model and tokenizer. Every
-failure ends with one ``error:`` line (``train/cli.py``).
+failure ends with one ``error:`` line (``train/cli.py``; ``--traceback`` shows it whole).
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from model import hf
 from train import checkpoint as checkpoint_lib
 from train import cli
 from train import config as run_config
-from train import xla_flags
 
 
 def read_run_config(workdir: str) -> ml_collections.ConfigDict:
@@ -75,11 +74,7 @@ def export(workdir: str, output: str, step: Optional[int] = None,
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  xla_flags.apply()  # before anything starts a JAX backend
-  cli.quiet_library_logging()
-  with cli.errors_as_one_line():
+  with cli.entry_point(argv):
     step = export(_WORKDIR.value, _OUTPUT.value, _STEP.value, _ARCHITECTURE.value)
     architecture = hf.read_config(_OUTPUT.value)["architectures"][0]
     print(f"exported step {step} of {_WORKDIR.value} to {_OUTPUT.value} as {architecture}")
@@ -93,6 +88,7 @@ if __name__ == "__main__":
   _ARCHITECTURE = flags.DEFINE_enum(
       "architecture", None, sorted(hf.ARCHITECTURES),
       "The transformers class (default: the model family's).")
+  flags.declare_key_flag("traceback")  # in --help
   app.run(main, flags_parser=cli.flags_parser(
       "python -m train.export --workdir=<run dir> [--step=N] --output=<dir> "
       "[--architecture=<transformers class>]", required=("workdir", "output")))

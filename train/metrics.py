@@ -125,8 +125,8 @@ class MetricsLogger:
 @functools.cache
 def _tensorboardx():
   """tensorboardX, imported without torch: it imports torch whenever torch is installed
-  (~2 s at every start of a run) only to accept torch tensors, which we never log. A
-  process that already imported torch keeps it."""
+  (seconds at every start of a run, bench/RESULTS.md) only to accept torch tensors, which
+  we never log. A process that already imported torch keeps it."""
   if "torch" in sys.modules:
     import tensorboardX  # pylint: disable=g-import-not-at-top
     return tensorboardX

@@ -106,9 +106,8 @@ def read_records(path: str, tokenizer: tokenizer_lib.Tokenizer, toggle: str,
   return records
 
 
-# Threads that look up the shuffled records ahead: grain's index shuffle costs ~1.5 ms per
-# record on a list of 20 (less on longer lists) in C++ that runs beside the tokenization
-# (16 rows of 64 tokens from 20 records: 108 -> 59 ms a batch; bench/RESULTS.md).
+# Threads that look up the shuffled records ahead: grain's index shuffle of a short list is
+# slow C++ that runs beside the tokenization (bench/RESULTS.md).
 _READ_THREADS = 2
 
 

@@ -16,7 +16,7 @@ replicates what does not divide.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -106,11 +106,6 @@ def row_sharding(mesh: AnyMesh, rules: Rules, rank: int) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec(axes or None, *([None] * (rank - 1))))
 
 
-def batch_sharding(mesh: AnyMesh, rules: Rules) -> NamedSharding:
-  """Sharding of (batch, seq) inputs: the batch dimension over the 'batch' rule's axes."""
-  return row_sharding(mesh, rules, 2)
-
-
 def process_rows(rows_sharding: NamedSharding, num_rows: int) -> slice:
   """The rows of a (num_rows, ...) array that this process's devices hold, as one slice:
   what it supplies to ``jax.make_array_from_process_local_data`` and reads back."""
@@ -168,18 +163,3 @@ def local_rows(x: jax.Array) -> np.ndarray:
   for shard in x.addressable_shards:
     shards.setdefault(shard.index[0].start or 0, shard.data)
   return np.concatenate([np.asarray(shards[start]) for start in sorted(shards)])
-
-
-def global_batch(local_batch: Mapping[str, np.ndarray], sharding: NamedSharding
-                 ) -> dict[str, jax.Array]:
-  """Device arrays of the global batch from this process's rows (b_local, ...)."""
-  return {name: jax.make_array_from_process_local_data(sharding, value)
-          for name, value in local_batch.items()}
-
-
-def global_batch_from_full(full_batch: Mapping[str, np.ndarray], sharding: NamedSharding
-                           ) -> dict[str, jax.Array]:
-  """Device arrays of a batch every process holds whole (each keeps its devices' rows)."""
-  return {name: jax.make_array_from_callback(value.shape, sharding,
-                                             lambda index, value=value: value[index])
-          for name, value in full_batch.items()}

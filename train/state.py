@@ -13,7 +13,6 @@ name, so the driver handles every loop's state the same way.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import flax.struct
@@ -21,8 +20,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from model import lm
-from model.config import ModelConfig
 from train import sharding
 
 
@@ -55,24 +52,6 @@ def create(state_type: type, params, optimizer: optax.GradientTransformation,
   base = TrainState.create(params, optimizer, rng)
   return state_type(step=base.step, params=base.params, opt_state=base.opt_state,
                     rng=base.rng, **extra_params)
-
-
-def extra_param_names(state_type: type) -> tuple[str, ...]:
-  """The fields a TrainState subclass adds (its extra sets of weights)."""
-  base = {field.name for field in dataclasses.fields(TrainState)}
-  return tuple(f.name for f in dataclasses.fields(state_type) if f.name not in base)
-
-
-def init_state(rng: jax.Array, cfg: ModelConfig, optimizer: optax.GradientTransformation
-               ) -> TrainState:
-  """Randomly initialised parameters; jit it with ``out_shardings`` to create them sharded."""
-  init_rng, state_rng = jax.random.split(rng)
-  return TrainState.create(lm.init(init_rng, cfg), optimizer, state_rng)
-
-
-def abstract_state(cfg: ModelConfig, optimizer: optax.GradientTransformation) -> TrainState:
-  """ShapeDtypeStruct tree of ``init_state``, without allocating anything."""
-  return jax.eval_shape(lambda: init_state(jax.random.PRNGKey(0), cfg, optimizer))
 
 
 def state_shardings(abstract: TrainState, param_shardings, optimizer: optax.GradientTransformation,

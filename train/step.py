@@ -2,7 +2,8 @@
 
 Any loop (pretraining, SFT, distillation, GRPO, RLP) supplies its own loss function
 ``loss_fn(params, batch, rng) -> (loss, aux)`` (see ``train.loss.LossFn``) and reuses
-the gradient accumulation, optimizer update, metrics and sharded jit from here.
+the gradient accumulation, optimizer update and metrics from here; the driver jits it
+with the state's shardings (``driver.Built.jit_step``).
 """
 
 from __future__ import annotations
@@ -96,9 +97,3 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, *,
                               rng=rng)
     return new_state, metrics
   return step
-
-
-def jit_step(step: StepFn, state_shardings, batch_shardings, metrics_sharding):
-  """``jax.jit`` with explicit shardings; the input state is donated (updated in place)."""
-  return jax.jit(step, in_shardings=(state_shardings, batch_shardings),
-                 out_shardings=(state_shardings, metrics_sharding), donate_argnums=0)

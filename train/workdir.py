@@ -1,6 +1,7 @@
 """A run's directory: one run at a time, and the files that record it.
 
     config.json      the resolved run config, the model config and its parameter count
+    config_history.jsonl  the changes a resume made to config.json (``train/driver.py``)
     metrics.jsonl    one record per logged step (``train/metrics.py``)
     eval.jsonl       one record per evaluation
     tensorboard/     the same scalars for TensorBoard

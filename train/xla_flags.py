@@ -9,9 +9,9 @@ on: XLA aborts at start on a flag it does not know, and experimental flags come 
 
 ``run_once_options()`` are per-program compiler options for the programs a run calls once
 or a few times (weight init, state creation, checkpoint checksums, evaluation losses): on
-CPU, XLA's backend optimization level 1 instead of its default, which compiles them in about
-half the time (the same initial weights, bit for bit); steps and samplers keep the default,
-which runs them ~5% faster (bench/RESULTS.md). The switch turns these off too.
+CPU, XLA's backend optimization level 1 instead of its default, which compiles them faster
+(the same initial weights, bit for bit); steps and samplers keep the default, which runs
+them faster (bench/RESULTS.md). The switch turns these off too.
 
 ``describe()`` is the line benchmarks print: CPU model, ISA and the XLA flags in effect.
 """

@@ -12,12 +12,9 @@ Both then get identical light SFT on 256 boxes questions answered directly
 What does Box 2 contain?" → "the apple and the pen"), and are evaluated on 200 held-out
 ones (``boxes_valid.jsonl``; greedy pass@1, chat template, and pass@1 per number of
 operations on the asked box, ``pass@1/ops<n>``, the paper's difficulty axis). Claim: the
-code arm tracks the boxes better. Full: 3 seeds, 500 pretraining and 100 SFT steps,
-9 minutes on 2 idle CPU cores (21 at load 5–6); ``--config.fast=True``: 1 seed, 150 and
-50. Measured, full: 0.153 ± 0.050 vs 0.142 ± 0.123, +0.012 with 2 of 3 seeds: ``holds``
-is true but the difference is inside the seed noise and both arms are below always
-answering "nothing" (0.385), so the claim is not shown at this scale
-(configs/claims/README.md).
+code arm tracks the boxes better. Full: 3 seeds, 500 pretraining and 100 SFT steps;
+``--config.fast=True``: 1 seed, 150 and 50. What it showed, and its wall times:
+configs/claims/README.md.
 """
 
 from configs.claims import common

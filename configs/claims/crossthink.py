@@ -32,14 +32,8 @@ generalises to non-math questions) and open beats mcq (open-ended templates beat
 multiple-choice ones). Full: 3 seeds; ``--config.fast=True``: 1 seed, fewer steps.
 
 A completion that runs to the 16-token budget without ending its turn scores 0
-(``grpo.truncated_reward``). Measured, full (9.5-12 minutes on 2 idle CPU cores, by the VM's speed): SFT base
-0.655 ± 0.033 (above the 0.5 of guessing); blend 0.473 ± 0.065 vs math_only 0.508 ±
-0.078 (-0.034, 1 of 3 seeds); open 0.455 ± 0.161 vs mcq 0.235 ± 0.167 (+0.220, 2 of 3
-seeds). ``holds`` is false: blend does not beat math_only, and every GRPO arm ends below
-the SFT base; the base ends its turn within the budget in only 3-16% of its samples, so
-most groups carry no signal and whether an arm learns depends on the seed
-(configs/claims/README.md). The fast version checks the pipeline only: after 200
-pretraining steps its base is near zero.
+(``grpo.truncated_reward``). What it showed, and its wall times: configs/claims/README.md
+(the fast version is a check of the pipeline only).
 """
 
 from configs.claims import common

@@ -16,11 +16,9 @@ step), every arm the same total steps and tokens:
 All three are evaluated on the 300 held-out problems of all eight kinds
 (``reasoning_valid.jsonl``; greedy pass@1, chat template, and pass@1 per kind). Claims:
 front_loaded beats late (reasoning data belongs in pretraining) and beats narrow
-(diversity in pretraining matters). Full: 3 seeds, 300 pretraining and 80 SFT steps,
-9.9 minutes (592 s) on 2 idle CPU cores; ``--config.fast=True``: 1 seed, 160 and 40.
-Measured, full: front_loaded 0.022 ± 0.013, late 0.012 ± 0.010, narrow 0.030 ± 0.017,
-every arm a handful of the 300 problems: the claim does not hold at this scale
-(configs/claims/README.md).
+(diversity in pretraining matters). Full: 3 seeds, 300 pretraining and 80 SFT steps;
+``--config.fast=True``: 1 seed, 160 and 40. What it showed, and its wall times:
+configs/claims/README.md.
 """
 
 from configs.claims import common

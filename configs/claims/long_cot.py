@@ -7,9 +7,8 @@ A base model pretrained on sums of five digits worked out one addition per line
 either step by step ("long_cot") or with the "Answer:" line
 alone ("short"): the same questions, steps and tokens. Both are evaluated with the chat
 template on 256 held-out sums (greedy pass@1). Claim: the long chain-of-thought SFT lifts
-accuracy more. Full: 3 seeds, 5.4 minutes on 2 idle CPU cores (17 at load ~14);
-``--config.fast=True``: 1 seed, 200 pretraining steps. Measured: 0.138 ± 0.034 vs 0.081 ±
-0.002, 3 of 3 seeds (configs/claims/README.md).
+accuracy more. Full: 3 seeds; ``--config.fast=True``: 1 seed, 200 pretraining steps.
+What it showed, and its wall times: configs/claims/README.md.
 """
 
 from configs.claims import common

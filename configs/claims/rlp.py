@@ -12,11 +12,9 @@ get identical post-training: SFT on 20 chat examples with the right thought, the
 on the training triples. Every arm is evaluated on the 200 held-out triples by the share
 of right answers among 4 samples at temperature 1 (text prompts before post-training,
 chat prompts after). Claims: RLP beats continued pretraining before post-training, and
-after identical SFT + GRPO. Full: 3 seeds (base 450 steps, GRPO 20), 7.9 minutes (473
-s) on 2 idle CPU cores; ``--config.fast=True``: 1 seed, fewer steps. Measured: RLP −
-continued pretraining −0.020 before (1 of 3 seeds) and +0.015 after post-training (2 of
-3), every arm near or below chance (0.1), so there is no effect to compare
-(configs/claims/README.md). The claim does not hold at this scale.
+after identical SFT + GRPO. Full: 3 seeds (base 450 steps, GRPO 20);
+``--config.fast=True``: 1 seed, fewer steps. What it showed, and its wall times:
+configs/claims/README.md.
 """
 
 from configs.claims import common
