@@ -41,13 +41,16 @@ def group_normalized_advantages(rewards_PG: jax.Array, eps: float = 1e-6) -> jax
 def leave_one_out_advantages(rewards_PG: jax.Array) -> jax.Array:
   """RLOO / RLP (arXiv 2510.01265): A_i = G/(G−1)·(r_i − mean_j r_j).
 
-  Equal to r_i minus the mean of the other G−1 rewards of the group.
+  Equal to r_i minus the mean of the other G−1 rewards of the group; a group with equal
+  rewards gets exactly A = 0 (the mean of three rewards of 1.1 rounds to 1.1 − 1.2e-7
+  in float32, which would otherwise become advantages of ~1e-7).
   """
   g = rewards_PG.shape[-1]
   if g < 2:
     raise ValueError(f"leave-one-out advantages need at least 2 samples per group, got {g}")
   rewards_PG = rewards_PG.astype(jnp.float32)
-  return g / (g - 1) * (rewards_PG - jnp.mean(rewards_PG, axis=-1, keepdims=True))
+  advantages_PG = g / (g - 1) * (rewards_PG - jnp.mean(rewards_PG, axis=-1, keepdims=True))
+  return jnp.where(uniform_groups(rewards_PG)[:, None], 0.0, advantages_PG)
 
 
 @POLICY_LOSSES.register("ppo_clip")

@@ -48,6 +48,9 @@ def test_advantages_are_zero_mean_per_group(name):
     np.testing.assert_allclose(advantages, rewards_PG - others, atol=1e-5)
   equal = algorithms.ADVANTAGE_ESTIMATORS.get(name)(jnp.ones((2, 4)))
   np.testing.assert_array_equal(equal, 0.0)
+  # the float32 mean of three 1.1s is not 1.1: equal groups are zeroed, not rounded
+  rounded = jax.jit(algorithms.ADVANTAGE_ESTIMATORS.get(name))(jnp.full((2, 3), 1.1))
+  np.testing.assert_array_equal(rounded, 0.0)
 
 
 def policy_batch(params, rng, *, cfg=TINY, rows=6, prompt_len=5, new=4):
