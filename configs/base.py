@@ -41,7 +41,7 @@ def eval_section(**overrides) -> ml_collections.ConfigDict:
           "english": data_config.corpus_path("english_valid.txt"),
           "reasoning": data_config.corpus_path("reasoning_valid.jsonl")},
       max_text_rows=32, records=data_config.corpus_path("reasoning_valid.jsonl"),
-      max_records=32, template="text", thinking="",
+      max_records=32, template="text", thinking="", judge="final",
       samples=0, temperature=1.0, max_new_tokens=96, batch_size=32)
   section.update(overrides)
   return ml_collections.ConfigDict(section)

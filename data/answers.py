@@ -82,6 +82,14 @@ def visible_text(completion: str) -> str:
   return text
 
 
+def thought(completion: str) -> str:
+  """The text of the completion's first ``<think>`` … ``</think>`` (up to the end if
+  never closed; '' without a ``<think>``)."""
+  if tokenizer_lib.THINK_START not in completion:
+    return ""
+  return completion.split(tokenizer_lib.THINK_START, 1)[1].split(tokenizer_lib.THINK_END, 1)[0]
+
+
 def last_boxed(text: str) -> Optional[str]:
   """Content of the last ``\\boxed{...}`` (nested braces allowed), or None."""
   start = text.rfind("\\boxed{")

@@ -21,6 +21,9 @@ Files of the claims (``configs/claims/``; not part of the tokenizer's training t
   chain_sums_sft_long.jsonl, chain_sums_sft_short.jsonl
                                       the same 20 training questions answered step by
                                       step, or with the "Answer:" line alone
+  chain_sums_dev.jsonl                other sums of five digits drawn like those, in
+                                      neither chain_sums.txt nor chain_sums_valid.jsonl:
+                                      the long_cot claim's dev split (its competence gate)
   modsum_noisy.txt                    "a b c =\n<think> t </think>s" for the 800 training
                                       triples, four draws each, t wrong (a random digit)
                                       with probability 0.4 and s following t: a noisy
@@ -29,6 +32,8 @@ Files of the claims (``configs/claims/``; not part of the tokenizer's training t
                                       the 800 training triples without thoughts, and the
                                       200 held-out ones ("a b c =" → (a+b+c) % 10)
   modsum_sft.jsonl                    20 training triples with the right thought
+  modsum_thought_valid.jsonl          the held-out triples with their right thought
+                                      (a+b) % 10 as the answer: the rlp claim's gate
   reasoning_narrow.txt                one kind of reasoning problem (equations), half
                                       with <think>, for the front-loading claim's
                                       narrow pretraining mixture (its diverse one is
@@ -39,6 +44,12 @@ Files of the claims (``configs/claims/``; not part of the tokenizer's training t
                                       ("the key and the pen"); the held-out ones have
                                       kind "ops<n>", n the operations on the asked box
                                       ("ops3": three or more)
+  boxes_text.txt                      boxes stories, each its question then its answer
+                                      on the next line: the code entity-tracking
+                                      claim's narrative pretraining text (both arms)
+  boxes_dev.jsonl                     boxes questions (as boxes_valid.jsonl) for that
+                                      claim's competence gate, to tune on; neither file
+                                      shares a question with boxes_valid.jsonl
   crossthink_facts.txt                the fact tables of `general_questions` stated
                                       ("A robin is a bird."), and training questions and
                                       sums answered ("Question: What is 13 + 4?
@@ -54,8 +65,14 @@ Files of the claims (``configs/claims/``; not part of the tokenizer's training t
                                       (the same general questions in the last three)
   crossthink_valid.jsonl              held-out general questions, open-ended, about pairs
                                       never asked about in training
+  crossthink_dev.jsonl                other held-out category questions, open-ended,
+                                      about pairs in neither the training files nor
+                                      crossthink_valid.jsonl: that claim's dev split (its
+                                      competence gate, and what its settings are tuned on)
 
-``python -m data.make_corpus --only=crossthink`` writes the CrossThink files alone (the
+``python -m data.make_corpus --only=crossthink`` writes the CrossThink files alone,
+``--only=boxes`` the last two boxes files, ``--only=long_cot`` chain_sums_dev.jsonl,
+``--only=rlp`` modsum_thought_valid.jsonl (the
 whole corpus takes long: its tokenizer is trained first).
 """
 
@@ -90,14 +107,23 @@ NUM_CODE, NUM_BOXES_SFT, NUM_BOXES_VALID = 1000, 256, 200
 FRONT_LOADING_CODE_FILES = ("reasoning_narrow.txt", "code_updates.txt",
                             "boxes_sft.jsonl", "boxes_valid.jsonl")
 CORPUS_FILES += FRONT_LOADING_CODE_FILES
+NUM_BOXES_TEXT, NUM_BOXES_DEV = 8000, 300
+BOXES_FILES = ("boxes_text.txt", "boxes_dev.jsonl")
+CORPUS_FILES += BOXES_FILES
 NUM_FACT_DOCS, FACTS_PER_DOC, QUESTIONS_PER_DOC, SUMS_PER_DOC = 300, 6, 4, 2
 NUM_CT_SFT, NUM_CT_GENERAL, NUM_CT_MATH = 288, 128, 128   # SFT; GRPO general, math
 CT_HELD_OUT, NUM_CT_VALID_CHOICE = 0.3, 60   # held-out share of pairs; category_choice
 CT_HELD_OUT_FAMILIES = ("category_choice", "bigger")
+NUM_CT_DEV = 120   # dev split: held-out category questions not in crossthink_valid.jsonl
 CROSSTHINK_FILES = ("crossthink_facts.txt", "crossthink_sft.jsonl", "crossthink_math.jsonl",
                     "crossthink_blend.jsonl", "crossthink_open.jsonl", "crossthink_mcq.jsonl",
-                    "crossthink_valid.jsonl")
+                    "crossthink_valid.jsonl", "crossthink_dev.jsonl")
 CORPUS_FILES += CROSSTHINK_FILES
+NUM_CHAIN_DEV = 256
+CHAIN_DEV_FILES = ("chain_sums_dev.jsonl",)
+CORPUS_FILES += CHAIN_DEV_FILES
+MODSUM_GATE_FILES = ("modsum_thought_valid.jsonl",)
+CORPUS_FILES += MODSUM_GATE_FILES
 
 
 def english_documents(rng: random.Random, count: int,
@@ -185,6 +211,14 @@ def boxes_questions(rng: random.Random, count: int,
   return records
 
 
+def boxes_sft_valid() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+  """(SFT, held-out) boxes questions: ``NUM_BOXES_SFT``, and ``NUM_BOXES_VALID`` others."""
+  sft = boxes_questions(random.Random(f"{SEED}-boxes"), NUM_BOXES_SFT)
+  valid = boxes_questions(random.Random(f"{SEED}-boxes-valid"), NUM_BOXES_VALID,
+                          exclude_questions=frozenset(r["question"] for r in sft))
+  return sft, valid
+
+
 def _write_text(path: str, text: str) -> None:
   with open(path, "w", encoding="utf-8", newline="\n") as f:
     f.write(text)
@@ -237,6 +271,37 @@ def write_corpus(out_dir: str) -> list[str]:
   _write_jsonl(paths[15], modsum_sft)
   write_front_loading_code_files(out_dir)
   write_crossthink_files(out_dir)
+  write_boxes_files(out_dir)
+  write_chain_dev_files(out_dir)
+  write_modsum_gate_files(out_dir)
+  return paths
+
+
+def write_modsum_gate_files(out_dir: str) -> list[str]:
+  """The rlp claim's gate records (`MODSUM_GATE_FILES`): the held-out triples with the
+  right thought (a + b) % 10 as the answer; returns its path."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = [os.path.join(out_dir, name) for name in MODSUM_GATE_FILES]
+  _, _, valid, _ = modsum_claim_files(random.Random(f"{SEED}-modsum-claim"))
+  thoughts = []
+  for record in valid:
+    a, b, _ = map(int, record["question"].split()[:3])
+    thoughts.append({"question": record["question"], "answer": str((a + b) % 10)})
+  _write_jsonl(paths[0], thoughts)
+  return paths
+
+
+def write_chain_dev_files(out_dir: str) -> list[str]:
+  """The long_cot claim's dev split (`CHAIN_DEV_FILES`): sums drawn like the training
+  ones, none of them a training or held-out question; returns its path."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = [os.path.join(out_dir, name) for name in CHAIN_DEV_FILES]
+  chain = chain_sums(random.Random(f"{SEED}-chain"), NUM_CHAIN)
+  chain_valid = chain_sums(random.Random(f"{SEED}-chain-valid"), NUM_CHAIN_VALID,
+                           exclude_questions=frozenset(p["question"] for p in chain))
+  dev = chain_sums(random.Random(f"{SEED}-chain-dev"), NUM_CHAIN_DEV,
+                   exclude_questions=frozenset(p["question"] for p in chain + chain_valid))
+  _write_jsonl(paths[0], [{"question": p["question"], "answer": p["answer"]} for p in dev])
   return paths
 
 
@@ -249,28 +314,53 @@ def write_front_loading_code_files(out_dir: str) -> list[str]:
   code_rng = random.Random(f"{SEED}-code")
   code = [reasoning_tasks.code_state_updates(code_rng) for _ in range(NUM_CODE)]
   _write_text(paths[1], "\n\n".join(code) + "\n")
-  boxes_sft = boxes_questions(random.Random(f"{SEED}-boxes"), NUM_BOXES_SFT)
-  boxes_valid = boxes_questions(random.Random(f"{SEED}-boxes-valid"), NUM_BOXES_VALID,
-                                exclude_questions=frozenset(r["question"] for r in boxes_sft))
+  boxes_sft, boxes_valid = boxes_sft_valid()
   _write_jsonl(paths[2], [{key: r[key] for key in ("question", "answer")} for r in boxes_sft])
   _write_jsonl(paths[3], boxes_valid)
   return paths
 
 
-def crossthink_records(rng: random.Random) -> tuple[list[dict], list[dict]]:
-  """(training, held-out) general multiple-choice records: the families of
+def write_boxes_files(out_dir: str) -> list[str]:
+  """The code entity-tracking claim's own files (`BOXES_FILES`): a dev split that
+  leaves out the SFT and held-out questions, and stories that leave out the dev and
+  held-out ones; returns their paths."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = [os.path.join(out_dir, name) for name in BOXES_FILES]
+  sft, valid = boxes_sft_valid()
+  held_out = frozenset(r["question"] for r in valid)
+  dev = boxes_questions(random.Random(f"{SEED}-boxes-dev"), NUM_BOXES_DEV,
+                        exclude_questions=held_out | {r["question"] for r in sft})
+  stories = boxes_questions(random.Random(f"{SEED}-boxes-text"), NUM_BOXES_TEXT,
+                            exclude_questions=held_out | {r["question"] for r in dev})
+  _write_text(paths[0], "\n\n".join(f"{r['question']}\n{r['answer']}" for r in stories)
+              + "\n")
+  _write_jsonl(paths[1], dev)
+  return paths
+
+
+def _category_pair(record: dict) -> tuple[str, frozenset[str]]:
+  """What a category_choice question asks about: its category and unordered pair."""
+  return record["question"].split(":")[0], frozenset(record["options"])
+
+
+def crossthink_records(rng: random.Random) -> tuple[list[dict], list[dict], list[dict]]:
+  """(training, held-out, spare) general multiple-choice records: the families of
   ``CT_HELD_OUT_FAMILIES`` (questions about pairs: many new instances) split by pair,
   ``NUM_CT_VALID_CHOICE`` held-out questions of category_choice (it has thousands); the
-  other families (one question per fact, a few dozen each) only in training."""
-  train, valid = [], []
+  other families (one question per fact, a few dozen each) only in training. Spare: the
+  held-out category_choice questions about pairs that no held-out question asks about."""
+  train, valid, spare = [], [], []
   for family in general_questions.FAMILIES:
     held_out = CT_HELD_OUT if family in CT_HELD_OUT_FAMILIES else 0.0
     family_train, family_valid = general_questions.split(family, rng, held_out)
     if family == "category_choice":
-      family_valid = rng.sample(family_valid, NUM_CT_VALID_CHOICE)
+      unused = family_valid
+      family_valid = rng.sample(unused, NUM_CT_VALID_CHOICE)
+      asked = {_category_pair(r) for r in family_valid}
+      spare = [r for r in unused if _category_pair(r) not in asked]
     train += family_train
     valid += family_valid
-  return train, valid
+  return train, valid, spare
 
 
 def write_crossthink_files(out_dir: str) -> list[str]:
@@ -278,7 +368,7 @@ def write_crossthink_files(out_dir: str) -> list[str]:
   os.makedirs(out_dir, exist_ok=True)
   paths = [os.path.join(out_dir, name) for name in CROSSTHINK_FILES]
   rng = random.Random(f"{SEED}-crossthink")
-  train, valid = crossthink_records(rng)
+  train, valid, spare = crossthink_records(rng)
   documents = []
   for _ in range(NUM_FACT_DOCS):
     asked = [general_questions.render(r, open_ended=True)
@@ -300,16 +390,21 @@ def write_crossthink_files(out_dir: str) -> list[str]:
   for path, records in zip(paths[3:6], (half, open_ended, general)):
     _write_jsonl(path, math[:NUM_CT_MATH] + records)
   _write_jsonl(paths[6], [general_questions.render(r, open_ended=True) for r in valid])
+  dev = random.Random(f"{SEED}-crossthink-dev").sample(spare, NUM_CT_DEV)
+  _write_jsonl(paths[7], [general_questions.render(r, open_ended=True) for r in dev])
   return paths
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
   parser.add_argument("--out_dir", default=config_lib.CORPUS_DIR)
-  parser.add_argument("--only", choices=("", "crossthink"), default="",
+  parser.add_argument("--only", choices=("", "crossthink", "boxes", "long_cot", "rlp"), default="",
                       help="write only the files of one claim")
   args = parser.parse_args()
-  write = write_crossthink_files if args.only == "crossthink" else write_corpus
+  write = {"crossthink": write_crossthink_files,
+           "boxes": write_boxes_files,
+           "long_cot": write_chain_dev_files,
+           "rlp": write_modsum_gate_files}.get(args.only, write_corpus)
   for path in write(args.out_dir):
     print(f"{os.path.getsize(path):>9,d}  {path}")
 

@@ -109,6 +109,14 @@ def group_shares(rewards_PG: jax.Array, full_reward: float) -> dict[str, jax.Arr
           "full_reward_groups": jnp.mean(jnp.all(full_PG, axis=-1))}
 
 
+def sampled_entropy(behaviour_log_probs_BL: jax.Array, action_mask_BL: jax.Array) -> jax.Array:
+  """The policy's entropy per generated token, estimated from the rollouts: the mean of
+  −log π(token) over the sampled tokens (an unbiased estimate of the entropy of the
+  sampling policy; with top-k or top-p, the cross-entropy of the filtered samples under
+  the unfiltered policy)."""
+  return -algorithms.token_mean(behaviour_log_probs_BL, action_mask_BL)[0]
+
+
 def make_grpo_step(model_cfg: ModelConfig, optimizer, config: GRPOConfig, *,
                    grad_accum_steps: int = 1, learning_rate_fn=None):
   """``step(state: GRPOState, batch) -> (state, metrics)``; jit it with donation.
@@ -116,8 +124,9 @@ def make_grpo_step(model_cfg: ModelConfig, optimizer, config: GRPOConfig, *,
   batch: the policy batch (``rl/sequences.py``), 'rewards' (b,) and 'truncated' (b,).
   metrics: the update's ('loss', 'policy_loss', 'clip_fraction', 'ratio', 'kl', norms)
   plus 'reward_mean', 'reward_std', the ``group_shares`` ('uniform_reward_groups',
-  'full_reward_groups'), 'completion_length' (tokens, the stop token included) and
-  'truncated' (share of completions cut at the token budget).
+  'full_reward_groups'), 'completion_length' (tokens, the stop token included),
+  'truncated' (share of completions cut at the token budget) and 'entropy'
+  (``sampled_entropy``).
   """
   estimator = algorithms.ADVANTAGE_ESTIMATORS.get(config.advantage_estimator)
   update = step_lib.make_train_step(policy_update.make_policy_loss(model_cfg, config.loss),
@@ -144,7 +153,8 @@ def make_grpo_step(model_cfg: ModelConfig, optimizer, config: GRPOConfig, *,
         group_shares(rewards_PG, config.full_reward),
         reward_mean=jnp.mean(rewards_PG), reward_std=jnp.std(rewards_PG),
         completion_length=jnp.mean(jnp.sum(batch["action_mask"], axis=-1)),
-        truncated=jnp.mean(batch["truncated"]))
+        truncated=jnp.mean(batch["truncated"]),
+        entropy=sampled_entropy(batch["behaviour_log_probs"], batch["action_mask"]))
     return state, metrics
 
   return step

@@ -1,9 +1,9 @@
 """Test-wide settings: the project's XLA CPU flags (train/xla_flags.py), XLA's backend
 optimization level 1 (faster compiles), strict rank promotion, absl flags parsed for grain
-workers, and one persistent compilation cache for the session (the test process and the
-command-line runs it starts compile many identical programs); session runs shared by test
-modules and by the pytest-xdist workers that pytest.ini starts (two: the suite is mostly
-single-threaded XLA compiles)."""
+workers, one persistent compilation cache and one claims' stage cache for the session (the
+test process and the command-line runs it starts compile many identical programs); session
+runs shared by test modules and by the pytest-xdist workers that pytest.ini starts (two:
+the suite is mostly single-threaded XLA compiles)."""
 
 import json
 import os
@@ -22,6 +22,8 @@ xla_flags.add_unless_set({"xla_force_host_platform_device_count": 8,
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="reasonax-jit-"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# The claims' stage cache (train/stages.py): one per session, not the user's.
+os.environ.setdefault("REASONAX_STAGE_CACHE", tempfile.mkdtemp(prefix="reasonax-stages-"))
 
 import jax  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top

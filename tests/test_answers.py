@@ -276,3 +276,11 @@ def test_other_rewards():
   assert answers.record_kind({"kind": "boxes"}) == "math"
   assert answers.choice_letter("D. Paris") == "D"
   assert answers.normalize_text("The  Eiffel Tower!") == "eiffel tower"
+
+
+def test_thought_is_the_first_think_block():
+  assert answers.thought("<think> 2 </think>6") == " 2 "
+  assert answers.thought("x <think>1</think> y <think>2</think>") == "1"
+  assert answers.thought("<think> 7 and on") == " 7 and on"
+  assert answers.thought("no thought") == ""
+  assert answers.is_correct(answers.thought("<think> 2 </think>6"), {"answer": "2"})

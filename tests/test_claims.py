@@ -7,6 +7,7 @@ do show, not the sign.
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -14,7 +15,8 @@ import sys
 import cli_runs
 import pytest
 
-from configs.claims import code_entity_tracking, crossthink, front_loading, long_cot, rlp
+from configs.claims import code_entity_tracking, common, crossthink, front_loading, long_cot
+from configs.claims import rlp
 from train import claims, driver, stages
 from train import config as run_config
 
@@ -22,8 +24,11 @@ from train import config as run_config
 def test_stage_chains_run_parents_first_and_count_tokens():
   config = rlp.get_config()
   assert stages.chain(config.stages, "rlp_grpo") == ["base", "rlp", "rlp_sft", "rlp_grpo"]
-  run = stages.resolve(config.stages, "rlp_sft", "/r", seed=3, fast=False)
-  assert run.init_checkpoint == "/r/rlp" and run.train.seed == 3
+  pipeline = stages.resolve(config.stages, ["rlp_grpo"], "/c", seed=3, fast=False)
+  assert list(pipeline) == ["base", "rlp", "rlp_sft", "rlp_grpo"]
+  run = pipeline["rlp_sft"].run
+  assert run.init_checkpoint == pipeline["rlp"].directory == f"/c/{pipeline['rlp'].key}"
+  assert run.train.seed == 3 and pipeline["rlp_sft"].parent_key == pipeline["rlp"].key
   assert run.train.steps == config.stages.rlp_sft.steps and not run.eval.records
   tokens = claims.arm_tokens(config, fast=False)
   assert tokens["rlp"] == tokens["cpt"] and tokens["rlp_post"] == tokens["cpt_post"]
@@ -59,7 +64,7 @@ def test_front_loading_and_code_claims_move_tokens_between_stages_not_add_them()
   config = front_loading.get_config()
   claims.check(config)
   for fast in (False, True):
-    steps = {name: stages.resolve(config.stages, name, "", seed=0, fast=fast).train.steps
+    steps = {name: stages.run_config(config.stages[name], seed=0, fast=fast).train.steps
              for name in config.stages}
     moved = steps["general_sft"] - steps["mixed_sft"]
     assert moved == steps["mixed"] - steps["general"] == round(
@@ -88,13 +93,159 @@ def test_crossthink_arms_differ_only_in_their_grpo_records():
   assert runs["blend"]["grpo"]["template"] == config.eval.template == "crossthink"
 
 
-def test_compare_holds_only_when_every_comparison_does():
-  arms = {"a": {"m": {"values": [0.5, 0.6]}}, "b": {"m": {"values": [0.4, 0.7]}},
-          "c": {"m": {"values": [0.1, 0.1]}}}
-  out, holds = claims.compare(arms, "m", [("a", "c"), ("b", "c")])
-  assert holds and [c["wins"] for c in out] == [2, 2]
-  out, holds = claims.compare(arms, "m", [("a", "c"), ("a", "b")])
-  assert not holds and out[1]["difference"] == pytest.approx(0.0)
+def test_compare_gives_the_paired_student_t_interval_over_seeds():
+  arms = {"a": {"m": {"values": [2.0, 4.0, 6.0]}}, "b": {"m": {"values": [1.0, 2.0, 3.0]}}}
+  (comparison,) = claims.compare(arms, "m", [("a", "b")])
+  # Differences 1, 2, 3: mean 2, sample standard deviation 1, t(0.975, 2) = 4.303.
+  half = 4.303 / math.sqrt(3)
+  assert comparison["differences"] == [1.0, 2.0, 3.0] and comparison["wins"] == 3
+  assert comparison["difference"] == pytest.approx(2.0)
+  assert comparison["interval"] == pytest.approx([2 - half, 2 + half], abs=1e-3)
+  assert comparison["verdict"] == "not shown"      # the interval covers 0
+
+
+@pytest.mark.parametrize("better, worse, verdict", [
+    ([0.5, 0.6, 0.7, 0.6, 0.5], [0.1, 0.2, 0.1, 0.2, 0.1], "holds"),
+    ([0.1, 0.2, 0.1, 0.2, 0.1], [0.5, 0.6, 0.7, 0.6, 0.5], "contradicted"),
+    ([0.5, 0.1, 0.6, 0.1, 0.5], [0.1, 0.5, 0.2, 0.6, 0.2], "not shown"),
+    ([0.3, 0.3], [0.1, 0.1], "holds"),            # no spread: the interval is the point
+    ([0.2, 0.2], [0.2, 0.2], "not shown"),
+    ([0.9], [0.1], "not shown")])                 # one seed: no interval
+def test_comparison_verdicts(better, worse, verdict):
+  arms = {"a": {"m": {"values": better}}, "b": {"m": {"values": worse}}}
+  (comparison,) = claims.compare(arms, "m", [("a", "b")])
+  assert comparison["verdict"] == verdict, comparison
+  assert (comparison["interval"] is None) == (len(better) == 1)
+  (gated,) = claims.compare(arms, "m", [("a", "b")], gate_passed=False)
+  assert gated["verdict"] == "untestable"
+
+
+def test_claim_verdict_and_the_gate():
+  holds, shown, against = ({"verdict": v} for v in ("holds", "not shown", "contradicted"))
+  assert claims.claim_verdict([holds, holds], True) == "holds"
+  assert claims.claim_verdict([holds, shown], True) == "not shown"
+  assert claims.claim_verdict([holds, against, shown], True) == "contradicted"
+  assert claims.claim_verdict([holds, holds], False) == "untestable"
+  gate = common.gate(stages=("base",), metric="pass@1", threshold=0.5, skill="sums")
+  assert claims.gate_summary(gate, {"base": [0.5, 0.9]})["passed"]
+  failed = claims.gate_summary(gate, {"base": [0.9, 0.4]})
+  assert not failed["passed"] and failed["values"] == {"base": [0.9, 0.4]}
+
+
+def test_most_frequent_answer_baseline_checks_answers_as_the_checker_does():
+  mcq = [{"answer": "B", "kind": "mcq"}, {"answer": " B", "kind": "mcq"},
+         {"answer": "A", "kind": "mcq"}]
+  assert claims.most_frequent(mcq) == {"answer": "B", "accuracy": pytest.approx(2 / 3)}
+  open_ = [{"answer": "The key.", "kind": "open"}, {"answer": "key", "kind": "open"},
+           {"answer": "nothing", "kind": "open"}]
+  assert claims.most_frequent(open_)["answer"] == "key"
+  math_ = [{"answer": "-3"}, {"answer": "- 3"}, {"answer": "3"}, {"answer": "12"}]
+  assert claims.most_frequent(math_) == {"answer": "-3", "accuracy": 0.5}
+
+
+def test_claim_checks_its_gate_and_shared_stages():
+  config = long_cot.get_config()
+  config.claim.gate.stages = ("nowhere",)
+  with pytest.raises(run_config.ConfigError, match="gate.stages names 'nowhere'"):
+    claims.check(config)
+  config = long_cot.get_config()
+  config.claim.gate.metric = ""
+  with pytest.raises(run_config.ConfigError, match="claim.gate: metric"):
+    claims.check(config)
+  config = long_cot.get_config()
+  config.stages.base.shared = False
+  config.stages.sft_long.shared = True
+  with pytest.raises(run_config.ConfigError, match="sft_long is shared but starts after"):
+    claims.check(config)
+
+
+def test_plot_shows_seeds_intervals_baselines_and_the_gate(tmp_path):
+  for seeds, chance in (([0, 1, 2], 0.1), ([0], None)):
+    values = [[0.2, 0.3, 0.25][:len(seeds)], [0.1, 0.15, 0.1][:len(seeds)]]
+    arms = {arm: {"m": {"values": v}} for arm, v in zip(("a", "b"), values)}
+    summary = {"claim": "toy", "metric": "m", "seeds": seeds, "fast": len(seeds) == 1,
+               "arms": arms, "verdict": "not shown",
+               "gate": {"metric": "pass@1", "threshold": 0.5,
+                        "values": {"base": [0.7] * len(seeds)}},
+               "baselines": {"chance": chance,
+                             "most_frequent": {"answer": "3", "accuracy": 0.05},
+                             "untrained": {"arms": {"a": 0.0, "b": 0.01}}}}
+    claims.plot(summary, str(tmp_path / "toy.png"))
+    assert (tmp_path / "toy.png").stat().st_size > 1000
+
+
+def _tiny_run(data):
+  """A 2-step pretraining run of the claim model on the text file ``data``."""
+  run = common.pretrain({"chain_sums.txt": 1.0}, seq_len=32, batch=8, learning_rate=1e-3,
+                       constant=True)
+  run.data.sources.chain_sums.path = str(data)
+  return run
+
+
+def test_stage_keys_follow_config_data_and_code_not_eval(tmp_path, monkeypatch):
+  data = tmp_path / "data.txt"
+  data.write_text("What is 1 + 2?\n3\n\nWhat is 2 + 2?\n4\n")
+  pipeline = {"base": common.stage(_tiny_run(data), steps=2, shared=True),
+              "sft": common.stage(_tiny_run(data), steps=2, after="base")}
+  keys = lambda seed=0: {name: stage.key for name, stage in stages.resolve(
+      pipeline, ["sft"], str(tmp_path / "cache"), seed=seed, fast=False).items()}
+  first = keys()
+  assert keys() == first and len(set(first.values())) == 2
+  # A shared stage is one entry for every seed; the stages after it are per seed.
+  assert keys(seed=1)["base"] == first["base"] and keys(seed=1)["sft"] != first["sft"]
+  resolved = stages.resolve(pipeline, ["sft"], "/c", seed=1, fast=False)
+  assert resolved["base"].run.train.seed == 0 and resolved["sft"].run.train.seed == 1
+  assert resolved["base"].files[str(data)] == stages.file_sha256(str(data))
+  assert resolved["base"].run.data.tokenizer_path in resolved["base"].files
+  pipeline["base"].run.eval.max_new_tokens += 1          # evaluation is not training
+  assert keys() == first
+  pipeline["base"].run.train.log_every += 1              # any other field is
+  changed = keys()
+  assert changed["base"] != first["base"] and changed["sft"] != first["sft"]
+  pipeline["base"].run.train.log_every -= 1
+  data.write_text("What is 1 + 1?\n2\n")
+  assert keys()["base"] != first["base"]
+  changed = keys()
+  monkeypatch.setattr(stages, "code_version", lambda: "another version")
+  assert keys()["base"] != changed["base"]
+
+
+def test_a_stage_trains_once_then_is_read_back_with_its_evaluations(tmp_path):
+  data = tmp_path / "data.txt"
+  data.write_text("".join(f"What is {a} + 2?\n{a + 2}\n\n" for a in range(40)))
+  records = tmp_path / "records.jsonl"
+  records.write_text("".join(json.dumps({"question": f"What is {a} + 2?", "answer": str(a + 2)})
+                             + "\n" for a in range(4)))
+  pipeline = {"base": common.stage(_tiny_run(data), steps=2)}
+  cache = str(tmp_path / "cache")
+  base = stages.resolve(pipeline, ["base"], cache, seed=0, fast=False)["base"]
+  lines = []
+  assert stages.train(base, lines.append) > 0
+  checkpoint = os.path.join(base.directory, "checkpoints", "2")
+  written = os.stat(checkpoint).st_mtime_ns
+  assert stages.train(base, lines.append) == 0.0 and "read back" in lines[-1]
+  assert os.stat(checkpoint).st_mtime_ns == written
+  with open(os.path.join(base.directory, "stage.json")) as f:
+    recorded = json.load(f)
+  assert (recorded["key"], recorded["files"]) == (base.key, base.files)
+  assert recorded["code_version"] == stages.code_version()
+  section = common.eval_section(str(records), template="text", max_new_tokens=4,
+                                batch_size=8)
+  figures, seconds = stages.evaluate(base, section, lines.append)
+  assert seconds > 0 and 0.0 <= figures["pass@1"] <= 1.0
+  assert stages.evaluate(base, section, lines.append) == (figures, 0.0)
+  untrained = stages.untrained(pipeline, "base", cache)
+  assert untrained.key != base.key and untrained.run.train.steps == 0
+  assert 0.0 <= stages.evaluate(untrained, section, lines.append)[0]["pass@1"] <= 1.0
+  stages.link(base, str(tmp_path / "claim" / "seed0" / "base"))
+  assert os.path.realpath(tmp_path / "claim" / "seed0" / "base") == base.directory
+  data.write_text("What is 1 + 1?\n2\n")
+  again = stages.resolve(pipeline, ["base"], cache, seed=0, fast=False)["base"]
+  os.makedirs(again.directory)     # an attempt killed before it saved anything
+  with open(os.path.join(again.directory, "metrics.jsonl"), "w") as f:
+    f.write(json.dumps({"step": 1, "loss": 7.0}) + "\n")
+  assert again.key != base.key and stages.train(again, lines.append) > 0
+  assert os.path.isdir(os.path.join(again.directory, "checkpoints", "2"))
 
 
 @pytest.mark.xdist_group("fast_claims")
@@ -107,7 +258,14 @@ def test_fast_long_cot_claim(fast_claims):
   (comparison,) = summary["comparisons"]
   assert comparison["difference"] == pytest.approx(
       long["pass@1"]["mean"] - short["pass@1"]["mean"])
-  assert summary["holds"] == (comparison["difference"] > 0)
+  # One seed: no interval, so no verdict but 'not shown' (or 'untestable').
+  assert comparison["interval"] is None and comparison["verdict"] in ("not shown", "untestable")
+  _assert_claim_record(summary, gate_stages=["base"])
+  # The shared base passes its gate with room; the untrained model is far below it.
+  gate, untrained = summary["gate"], summary["baselines"]["untrained"]
+  assert gate["passed"] and untrained["gate"] < gate["threshold"] / 2, (gate, untrained)
+  assert summary["baselines"]["chance"] is None
+  assert summary["stages"]["base"]["shared"] and summary["times"]["per_seed_s"].keys() == {"0"}
   # What holds with room at this scale: 20 long solutions make the model work the sum
   # out line by line (~36 tokens), 20 short ones make it answer at once (~6 tokens).
   assert long["length"]["mean"] > short["length"]["mean"] + 15, summary
@@ -125,10 +283,29 @@ def test_fast_rlp_claim(fast_claims):
     assert all("reward_mean" in json.loads(line) for line in f)
   for figures in summary["arms"].values():
     assert 0.0 <= figures["sample_accuracy"]["mean"] <= 1.0
+  _assert_claim_record(summary, gate_stages=["base"])
   # At this scale every arm is near chance (0.1, one digit; configs/claims/README.md):
   # the sign is noise, so none is asserted.
   print("fast rlp:", {c["better"] + " - " + c["worse"]: round(c["difference"], 3)
                       for c in summary["comparisons"]})
+
+
+def _assert_claim_record(summary, gate_stages):
+  """The verdict, gate, baselines and times every claim's summary.json records."""
+  assert summary["statistic"] == claims.STATISTIC and summary["verdict"] in claims.VERDICTS
+  assert summary["holds"] == (summary["verdict"] == "holds")
+  gate = summary["gate"]
+  assert gate["stages"] == gate_stages and set(gate["values"]) == set(gate_stages)
+  assert all(0.0 <= v <= 1.0 for values in gate["values"].values() for v in values)
+  assert (summary["verdict"] == "untestable") == (not gate["passed"])
+  baselines = summary["baselines"]
+  assert 0.0 < baselines["most_frequent"]["accuracy"] <= 1.0
+  assert set(baselines["untrained"]["arms"]) == set(summary["arms"])
+  assert all(0.0 <= v <= 1.0 for v in [*baselines["untrained"]["arms"].values(),
+                                       baselines["untrained"]["gate"]])
+  times = summary["times"]
+  assert times["total_s"] >= times["shared_s"] + sum(times["per_seed_s"].values()) - 1
+  assert len(summary["code_version"]) == 64
 
 
 def _run_claim(name, workdir, *flags, timeout=900):
@@ -182,7 +359,7 @@ def test_fast_crossthink_claim_pipeline(tmp_path):
 @pytest.mark.parametrize("name", ["long_cot", "rlp", "front_loading", "code_entity_tracking",
                                   "crossthink"])
 def test_full_claim(name, tmp_path):
-  """The full claim (3 seeds, under ~10 minutes each); prints its verdict."""
+  """The full claim (5 seeds, under ~30 minutes each); prints its verdict."""
   summary, stdout = _run_claim(name, tmp_path, timeout=1800)
-  assert summary["seeds"] == [0, 1, 2] and (tmp_path / f"{name}.png").exists()
+  assert summary["seeds"] == [0, 1, 2, 3, 4] and (tmp_path / f"{name}.png").exists()
   print(stdout.splitlines()[-1])

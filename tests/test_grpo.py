@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import subprocess
 import sys
 
@@ -199,7 +200,8 @@ def grpo_context(tmp_path, records, **grpo_overrides):
   path = tmp_path / "records.jsonl"
   path.write_text("".join(json.dumps(r) + "\n" for r in records))
   config.grpo.records = str(path)
-  config.grpo.update(grpo_overrides)
+  for field, value in grpo_overrides.items():   # set: rewards={...} replaces {'math': 1}
+    config.grpo[field] = value
   config.train.global_batch_size = 2 * config.grpo.group_size
   config.mesh.data = 1
   config.mesh.fsdp = -1
@@ -379,3 +381,82 @@ def test_prompt_filter_keeps_unsolved_records_and_restores_them(tmp_path, monkey
   rollouts.solved = lambda params: np.array([True, True, True, False])
   with pytest.raises(ValueError, match="solve all but 1 of the 4 records"):
     rollouts(state, 0)
+
+
+# ------------------------------------------------------------------ claim stages, metrics
+
+
+def test_a_claim_grpo_stage_has_exactly_the_rewards_it_names():
+  """``configs.claims.common.grpo(rewards=...)`` replaces the GRPO default's
+  {'math': 1.0}: merged, the crossthink arms trained on math + crossthink rewards, so a
+  completion whose last of several \\boxed{} was right scored 1 (Math-Verify) where the
+  CrossThink reward (one \\boxed{}) gives 0."""
+  from configs.claims import common  # pylint: disable=import-outside-toplevel
+  config = common.grpo("crossthink_blend.jsonl", seq_len=136, batch=64, learning_rate=1e-4,
+                       rewards={"crossthink": 1.0})
+  assert config.grpo.rewards.to_dict() == {"crossthink": 1.0}
+  hedged = "\\boxed{ plum}\\boxed{ pear}<|end|>"
+  assert rewards.score(config.grpo.rewards, [hedged], [{"kind": "open", "answer": "pear"}]
+                       )[0].tolist() == [0.0]
+
+
+def test_sampled_entropy_is_the_mean_surprise_of_the_sampled_tokens():
+  log_probs_BL = jnp.log(jnp.array([[1.0, 0.5, 0.25], [1.0, 0.125, 1.0]]))
+  mask_BL = jnp.array([[0.0, 1.0, 1.0], [0.0, 1.0, 0.0]])
+  want = (np.log(2) + np.log(4) + np.log(8)) / 3
+  np.testing.assert_allclose(grpo.sampled_entropy(log_probs_BL, mask_BL), want, rtol=1e-6)
+
+
+# ------------------------------------------------------- learning on generated records
+
+
+def successor_records(rng, count):
+  """'<three filler words>. What comes after k?' → k + 1 (k < 9): the filler makes every
+  prompt new, the question is the one skill."""
+  words = "red blue green cat dog sun moon tree fish bird rain snow".split()
+  out = []
+  for _ in range(count):
+    k = rng.randrange(9)
+    filler = " ".join(rng.choice(words) for _ in range(3))
+    out.append({"question": f"{filler}. What comes after {k}?", "answer": str(k + 1)})
+  return out
+
+
+def write_records(path, records):
+  path.write_text("".join(json.dumps(r) + "\n" for r in records))
+  return str(path)
+
+
+def test_grpo_corrects_a_biased_sft_model_on_held_out_prompts(tmp_path):
+  """SFT on answers that are right only 40% of the time (else one too high), then GRPO
+  with the claims' settings (truncated completions scored 0, equal-reward groups
+  skipped) on the same training prompts: on 64 held-out prompts of the same
+  distribution, the greedy answer flips from the SFT's majority (k + 2) to the rewarded
+  one and the share of right samples at temperature 1 rises."""
+  rng = random.Random(0)
+  train, held_out = successor_records(rng, 256), successor_records(rng, 64)
+  biased = [dict(r, answer=str(int(r["answer"]) + (rng.random() > 0.4))) for r in train]
+  evaluation = [f"--config.eval.records={write_records(tmp_path / 'held_out.jsonl', held_out)}",
+                "--config.eval.max_records=0", "--config.eval.template=chat",
+                "--config.eval.thinking=", "--config.eval.max_new_tokens=4",
+                "--config.eval.batch_size=64", "--config.eval.samples=4",
+                "--config.eval.max_text_rows=1", "--config.sample.max_new_tokens=1",
+                "--config.checkpoint.every_steps=1000", "--config.optimizer.learning_rate=1e-3"]
+  cli("--config=configs/sft.py", f"--workdir={tmp_path}/sft",
+      f"--config.sft.records={write_records(tmp_path / 'sft.jsonl', biased)}",
+      "--config.sft.toggle=none", "--config.train.steps=120", "--config.train.seq_len=32",
+      "--config.optimizer.schedule=constant", "--config.optimizer.warmup_steps=0",
+      "--config.optimizer.weight_decay=0.0", *evaluation)
+  cli("--config=configs/grpo.py", f"--workdir={tmp_path}/grpo",
+      f"--config.init_checkpoint={tmp_path}/sft",
+      f"--config.grpo.records={write_records(tmp_path / 'train.jsonl', train)}",
+      "--config.grpo.truncated_reward=0.0", "--config.grpo.skip_uniform_groups=True",
+      "--config.train.steps=20", "--config.train.global_batch_size=64",
+      "--config.train.seq_len=28", *evaluation)
+  before, after = final_eval(f"{tmp_path}/sft"), final_eval(f"{tmp_path}/grpo")
+  print(f"held-out greedy pass@1 {before['pass@1']:.3f} → {after['pass@1']:.3f}, right "
+        f"samples {before['sample_accuracy']:.3f} → {after['sample_accuracy']:.3f}")
+  # Measured (seeds 0, 1, 2 of the records; default ISA and AVX2): greedy 0.11-0.28 →
+  # 0.92-1.0, right samples 0.15-0.23 → 0.43-0.51.
+  assert after["pass@1"] >= before["pass@1"] + 0.4, (before, after)
+  assert after["sample_accuracy"] >= before["sample_accuracy"] + 0.1, (before, after)

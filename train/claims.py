@@ -1,12 +1,14 @@
 r"""Claims: a paper's comparison reproduced in miniature, one command each.
 
-  python -m train.main --config=configs/claims/<name>.py --workdir=DIR [--config.fast=True]
+  python -m train.main --config=configs/claims/<name>.py --workdir=DIR \
+      [--config.fast=True] [--config.cache_dir=CACHE]
 
 A claim config (``loop='claim'``) holds:
 
-  claim       name; seeds (the headline comparison's); fast_seeds; metric (the eval
-              figure compared, e.g. 'pass@1'); comparisons: ((better arm, worse arm), ...)
-              that the papers report
+  claim       name; seeds (the headline comparison's, at least 5 for a verdict worth
+              reading); fast_seeds; metric (the eval figure compared, e.g. 'pass@1');
+              comparisons: ((better arm, worse arm), ...) that the papers report; gate
+              (below); chance (the metric of guessing, None for an open answer)
   stages      {name: ``train.stages.stage(...)``}: the pipeline every arm runs through
   arms        {arm: stage}: the stage whose final weights are that arm's model
   eval        the one eval section (``train/evaluate.py``) every arm is evaluated with:
@@ -14,45 +16,86 @@ A claim config (``loop='claim'``) holds:
   arm_eval    {arm: {field: value}}: what differs for an arm (e.g. the prompt template
               of a model before and after chat SFT); never the records
   fast        run the reduced version: ``fast_seeds`` and every stage's ``fast_steps``
+  cache_dir   the stage cache (``train/stages.py``; '': $REASONAX_STAGE_CACHE, else
+              ~/.cache/reasonax/stages)
 
-For each seed the pipeline runs in ``DIR/seed<seed>/<stage>/`` (ordinary driver runs,
-so an interrupted claim resumes). Then ``DIR/summary.json``::
+The competence gate (``claim.gate``: stages, metric, threshold, skill, eval): the skill
+the arms start from. Each gate stage's final weights are evaluated with the gate's eval
+section (None: the claim's) in every seed (a shared stage once); if ``metric`` is below
+``threshold`` in any of them the claim is ``untestable``: its arms never had the skill
+the method works on.
 
-  {"claim", "metric", "seeds", "fast",
+Each stage trains once per content in the stage cache and is read back by reruns, other
+seeds with the same inputs (``shared`` stages) and other claims (``train/stages.py``);
+``DIR/seed<k>/<stage>`` links to its entry. Evaluations are cached there too. Then
+``DIR/summary.json``::
+
+  {"claim", "metric", "seeds", "fast", "statistic": "paired Student t, 95%, over seeds",
    "arms": {arm: {figure: {"mean", "std", "values"}, "tokens_seen": int}},
-   "comparisons": [{"better", "worse", "difference", "wins"}], "holds": bool}
+   "comparisons": [{"better", "worse", "differences": [per seed], "difference": mean,
+                    "interval": [lo, hi] or null (one seed), "wins", "verdict"}],
+   "verdict": "holds" | "contradicted" | "not shown" | "untestable", "holds": bool,
+   "gate": {"skill", "stages", "metric", "threshold", "values": {stage: [per seed]},
+            "passed"},
+   "baselines": {"chance", "most_frequent": {"answer", "accuracy"},
+                 "untrained": {"metric", "arms": {arm: value}, "gate"}},
+   "stages": {stage: {"shared", "runs": [{"seed", "key", "train_s"}]}},
+   "code_version", "cache_dir",
+   "times": {"shared_s", "per_seed_s": {seed: s}, "baselines_s", "total_s"}}
 
-``holds``: every comparison's mean difference over seeds is positive. ``DIR/<name>.png``
-shows the arms side by side (mean ± std over seeds, each seed a dot). Arms compared
-must have seen the same number of tokens (checked before anything runs).
+A comparison's verdict: the 95% paired Student t interval of better − worse over seeds
+lies above 0 ('holds'), below 0 ('contradicted'), or covers 0 or there is one seed ('not
+shown'); 'untestable' if the gate failed. The claim's verdict: 'untestable' if the gate
+failed, else 'holds' if every comparison holds, 'contradicted' if any is contradicted,
+else 'not shown'. Baselines: ``chance`` as the config declares it, ``most_frequent`` the
+share of eval records whose answer is the most common one, ``untrained`` the metric of
+the randomly initialised model (evaluated like the arms). Times: wall seconds of the
+stages trained and evaluated (read back: 0), shared stages apart from each seed's.
+``DIR/<name>.png`` shows each seed's point per arm with the mean and its 95% interval,
+the baselines and the gate. Arms compared must have seen the same number of tokens
+(checked before anything runs).
 """
 
 from __future__ import annotations
 
+import collections
 import copy
+import math
 import os
+import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 import ml_collections
 import numpy as np
+from scipy import stats
 
+from data import answers
+from data import sources
 from train import config as config_lib
 from train import stages as stages_lib
 from train import workdir as workdir_lib
 
 LOOP = "claim"
-SECTIONS = ("loop", "claim", "stages", "arms", "eval", "arm_eval", "fast")
+SECTIONS = ("loop", "claim", "stages", "arms", "eval", "arm_eval", "fast", "cache_dir")
+STATISTIC = "paired Student t, 95%, over seeds"
+CONFIDENCE = 0.95
+VERDICTS = ("holds", "contradicted", "not shown", "untestable")
 
 
 def is_claim(config: ml_collections.ConfigDict) -> bool:
   return config.get("loop", "") == LOOP
 
 
+def _sampled(metric: str) -> bool:
+  return metric == "sample_accuracy" or (
+      metric.startswith(("pass@", "maj@")) and metric.split("/")[0] != "pass@1")
+
+
 def check(config: ml_collections.ConfigDict) -> None:
-  """The claim's sections, arms, comparisons and equal compute; a ConfigError names the
-  field."""
+  """The claim's sections, arms, comparisons, gate and equal compute; a ConfigError
+  names the field."""
   if not is_claim(config):
     raise config_lib.ConfigError(f"loop={config.get('loop', 'pretrain')!r}: not a claim "
                                  "config (run it with train.driver.run)")
@@ -68,6 +111,7 @@ def check(config: ml_collections.ConfigDict) -> None:
   claim = config.claim
   if not claim.seeds or not claim.fast_seeds:
     raise config_lib.ConfigError("claim.seeds and claim.fast_seeds must not be empty")
+  stages_lib.check_shared(config.stages)
   for arm, stage in config.arms.items():
     if stage not in config.stages:
       raise config_lib.ConfigError(f"arms.{arm}={stage!r} is not a stage; known: "
@@ -81,13 +125,12 @@ def check(config: ml_collections.ConfigDict) -> None:
     section = arm_eval(config, arm)
     if evals.setdefault(stage, section) != section:
       raise config_lib.ConfigError(f"arms on stage {stage!r} are evaluated differently")
-  sampled = claim.metric == "sample_accuracy" or (
-      claim.metric.startswith(("pass@", "maj@")) and claim.metric.split("/")[0] != "pass@1")
-  if sampled and not all(section.samples for section in evals.values()):
+  if _sampled(claim.metric) and not all(section.samples for section in evals.values()):
     raise config_lib.ConfigError(f"claim.metric={claim.metric!r} needs eval.samples > 0")
   for arm in config.arm_eval:
     if arm not in config.arms:
       raise config_lib.ConfigError(f"arm_eval.{arm}: no such arm; arms: {sorted(config.arms)}")
+  _check_gate(config)
   for fast in (False, True):
     tokens = arm_tokens(config, fast)
     for better, worse in claim.comparisons:
@@ -101,6 +144,29 @@ def check(config: ml_collections.ConfigDict) -> None:
             f"tokens{' (fast)' if fast else ''}: a comparison needs equal compute")
 
 
+def _check_gate(config: ml_collections.ConfigDict) -> None:
+  if "gate" not in config.claim or "chance" not in config.claim:
+    raise config_lib.ConfigError("claim.gate and claim.chance: a claim declares the skill "
+                                 "its arms start from (common.gate(...)) and the metric of "
+                                 "guessing (None for an open answer)")
+  gate = config.claim.gate
+  if not gate.stages:
+    raise config_lib.ConfigError("claim.gate.stages: name the stages whose skill is gated")
+  for stage in gate.stages:
+    if stage not in config.stages:
+      raise config_lib.ConfigError(f"claim.gate.stages names {stage!r}, not a stage; known: "
+                                   f"{sorted(config.stages)}")
+  if not gate.metric or not isinstance(gate.threshold, (int, float)):
+    raise config_lib.ConfigError(f"claim.gate: metric={gate.metric!r} and threshold="
+                                 f"{gate.threshold!r} must both be given")
+  section = gate_eval(config)
+  if not section.records:
+    raise config_lib.ConfigError("claim.gate.eval.records: the gate evaluates records")
+  if _sampled(gate.metric) and not section.samples:
+    raise config_lib.ConfigError(f"claim.gate.metric={gate.metric!r} needs "
+                                 "claim.gate.eval.samples > 0")
+
+
 def arm_eval(config: ml_collections.ConfigDict, arm: str) -> ml_collections.ConfigDict:
   """The eval section of ``arm``: the claim's, with the arm's ``arm_eval`` fields."""
   section = copy.deepcopy(config.eval)
@@ -109,14 +175,23 @@ def arm_eval(config: ml_collections.ConfigDict, arm: str) -> ml_collections.Conf
   return section
 
 
+def gate_eval(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The gate's eval section: its own, or the claim's."""
+  gate = config.claim.gate
+  return config.eval if gate.eval is None else gate.eval
+
+
 def arm_tokens(config: ml_collections.ConfigDict, fast: bool) -> dict[str, int]:
   """Global tokens each arm's pipeline reads (``train.stages.stage_tokens``)."""
   out = {}
   for arm, stage in config.arms.items():
-    out[arm] = sum(stages_lib.stage_tokens(stages_lib.resolve(
-        config.stages, name, "", seed=0, fast=fast)) for name in
+    out[arm] = sum(stages_lib.stage_tokens(stages_lib.run_config(
+        config.stages[name], seed=0, fast=fast)) for name in
         stages_lib.chain(config.stages, stage))
   return out
+
+
+# --------------------------------------------------------------------------- statistics
 
 
 def aggregate(per_seed: Sequence[Mapping[str, float]]) -> dict[str, dict[str, Any]]:
@@ -130,82 +205,251 @@ def aggregate(per_seed: Sequence[Mapping[str, float]]) -> dict[str, dict[str, An
   return out
 
 
+def t_interval(values: Sequence[float]) -> Optional[list[float]]:
+  """The 95% Student t interval of the mean of ``values``: [lo, hi]; the point itself
+  when they do not vary; None for fewer than two values (no interval)."""
+  n = len(values)
+  if n < 2:
+    return None
+  mean = float(np.mean(values))
+  half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * np.std(values, ddof=1)
+               / math.sqrt(n))
+  return [mean - half, mean + half]
+
+
+def verdict_of(interval: Optional[Sequence[float]]) -> str:
+  """'holds' if the interval of better − worse lies above 0, 'contradicted' if below,
+  else 'not shown' (also without an interval)."""
+  if interval is None:
+    return "not shown"
+  if interval[0] > 0:
+    return "holds"
+  return "contradicted" if interval[1] < 0 else "not shown"
+
+
 def compare(arms: Mapping[str, Mapping[str, Any]], metric: str,
-            comparisons: Sequence[tuple[str, str]]) -> tuple[list[dict], bool]:
-  """Per comparison: the mean difference of ``metric`` and the seeds the better arm
-  wins; holds if every mean difference is positive."""
+            comparisons: Sequence[tuple[str, str]], gate_passed: bool = True) -> list[dict]:
+  """Per comparison: the per-seed differences better − worse of ``metric`` (paired by
+  seed), their mean and 95% t interval, the seeds the better arm wins, the verdict
+  ('untestable' whatever the numbers if the gate failed)."""
   out = []
   for better, worse in comparisons:
-    a = np.asarray(arms[better][metric]["values"])
-    b = np.asarray(arms[worse][metric]["values"])
-    out.append({"better": better, "worse": worse, "difference": float(np.mean(a - b)),
-                "wins": int(np.sum(a > b))})
-  return out, all(c["difference"] > 0 for c in out)
+    differences = [float(a - b) for a, b in zip(arms[better][metric]["values"],
+                                                arms[worse][metric]["values"])]
+    interval = t_interval(differences)
+    out.append({"better": better, "worse": worse, "differences": differences,
+                "difference": float(np.mean(differences)), "interval": interval,
+                "wins": sum(d > 0 for d in differences),
+                "verdict": verdict_of(interval) if gate_passed else "untestable"})
+  return out
+
+
+def claim_verdict(comparisons: Sequence[Mapping[str, Any]], gate_passed: bool) -> str:
+  """'untestable' if the gate failed; else 'holds' if every comparison holds,
+  'contradicted' if any is contradicted, else 'not shown'."""
+  verdicts = [c["verdict"] for c in comparisons]
+  if not gate_passed:
+    return "untestable"
+  if all(v == "holds" for v in verdicts):
+    return "holds"
+  return "contradicted" if "contradicted" in verdicts else "not shown"
+
+
+def answer_key(record: Mapping[str, Any]) -> str:
+  """A record's answer as guessing it would be checked: the letter of a multiple-choice
+  record, normalised text of an open one, the answer without spaces otherwise."""
+  kind, answer = answers.record_kind(record), str(record["answer"])
+  if kind == "mcq":
+    return answer.strip()
+  return answers.normalize_text(answer) if kind == "open" else "".join(answer.split())
+
+
+def most_frequent(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+  """The most common answer of ``records`` and the share of them it answers."""
+  counts = collections.Counter(answer_key(r) for r in records)
+  answer, count = counts.most_common(1)[0]
+  return {"answer": answer, "accuracy": count / len(records)}
+
+
+def gate_summary(gate: ml_collections.ConfigDict, values: Mapping[str, Sequence[float]]
+                 ) -> dict[str, Any]:
+  """The gate's record: its settings, the gated figure {stage: [per seed]}, passed if
+  every value reaches the threshold."""
+  return {"skill": gate.skill, "stages": list(gate.stages), "metric": gate.metric,
+          "threshold": gate.threshold, "values": {s: list(v) for s, v in values.items()},
+          "passed": all(v >= gate.threshold for vs in values.values() for v in vs)}
+
+
+# -------------------------------------------------------------------------------- plot
 
 
 def plot(summary: Mapping[str, Any], path: str) -> None:
-  """The arms side by side: the metric's mean ± std over seeds, each seed a dot."""
+  """Each seed's point per arm with the mean and its 95% interval; chance, the most
+  frequent answer and the untrained model as lines; the gate stages' values beside,
+  with the threshold; the verdict in the title."""
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
   from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
   metric, arms = summary["metric"], summary["arms"]
+  gate, baselines = summary["gate"], summary["baselines"]
   names = list(arms)
-  means = [arms[a][metric]["mean"] for a in names]
-  stds = [arms[a][metric]["std"] for a in names]
-  figure, axes = pyplot.subplots(figsize=(1.6 + 1.3 * len(names), 3.6))
-  axes.bar(range(len(names)), means, yerr=stds, capsize=4, color="#7aa6c2")
+  figure, axes = pyplot.subplots(figsize=(2.6 + 1.3 * (len(names) + len(gate["values"])),
+                                          3.8))
   for x, arm in enumerate(names):
     values = arms[arm][metric]["values"]
-    axes.scatter([x] * len(values), values, color="black", s=10, zorder=3)
-  axes.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    interval = t_interval(values)
+    axes.scatter([x] * len(values), values, color="black", s=10, zorder=3,
+                 label="seed" if x == 0 else None)
+    axes.errorbar([x + 0.15], [np.mean(values)], fmt="o", color="#2a6f97", capsize=4,
+                  yerr=None if interval is None else [[np.mean(values) - interval[0]],
+                                                      [interval[1] - np.mean(values)]],
+                  label="mean, 95% interval" if x == 0 else None)
+    axes.hlines(baselines["untrained"]["arms"][arm], x - 0.3, x + 0.3, colors="#c1121f",
+                linestyles="dotted", label="untrained" if x == 0 else None)
+  lines = (("chance", baselines["chance"], "gray", "dashed"),
+           ("most frequent answer", baselines["most_frequent"]["accuracy"], "#e09f3e",
+            "dashdot"))
+  for label, value, color, style in lines:
+    if value is not None:
+      axes.axhline(value, color=color, linestyle=style, linewidth=1, label=label)
+  for x, (stage, values) in enumerate(gate["values"].items(), start=len(names)):
+    axes.scatter([x] * len(values), values, color="#588157", s=14, marker="s", zorder=3,
+                 label=f"gate: {gate['metric']}" if x == len(names) else None)
+    axes.hlines(gate["threshold"], x - 0.3, x + 0.3, colors="#588157",
+                label="gate threshold" if x == len(names) else None)
+  labels = names + [f"gate: {stage}" for stage in gate["values"]]
+  axes.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
   axes.set_ylabel(metric)
-  verdict = "holds" if summary["holds"] else "does not hold"
-  axes.set_title(f"{summary['claim']}: {verdict} ({len(summary['seeds'])} seeds"
-                 f"{', fast' if summary['fast'] else ''})")
+  axes.legend(fontsize=7, loc="best")
+  seeds = len(summary["seeds"])
+  axes.set_title(f"{summary['claim']}: {summary['verdict']} ({seeds} seed"
+                 f"{'s' if seeds > 1 else ''}{', fast' if summary['fast'] else ''})")
   figure.tight_layout()
   figure.savefig(path, dpi=100)
   pyplot.close(figure)
 
 
+# --------------------------------------------------------------------------------- run
+
+
 def _cache_compilations(directory: str) -> None:
-  """Arms and seeds compile the same programs: keep them in a persistent cache, unless
-  the user set one."""
+  """Arms, seeds and claims compile the same programs: keep them in a persistent cache,
+  unless the user set one."""
   if not jax.config.jax_compilation_cache_dir:
     jax.config.update("jax_compilation_cache_dir", directory)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
+def _untrained(config: ml_collections.ConfigDict, cache: str,
+               report: Callable[[str], None]) -> tuple[dict[str, Any], float]:
+  """The untrained baseline (the claim's metric per arm, the gate's metric) and the
+  seconds its evaluations took."""
+  claim = config.claim
+  model = stages_lib.untrained(config.stages, next(iter(config.arms.values())), cache)
+  seconds, per_arm = 0.0, {}
+  for arm in config.arms:
+    figures, spent = stages_lib.evaluate(model, arm_eval(config, arm), report)
+    per_arm[arm], seconds = figures[claim.metric], seconds + spent
+  figures, spent = stages_lib.evaluate(model, gate_eval(config), report)
+  return ({"metric": claim.metric, "arms": per_arm, "gate": figures[claim.gate.metric]},
+          seconds + spent)
+
+
+def _report_lines(summary: Mapping[str, Any]) -> list[str]:
+  """The end of a claim's log: arms, comparisons, gate, baselines, verdict."""
+  metric, gate, baselines = summary["metric"], summary["gate"], summary["baselines"]
+  lines = [f"{arm}: {metric} {figures[metric]['mean']:.3f} ± {figures[metric]['std']:.3f} "
+           f"({', '.join(f'{v:.3f}' for v in figures[metric]['values'])})"
+           for arm, figures in summary["arms"].items()]
+  for c in summary["comparisons"]:
+    interval = ("no interval (one seed)" if c["interval"] is None else
+                f"95% interval [{c['interval'][0]:+.3f}, {c['interval'][1]:+.3f}]")
+    lines.append(f"{c['better']} - {c['worse']} = {c['difference']:+.3f}, {interval}, "
+                 f"wins {c['wins']}/{len(c['differences'])}: {c['verdict']}")
+  values = "; ".join(f"{stage} {', '.join(f'{v:.3f}' for v in vs)}"
+                     for stage, vs in gate["values"].items())
+  lines.append(f"gate ({gate['skill']}): {gate['metric']} {values} vs threshold "
+               f"{gate['threshold']:.3f}: {'passed' if gate['passed'] else 'FAILED'}")
+  chance = baselines["chance"]
+  untrained = baselines["untrained"]
+  lines.append(
+      f"baselines: chance {'-' if chance is None else f'{chance:.3f}'}, most frequent "
+      f"answer {baselines['most_frequent']['answer']!r} "
+      f"{baselines['most_frequent']['accuracy']:.3f}, untrained "
+      + ", ".join(f"{arm} {v:.3f}" for arm, v in untrained["arms"].items())
+      + f" (gate {gate['metric']} {untrained['gate']:.3f})")
+  times = summary["times"]
+  lines.append(f"times: shared stages {times['shared_s']:.0f} s, per seed "
+               + ", ".join(f"{seed}: {s:.0f} s" for seed, s in times["per_seed_s"].items())
+               + f", baselines {times['baselines_s']:.0f} s, total {times['total_s']:.0f} s")
+  seeds = len(summary["seeds"])
+  lines.append(f"claim {summary['claim']}: {summary['verdict']} ({STATISTIC}, {seeds} "
+               f"seed{'s' if seeds > 1 else ''})")
+  return lines
+
+
 def run(config: ml_collections.ConfigDict, workdir: str,
         report: Callable[[str], None] = print) -> dict[str, Any]:
-  """Runs every arm for every seed, evaluates them alike, writes ``summary.json`` and
-  the plot into ``workdir``; returns the summary."""
+  """Runs every arm and gate stage for every seed (through the stage cache), evaluates
+  them alike, writes ``summary.json`` and the plot into ``workdir``; returns the
+  summary."""
+  started = time.time()
   check(config)
-  _cache_compilations(os.path.join(workdir, "jit_cache"))
   claim = config.claim
+  cache = stages_lib.cache_root(config.cache_dir)
+  _cache_compilations(os.path.join(cache, "jit"))
   seeds = list(claim.fast_seeds if config.fast else claim.seeds)
-  evals = {stage: arm_eval(config, arm) for arm, stage in config.arms.items()}
+  targets = list(dict.fromkeys([*config.arms.values(), *claim.gate.stages]))
   per_seed = {arm: [] for arm in config.arms}
-  tokens = {}
+  gate_values = {stage: [] for stage in claim.gate.stages}
+  stage_runs = collections.defaultdict(list)
+  shared_s, per_seed_s, tokens = 0.0, {}, {}
   for seed in seeds:
-    summaries = stages_lib.run_pipeline(
-        config.stages, evals, os.path.join(workdir, f"seed{seed}"), seed=seed,
-        fast=config.fast, report=report)
-    for arm, stage in config.arms.items():
-      per_seed[arm].append(summaries[stage]["eval"])
-      tokens[arm] = summaries[stage]["tokens_seen"]
+    pipeline = stages_lib.resolve(config.stages, targets, cache, seed=seed, fast=config.fast)
+    spent = collections.Counter()
+    for name, stage in pipeline.items():
+      seconds = stages_lib.train(stage, report)
+      spent[stage.shared] += seconds
+      stage_runs[name].append({"seed": seed, "key": stage.key, "train_s": seconds})
+      if jax.process_index() == 0:
+        stages_lib.link(stage, os.path.join(workdir, f"seed{seed}", name))
+    for arm, name in config.arms.items():
+      figures, seconds = stages_lib.evaluate(pipeline[name], arm_eval(config, arm), report)
+      spent[pipeline[name].shared] += seconds
+      per_seed[arm].append(figures)
+      tokens[arm] = pipeline[name].tokens_seen
+    for name in claim.gate.stages:
+      if pipeline[name].shared and gate_values[name]:
+        continue  # one model for every seed: gated once
+      # Read back if an arm on this stage is evaluated with the same section.
+      figures, seconds = stages_lib.evaluate(pipeline[name], gate_eval(config), report)
+      spent[pipeline[name].shared] += seconds
+      gate_values[name].append(figures[claim.gate.metric])
+    shared_s += spent[True]
+    per_seed_s[str(seed)] = spent[False]
+  untrained, baselines_s = _untrained(config, cache, report)
+  gate = gate_summary(claim.gate, gate_values)
   arms = {arm: {**aggregate(figures), "tokens_seen": tokens[arm]}
           for arm, figures in per_seed.items()}
-  comparisons, holds = compare(arms, claim.metric, claim.comparisons)
-  summary = {"claim": claim.name, "metric": claim.metric, "seeds": seeds,
-             "fast": bool(config.fast), "arms": arms, "comparisons": comparisons,
-             "holds": holds}
+  comparisons = compare(arms, claim.metric, claim.comparisons, gate["passed"])
+  verdict = claim_verdict(comparisons, gate["passed"])
+  records = sources.read_records(config.eval.records, required=("question", "answer"))
+  summary = {
+      "claim": claim.name, "metric": claim.metric, "seeds": seeds, "fast": bool(config.fast),
+      "statistic": STATISTIC, "arms": arms, "comparisons": comparisons, "verdict": verdict,
+      "holds": verdict == "holds", "gate": gate,
+      "baselines": {"chance": claim.chance,
+                    "most_frequent": most_frequent(records[:config.eval.max_records or None]),
+                    "untrained": untrained},
+      "stages": {name: {"shared": bool(config.stages[name].shared), "runs": runs}
+                 for name, runs in stage_runs.items()},
+      "code_version": stages_lib.code_version(), "cache_dir": cache,
+      "times": {"shared_s": shared_s, "per_seed_s": per_seed_s, "baselines_s": baselines_s,
+                "total_s": time.time() - started}}
   if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
     workdir_lib.write_json(os.path.join(workdir, "summary.json"), summary)
     plot(summary, os.path.join(workdir, f"{claim.name}.png"))
-  for arm, figures in arms.items():
-    report(f"{arm}: {claim.metric} {figures[claim.metric]['mean']:.3f} ± "
-           f"{figures[claim.metric]['std']:.3f}")
-  differences = ", ".join(f"{c['better']} - {c['worse']} = {c['difference']:+.3f}"
-                          for c in comparisons)
-  report(f"claim {claim.name}: {'holds' if holds else 'does not hold'} ({differences})")
+  for line in _report_lines(summary):
+    report(line)
   return summary

@@ -20,6 +20,10 @@ The ``eval`` section of a run config:
                   (``data/prompts.py``)
   thinking        the reasoning toggle of chat prompts: 'on', 'off' or '' (no system
                   prompt)
+  judge           what is checked against a record's answer: 'final' (the final answer,
+                  ``data.answers.final_answer``) or 'thought' (the text of the first
+                  ``<think>`` … ``</think>``: whether a model computes an intermediate
+                  step, e.g. the thought of RLP's toy task, arXiv 2510.01265)
   samples         k: also sample k completions per record at ``temperature`` for pass@k
                   and maj@k (0: greedy only)
   temperature     sampling temperature of those k samples
@@ -78,6 +82,8 @@ from train import workdir as workdir_lib
 from train import xla_flags
 from train.errors import NonFiniteError
 from train.loops import Context
+
+JUDGES = ("final", "thought")
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -200,6 +206,8 @@ class Evaluator:
                             num_packing_bins=ctx.config.data.num_packing_bins)
             for name, path in section.text_files.items()}
     records, prompts = [], []
+    if section.get("judge", "final") not in JUDGES:
+      raise ValueError(f"eval.judge={section.judge!r}: one of {JUDGES}")
     if section.records:
       records = sources.read_records(section.records, required=("question", "answer"))
       records = records[:section.max_records or None]
@@ -242,8 +250,9 @@ class Evaluator:
           self.ctx, params, [self.prompts[i] for i in indices],
           jax.random.fold_in(rng, start), sampling=self._sampling(temperature), width=width,
           pad_to=chunk, row_multiple=row_multiple)
+      judged = answers.thought if section.get("judge", "final") == "thought" else str
       for row, ids in zip(local.rows, local.completions()):
-        out.append((indices[row], self.ctx.tokenizer.decode(ids.tolist()), len(ids)))
+        out.append((indices[row], judged(self.ctx.tokenizer.decode(ids.tolist())), len(ids)))
     return out
 
   def _accuracy(self, params, step: int) -> dict[str, float]:

@@ -1,4 +1,5 @@
-"""A declarative stage pipeline: pretrain → RLP or continued pretraining → SFT → GRPO.
+"""A declarative stage pipeline: pretrain → RLP or continued pretraining → SFT → GRPO,
+each stage trained once per content and reused.
 
 A stage (``stage(...)``) is a run config of the one driver (any loop, its own mixture in
 ``data.stages`` or records in its loop's section) plus:
@@ -7,12 +8,37 @@ A stage (``stage(...)``) is a run config of the one driver (any loop, its own mi
               '' keeps the run config's own ``init_checkpoint`` (or scratch)
   steps       its optimizer steps (``train.steps``)
   fast_steps  its steps in a reduced run (``fast=True``)
+  shared      trained once with ``train.seed=0`` and reused by every seed of a claim
+              (e.g. one pretrained base); it may only start after shared stages
 
 A pipeline is a ``{name: stage}`` mapping; the ``after`` links make a tree, so stages
-that several branches share (one pretrained base for every arm) run once. Every stage is
-an ordinary ``train.driver.run`` in ``<root>/<name>/``: an interrupted pipeline resumes
-(a finished stage, whose ``summary.json`` records its last step, is read back and not
-run again; a half-done one resumes from its newest checkpoint).
+that several branches share (one pretrained base for every arm) run once.
+
+Stages reused by content. A stage's key is the sha256 of its identity: its resolved run
+config as JSON (steps and seed resolved, the eval section removed, ``init_checkpoint``
+replaced by the key of the stage it starts after, and every string that names an
+existing file replaced by the sha256 of that file's bytes) and the code version (the
+sha256 of the ``.py`` sources of model/, train/, rl/ and data/). Stages train without
+evaluation, as ordinary ``train.driver.run`` runs, in the stage cache::
+
+  <cache>/<key>/            the driver's workdir (config.json, metrics.jsonl, checkpoints/,
+                            summary.json, ...)
+  <cache>/<key>/stage.json  the inputs: name, key, parent key, run config, file digests,
+                            code version
+  <cache>/<key>/evals/<eval key>.json   an evaluation of its final weights with one eval
+                            section (``evaluate``; eval key: the section's sha256, its
+                            records file by content): {"eval", "figures"}
+  <cache>/<key>.lock        held (``flock``) while a process trains or evaluates it
+
+A finished entry is read back, not trained again: by a rerun, by another seed with the
+same inputs (a shared stage) or by another claim with an identical stage; a changed
+config field, data file or code version gives another key, so that stage (and the
+stages after it) train again. A killed stage resumes from its newest checkpoint (the
+driver resumes a workdir; one killed before its first save starts over); two processes
+wanting one entry take turns on its lock. The cache is ``cache_root(...)``: a claim's
+``cache_dir``, else ``$REASONAX_STAGE_CACHE``, else ``~/.cache/reasonax/stages``. The
+untrained model of a stage (``untrained``) has an entry of its own, for its evaluations
+only.
 
 Tokens: a step of any loop reads ``train.global_batch_size × train.seq_len`` global
 tokens (rows of text, SFT conversations or rollouts, padding included, as the data
@@ -22,23 +48,46 @@ steps, plus what the stages it starts from saw.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
+import fcntl
+import functools
+import hashlib
+import json
 import os
-from collections.abc import Callable, Mapping
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Optional
 
+import jax
 import ml_collections
 
+from model import lm
+from train import checkpoint as checkpoint_lib
 from train import config as config_lib
 from train import driver
+from train import evaluate as evaluate_lib
+from train import loops
+from train import metrics as metrics_lib
+from train import sharding
+from train import workdir as workdir_lib
+
+CACHE_ENV = "REASONAX_STAGE_CACHE"
+DEFAULT_CACHE = os.path.join("~", ".cache", "reasonax", "stages")
+# The packages whose sources make the code version.
+CODE_PACKAGES = ("model", "train", "rl", "data")
 
 
 def stage(run: ml_collections.ConfigDict, *, steps: int, fast_steps: Optional[int] = None,
-          after: str = "") -> ml_collections.ConfigDict:
+          after: str = "", shared: bool = False) -> ml_collections.ConfigDict:
   """One stage: ``run`` (a run config) for ``steps`` steps (``fast_steps`` when fast,
-  default ``steps``), starting from the stage ``after``."""
-  return ml_collections.ConfigDict(dict(run=run, steps=steps, after=after,
-                                        fast_steps=steps if fast_steps is None else fast_steps))
+  default ``steps``), starting from the stage ``after``; ``shared``: once for every
+  seed."""
+  return ml_collections.ConfigDict(dict(
+      run=run, steps=steps, after=after, shared=shared,
+      fast_steps=steps if fast_steps is None else fast_steps))
 
 
 def chain(stages: Mapping[str, Any], name: str) -> list[str]:
@@ -56,51 +105,281 @@ def chain(stages: Mapping[str, Any], name: str) -> list[str]:
   return names[::-1]
 
 
+def check_shared(stages: Mapping[str, Any]) -> None:
+  """ConfigError for a shared stage that starts after a stage that is not shared (its
+  weights would differ per seed)."""
+  for name, spec in stages.items():
+    if spec.shared and spec.after and not stages[spec.after].shared:
+      raise config_lib.ConfigError(
+          f"stages.{name} is shared but starts after {spec.after!r}, which is not: a stage "
+          "shared by every seed may only start after shared stages")
+
+
 def stage_tokens(run: ml_collections.ConfigDict) -> int:
   """Global tokens one run reads: steps × batch rows × row length."""
   return run.train.steps * run.train.global_batch_size * run.train.seq_len
 
 
-def resolve(stages: Mapping[str, Any], name: str, root: str, *, seed: int, fast: bool,
-            eval_section: Optional[ml_collections.ConfigDict] = None
-            ) -> ml_collections.ConfigDict:
-  """The run config of stage ``name`` under ``root``: its steps, ``train.seed=seed``,
-  ``init_checkpoint`` the workdir of the stage it starts after, and ``eval_section``
-  (None: no evaluation, so shared stages cost nothing extra)."""
-  spec = stages[name]
+def run_config(spec: ml_collections.ConfigDict, *, seed: int, fast: bool,
+               init_checkpoint: str = "") -> ml_collections.ConfigDict:
+  """The run config of stage ``spec``: its steps, ``train.seed`` (0 for a shared stage),
+  ``init_checkpoint`` (if it starts after a stage) and no evaluation."""
   run = copy.deepcopy(spec.run)
   with run.unlocked():
     run.train.steps = spec.fast_steps if fast else spec.steps
-    run.train.seed = seed
+    run.train.seed = 0 if spec.shared else seed
     if spec.after:
-      run.init_checkpoint = os.path.join(root, spec.after)
-    if eval_section is None:
-      run.eval.text_files = {}
-      run.eval.records = ""
-    else:
-      run.eval = copy.deepcopy(eval_section)
+      run.init_checkpoint = init_checkpoint
+    run.eval.text_files = {}
+    run.eval.records = ""
   return run
 
 
-def run_pipeline(stages: Mapping[str, Any], evals: Mapping[str, ml_collections.ConfigDict],
-                 root: str, *, seed: int, fast: bool,
-                 report: Callable[[str], None] = print) -> dict[str, dict]:
-  """Runs every stage the stages of ``evals`` need, each once, parents first; those are
-  evaluated with their eval section, the others not at all. Returns {stage: its summary
-  (without the state), with 'tokens_seen' added}."""
-  order = []
-  for target in evals:
-    order += [name for name in chain(stages, target) if name not in order]
-  summaries, tokens = {}, {}
-  for name in order:
-    run = resolve(stages, name, root, seed=seed, fast=fast, eval_section=evals.get(name))
-    workdir = os.path.join(root, name)
-    summary = driver.finished_summary(run, workdir)
-    if summary is None:
-      report(f"stage {name} ({driver.loop_name(run)}, {run.train.steps} steps, seed {seed}) in {workdir}")
-      summary = driver.run(run, workdir)
-      summary.pop("state", None)
-    after = stages[name].after
-    tokens[name] = stage_tokens(run) + (tokens[after] if after else 0)
-    summaries[name] = {**summary, "tokens_seen": tokens[name]}
-  return summaries
+# ---------------------------------------------------------------------------- identity
+
+
+def cache_root(configured: str = "") -> str:
+  """The stage cache: ``configured``, else $REASONAX_STAGE_CACHE, else
+  ~/.cache/reasonax/stages."""
+  return os.path.abspath(os.path.expanduser(
+      configured or os.environ.get(CACHE_ENV, "") or DEFAULT_CACHE))
+
+
+@functools.cache
+def code_version() -> str:
+  """sha256 over the ``.py`` sources of CODE_PACKAGES (relative path and bytes of each)."""
+  digest = hashlib.sha256()
+  for package in CODE_PACKAGES:
+    for folder, subfolders, files in sorted(os.walk(os.path.join(config_lib.REPOSITORY,
+                                                                 package))):
+      subfolders.sort()
+      for name in sorted(f for f in files if f.endswith(".py")):
+        path = os.path.join(folder, name)
+        digest.update(os.path.relpath(path, config_lib.REPOSITORY).encode() + b"\0")
+        with open(path, "rb") as f:
+          digest.update(f.read() + b"\0")
+  return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+  del mtime_ns, size  # the cache key: a rewritten file is read again
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def file_sha256(path: str) -> str:
+  status = os.stat(path)
+  return _file_sha256(os.path.abspath(path), status.st_mtime_ns, status.st_size)
+
+
+def with_file_digests(value: Any, files: dict[str, str]) -> Any:
+  """``value`` (JSON) with every string that names an existing file replaced by
+  'sha256:<digest of its bytes>'; ``files`` gets {path: digest}. Directories are kept
+  as their path."""
+  if isinstance(value, dict):
+    return {key: with_file_digests(item, files) for key, item in value.items()}
+  if isinstance(value, list):
+    return [with_file_digests(item, files) for item in value]
+  if isinstance(value, str) and value and os.path.isfile(config_lib.find_path(value)):
+    files[value] = file_sha256(config_lib.find_path(value))
+    return f"sha256:{files[value]}"
+  return value
+
+
+def sha256_json(value: Any) -> str:
+  return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def identity(run: ml_collections.ConfigDict, parent_key: str) -> tuple[dict, dict[str, str]]:
+  """(what a stage's key is the hash of, {data file: sha256}) for ``run`` starting from
+  the stage keyed ``parent_key`` ('' for a root stage)."""
+  record = driver.config_record(run)
+  record.pop("eval", None)
+  if parent_key:
+    record["init_checkpoint"] = parent_key
+  files = {}
+  return {"config": with_file_digests(record, files), "code": code_version()}, files
+
+
+def eval_key(section: ml_collections.ConfigDict) -> str:
+  """The sha256 of an eval section, its files by content."""
+  return sha256_json(with_file_digests(json.loads(section.to_json_best_effort()), {}))
+
+
+# ---------------------------------------------------------------------------- resolved
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  """A stage resolved for one seed: its run config (``init_checkpoint`` the entry of the
+  stage it starts after), its key and cache entry, and the tokens it and its parents
+  read."""
+  name: str
+  run: ml_collections.ConfigDict
+  key: str
+  parent_key: str
+  files: dict[str, str]
+  directory: str
+  tokens_seen: int
+  shared: bool
+
+
+def resolve(stages: Mapping[str, Any], targets: Sequence[str], cache: str, *, seed: int,
+            fast: bool) -> dict[str, Stage]:
+  """Every stage ``targets`` need, parents first, resolved for ``seed`` in the cache
+  ``cache``: {name: Stage}."""
+  out = {}
+  for target in targets:
+    for name in chain(stages, target):
+      if name in out:
+        continue
+      spec = stages[name]
+      parent = out[spec.after] if spec.after else None
+      run = run_config(spec, seed=seed, fast=fast,
+                       init_checkpoint=parent.directory if parent else "")
+      inputs, files = identity(run, parent.key if parent else "")
+      key = sha256_json(inputs)
+      out[name] = Stage(name=name, run=run, key=key, parent_key=parent.key if parent else "",
+                        files=files, directory=os.path.join(cache, key),
+                        tokens_seen=stage_tokens(run) + (parent.tokens_seen if parent else 0),
+                        shared=bool(spec.shared))
+  return out
+
+
+def untrained(stages: Mapping[str, Any], name: str, cache: str) -> Stage:
+  """The randomly initialised model of the root of stage ``name`` (``train.seed=0``, no
+  step): an entry for its evaluations (``evaluate``)."""
+  spec = stages[chain(stages, name)[0]]
+  run = run_config(spec, seed=0, fast=False)
+  with run.unlocked():
+    run.train.steps = 0
+  inputs, files = identity(run, "")
+  key = sha256_json({**inputs, "untrained": True})
+  return Stage(name="untrained", run=run, key=key, parent_key="", files=files,
+               directory=os.path.join(cache, key), tokens_seen=0, shared=True)
+
+
+# ------------------------------------------------------------------------ train, evaluate
+
+
+@contextlib.contextmanager
+def _locked(path: str) -> Iterator[None]:
+  """Holds an exclusive ``flock`` on ``path`` (waits for another holder)."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "a", encoding="utf-8") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def is_trained(stage_: Stage) -> bool:
+  """Whether the entry holds the stage's finished run: its last checkpoint and a
+  ``summary.json`` at that step."""
+  steps = stage_.run.train.steps
+  summary = os.path.join(stage_.directory, "summary.json")
+  if not (os.path.isdir(os.path.join(stage_.directory, "checkpoints", str(steps)))
+          and os.path.exists(summary)):
+    return False
+  with open(summary, encoding="utf-8") as f:
+    return json.load(f).get("step") == steps
+
+
+def _drop_unresumable(directory: str) -> None:
+  """Removes an entry that holds no checkpoint (an attempt killed before its first save,
+  whose logs the driver would refuse to overwrite): it starts over."""
+  folder = os.path.join(directory, "checkpoints")
+  saved = os.path.isdir(folder) and any(name.isdigit() for name in os.listdir(folder))
+  if os.path.isdir(directory) and not saved:
+    shutil.rmtree(directory)
+
+
+def train(stage_: Stage, report: Callable[[str], None] = print) -> float:
+  """Trains ``stage_`` into its entry unless it is there (resuming from its newest
+  checkpoint); the seconds it took (0: read back)."""
+  describe = (f"stage {stage_.name} ({driver.loop_name(stage_.run)}, "
+              f"{stage_.run.train.steps} steps, seed {stage_.run.train.seed})")
+  with _locked(f"{stage_.directory}.lock"):
+    if is_trained(stage_):
+      report(f"{describe}: read back from {stage_.directory}")
+      return 0.0
+    report(f"{describe}: training in {stage_.directory}")
+    started = time.time()
+    if jax.process_index() == 0:
+      _drop_unresumable(stage_.directory)
+      os.makedirs(stage_.directory, exist_ok=True)
+      workdir_lib.write_json(os.path.join(stage_.directory, "stage.json"), {
+          "name": stage_.name, "key": stage_.key, "parent_key": stage_.parent_key,
+          "config": driver.config_record(stage_.run), "files": stage_.files,
+          "code_version": code_version()})
+    # Same key, same trajectory: a resume may only differ in where files are (a moved
+    # cache or checkout), which the driver would otherwise refuse.
+    driver.run(stage_.run, stage_.directory, allow_changes=True)
+    return time.time() - started
+
+
+def _figures(run: ml_collections.ConfigDict, params_of: Callable[[loops.Context], tuple]
+             ) -> dict[str, float]:
+  """The figures of ``run``'s eval section for the weights ``params_of(context)`` gives
+  as (params, step)."""
+  model_cfg = config_lib.model_config(run.model)
+  ctx = loops.Context(config=run, model_cfg=model_cfg,
+                      tokenizer=driver.load_tokenizer(run, model_cfg),
+                      mesh=sharding.make_mesh(run.mesh), optimizer=None, schedule=None)
+  evaluator = evaluate_lib.Evaluator.create(ctx)
+  params, step = params_of(ctx)
+  return metrics_lib.plain(evaluator(params, step))
+
+
+def _trained_params(directory: str, report: Callable[[str], None]):
+  def params_of(ctx):
+    params, step = checkpoint_lib.load_params(directory, ctx.model_cfg,
+                                              ctx.param_shardings(), report=report)
+    return params, step or 0
+  return params_of
+
+
+def _initial_params(ctx: loops.Context):
+  """The weights ``train.driver`` starts a run from scratch with."""
+  init = jax.jit(functools.partial(lm.init, cfg=ctx.model_cfg),
+                 out_shardings=ctx.param_shardings())
+  return init(jax.random.PRNGKey(ctx.config.train.seed)), 0
+
+
+def evaluate(stage_: Stage, section: ml_collections.ConfigDict,
+             report: Callable[[str], None] = print) -> tuple[dict[str, float], float]:
+  """(figures of ``stage_``'s final weights with the eval section ``section``, seconds
+  it took: 0 when read back from the entry's ``evals/``). The untrained entry
+  (``untrained``) is evaluated at its initial weights."""
+  path = os.path.join(stage_.directory, "evals", f"{eval_key(section)}.json")
+  with _locked(f"{stage_.directory}.lock"):
+    if os.path.exists(path):
+      with open(path, encoding="utf-8") as f:
+        return json.load(f)["figures"], 0.0
+    report(f"evaluating {stage_.name} with {section.records}")
+    started = time.time()
+    run = copy.deepcopy(stage_.run)
+    with run.unlocked():
+      run.eval = copy.deepcopy(section)
+    trained = stage_.run.train.steps > 0
+    figures = _figures(run, _trained_params(stage_.directory, report) if trained
+                       else _initial_params)
+    if jax.process_index() == 0:
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      workdir_lib.write_json(path, {"eval": json.loads(section.to_json_best_effort()),
+                                    "figures": figures})
+    return figures, time.time() - started
+
+
+def link(stage_: Stage, path: str) -> None:
+  """``path`` a symbolic link to the stage's entry (a claim's ``seed<k>/<stage>``)."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  if os.path.islink(path):
+    os.remove(path)
+  if not os.path.lexists(path):
+    os.symlink(stage_.directory, path)

@@ -32,9 +32,16 @@ def get_config():
     stages[arm] = common.stage(pretrain, steps=500, fast_steps=150)
     stages[f"{arm}_sft"] = common.stage(sft, steps=100, fast_steps=50, after=arm)
   return common.claim(
-      "code_entity_tracking", seeds=(0, 1, 2), fast_seeds=(0,), metric="pass@1",
+      "code_entity_tracking", seeds=(0, 1, 2, 3, 4), fast_seeds=(0,), metric="pass@1",
       comparisons=[("code", "text")],
       stages=stages,
       arms={"code": "code_sft", "text": "text_sft"},
       eval_section=common.eval_section("boxes_valid.jsonl", template="chat",
-                                       max_new_tokens=24, batch_size=100))
+                                       max_new_tokens=24, batch_size=100),
+      # Provisional gate: both arms answer dev boxes questions.
+      gate=common.gate(stages=("code_sft", "text_sft"), metric="pass@1", threshold=0.5,
+                       skill="the SFT models track boxes on dev questions",
+                       eval_section=common.eval_section(
+                           "boxes_dev.jsonl", template="chat", max_new_tokens=24,
+                           batch_size=100)),
+      chance=None)

@@ -2,12 +2,14 @@
 
 Every stage is an ordinary run config (``configs/base.py`` and the loop's own file),
 trimmed for a claim: the claim model, no samples, one checkpoint at the end, and no
-evaluation of its own (``train.stages.resolve`` gives the arms theirs).
+evaluation of its own (``train.stages`` evaluates a stage's final weights afterwards,
+with each arm's eval section and the gate's).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Optional
 
 import ml_collections
 
@@ -90,24 +92,40 @@ def grpo(records: str, *, seq_len: int, batch: int, learning_rate: float,
   config.grpo.records = corpus(records)
   config.grpo.drop_solved_at = 0.75          # Llama-Nemotron's filter
   config.grpo.skip_uniform_groups = True
-  config.grpo.update(grpo_fields)
+  for field, value in grpo_fields.items():   # set, not merged: rewards={...} replaces
+    config.grpo[field] = value               # the default's {'math': 1.0}
   return config
 
 
 def claim(name: str, *, seeds: Sequence[int], fast_seeds: Sequence[int], metric: str,
           comparisons: Sequence[tuple[str, str]], stages: Mapping[str, ml_collections.ConfigDict],
           arms: Mapping[str, str], eval_section: ml_collections.ConfigDict,
+          gate: ml_collections.ConfigDict, chance: Optional[float],
           arm_eval: Mapping[str, Mapping] | None = None) -> ml_collections.ConfigDict:
-  """A claim config (``train/claims.py``)."""
+  """A claim config (``train/claims.py``): ``gate`` (``gate(...)``) the skill its arms
+  start from, ``chance`` the metric of guessing (None: an open answer)."""
   return ml_collections.ConfigDict(dict(
-      loop="claim", fast=False,
+      loop="claim", fast=False, cache_dir="",
       claim=dict(name=name, seeds=tuple(seeds), fast_seeds=tuple(fast_seeds), metric=metric,
-                 comparisons=tuple(tuple(c) for c in comparisons)),
+                 comparisons=tuple(tuple(c) for c in comparisons), gate=gate,
+                 chance=chance),
       stages=dict(stages), arms=dict(arms), eval=eval_section,
       arm_eval={arm: dict(fields) for arm, fields in (arm_eval or {}).items()}))
 
 
+def gate(*, stages: Sequence[str], metric: str, threshold: float, skill: str,
+         eval_section: Optional[ml_collections.ConfigDict] = None
+         ) -> ml_collections.ConfigDict:
+  """The competence gate of a claim: ``metric`` of every stage in ``stages``, evaluated
+  with ``eval_section`` (None: the claim's), must reach ``threshold`` in every seed, or
+  the claim is untestable; ``skill`` says in one line what is measured."""
+  return ml_collections.ConfigDict(dict(stages=tuple(stages), metric=metric,
+                                        threshold=float(threshold), skill=skill,
+                                        eval=eval_section))
+
+
 def eval_section(records: str, **fields) -> ml_collections.ConfigDict:
-  """Accuracy on held-out records (no held-out text loss)."""
-  return base.eval_section(text_files={}, records=corpus(records), max_records=0,
-                           **fields)
+  """Accuracy on records of the corpus (all of them unless ``max_records``; no held-out
+  text loss)."""
+  return base.eval_section(**{"text_files": {}, "records": corpus(records),
+                              "max_records": 0, **fields})

@@ -56,9 +56,16 @@ def get_config():
                        drop_solved_at=0.0, truncated_reward=0.0)
     stages[arm] = common.stage(grpo, steps=40, fast_steps=10, after="sft")
   return common.claim(
-      "crossthink", seeds=(0, 1, 2), fast_seeds=(0,), metric="pass@1",
+      "crossthink", seeds=(0, 1, 2, 3, 4), fast_seeds=(0,), metric="pass@1",
       comparisons=[("blend", "math_only"), ("open", "mcq")],
       stages=stages,
       arms={"sft": "sft", **{arm: arm for arm in ARMS}},
       eval_section=common.eval_section("crossthink_valid.jsonl", template="crossthink",
-                                       max_new_tokens=16, batch_size=100))
+                                       max_new_tokens=16, batch_size=100),
+      # Provisional gate: the SFT base answers dev general questions.
+      gate=common.gate(stages=("sft",), metric="pass@1", threshold=0.6,
+                       skill="the SFT base answers general questions (dev split)",
+                       eval_section=common.eval_section(
+                           "crossthink_dev.jsonl", template="crossthink",
+                           max_new_tokens=16, batch_size=100)),
+      chance=0.5)

@@ -36,7 +36,7 @@ def get_config():
   sft = common.sft("reasoning.jsonl", seq_len=256, batch=8, learning_rate=1e-3)
   moved = [round(REASONING_SHARE * steps) for steps in PRETRAIN]
   return common.claim(
-      "front_loading", seeds=(0, 1, 2), fast_seeds=(0,), metric="pass@1",
+      "front_loading", seeds=(0, 1, 2, 3, 4), fast_seeds=(0,), metric="pass@1",
       comparisons=[("front_loaded", "late"), ("front_loaded", "narrow")],
       stages={
           "mixed": common.stage(pretrain("reasoning.jsonl"), steps=PRETRAIN[0],
@@ -53,4 +53,11 @@ def get_config():
       },
       arms={"front_loaded": "mixed_sft", "late": "general_sft", "narrow": "mixed_narrow_sft"},
       eval_section=common.eval_section("reasoning_valid.jsonl", template="chat",
-                                       max_new_tokens=160, batch_size=100))
+                                       max_new_tokens=160, batch_size=100),
+      # Provisional gate: SFT after general pretraining solves training problems.
+      gate=common.gate(stages=("general_sft",), metric="pass@1", threshold=0.1,
+                       skill="SFT alone solves problems of the training distribution",
+                       eval_section=common.eval_section(
+                           "reasoning.jsonl", template="chat", max_new_tokens=160,
+                           batch_size=100, max_records=200)),
+      chance=None)
