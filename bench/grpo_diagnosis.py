@@ -10,7 +10,9 @@ exists (the starting weights evaluated with the same eval section, drawn at step
 Panels: held-out greedy pass@1 and sampled accuracy (``sample_accuracy``), the
 training reward, KL to the reference (logged when ``grpo.kl_coef`` > 0), the entropy of
 the sampled tokens, the completion length, the share of truncated completions and the
-share of groups with equal rewards (skipped with ``grpo.skip_uniform_groups``).
+share of groups with equal rewards (skipped with ``grpo.skip_uniform_groups``) and the
+gradient norm. (The importance ratio is not drawn: one update per batch of rollouts is
+on-policy, ρ = 1.)
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ PANELS = (
     ("completion length (tokens)", "metrics", ("completion_length",)),
     ("truncated share", "metrics", ("truncated",)),
     ("groups with equal rewards", "metrics", ("uniform_reward_groups",)),
-    ("clip fraction / ratio − 1", "metrics", ("clip_fraction", "ratio")),
+    ("gradient norm (before clipping)", "metrics", ("grad_norm",)),
 )
 
 
@@ -50,8 +52,7 @@ def series(records: list[dict], name: str) -> tuple[list[int], list[float]]:
   """(steps, values) of one figure, the last record of a step winning."""
   by_step = {r["step"]: r[name] for r in records if name in r}
   steps = sorted(by_step)
-  values = [by_step[s] - 1.0 if name == "ratio" else by_step[s] for s in steps]
-  return steps, values
+  return steps, [by_step[s] for s in steps]
 
 
 def run_records(workdir: pathlib.Path) -> dict[str, list[dict]]:

@@ -69,10 +69,22 @@ Files of the claims (``configs/claims/``; not part of the tokenizer's training t
                                       about pairs in neither the training files nor
                                       crossthink_valid.jsonl: that claim's dev split (its
                                       competence gate, and what its settings are tuned on)
+  front_reasoning.jsonl               short step-by-step problems of four kinds
+                                      (``reasoning_tasks.FRONT_LOADING_KINDS``: sums of
+                                      three digits, a two-digit number plus a digit,
+                                      counting a digit, following variables): the
+                                      front-loading claim's reasoning data, its 'text' in
+                                      pretraining, question and solution in SFT
+  front_narrow.txt                    as many problems of one kind (sums of three digits):
+                                      that claim's narrow pretraining mixture
+  front_dev.jsonl, front_valid.jsonl  problems of the four kinds, an equal number of
+                                      each, no question in two files: that claim's dev
+                                      split (its competence gate) and held-out records
 
 ``python -m data.make_corpus --only=crossthink`` writes the CrossThink files alone,
 ``--only=boxes`` the last two boxes files, ``--only=long_cot`` chain_sums_dev.jsonl,
-``--only=rlp`` modsum_thought_valid.jsonl (the
+``--only=rlp`` modsum_thought_valid.jsonl, ``--only=front_loading`` the four front_*
+files (the
 whole corpus takes long: its tokenizer is trained first).
 """
 
@@ -124,6 +136,11 @@ CHAIN_DEV_FILES = ("chain_sums_dev.jsonl",)
 CORPUS_FILES += CHAIN_DEV_FILES
 MODSUM_GATE_FILES = ("modsum_thought_valid.jsonl",)
 CORPUS_FILES += MODSUM_GATE_FILES
+NUM_FRONT, NUM_FRONT_DEV, NUM_FRONT_VALID = 4000, 200, 400
+FRONT_NARROW_KIND = "chain_sum"
+FRONT_FILES = ("front_reasoning.jsonl", "front_narrow.txt", "front_dev.jsonl",
+               "front_valid.jsonl")
+CORPUS_FILES += FRONT_FILES
 
 
 def english_documents(rng: random.Random, count: int,
@@ -274,6 +291,7 @@ def write_corpus(out_dir: str) -> list[str]:
   write_boxes_files(out_dir)
   write_chain_dev_files(out_dir)
   write_modsum_gate_files(out_dir)
+  write_front_files(out_dir)
   return paths
 
 
@@ -288,6 +306,55 @@ def write_modsum_gate_files(out_dir: str) -> list[str]:
     a, b, _ = map(int, record["question"].split()[:3])
     thoughts.append({"question": record["question"], "answer": str((a + b) % 10)})
   _write_jsonl(paths[0], thoughts)
+  return paths
+
+
+def front_problems(rng: random.Random, kinds: Sequence[str], count: int,
+                   exclude_questions: frozenset[str] = frozenset()) -> list[dict[str, str]]:
+  """``count`` problems of ``FRONT_LOADING_KINDS``, each of a kind drawn from ``kinds``,
+  none with a question of ``exclude_questions`` (repeats among them allowed)."""
+  problems = []
+  while len(problems) < count:
+    problem = reasoning_tasks.FRONT_LOADING_KINDS[rng.choice(kinds)](rng)
+    if problem["question"] not in exclude_questions:
+      problems.append(problem)
+  return problems
+
+
+def distinct_front_problems(rng: random.Random, count: int,
+                            exclude_questions: frozenset[str] = frozenset()
+                            ) -> list[dict[str, str]]:
+  """``count`` problems with distinct questions, as many of each kind, none with a
+  question of ``exclude_questions``, as {question, answer, kind} records."""
+  per_kind = count // len(reasoning_tasks.FRONT_LOADING_KINDS)
+  records, seen = [], set(exclude_questions)
+  for make in reasoning_tasks.FRONT_LOADING_KINDS.values():
+    for _ in range(per_kind):
+      while (problem := make(rng))["question"] in seen:
+        pass
+      seen.add(problem["question"])
+      records.append({key: problem[key] for key in ("question", "answer", "kind")})
+  return records
+
+
+def write_front_files(out_dir: str) -> list[str]:
+  """The front_loading claim's files (`FRONT_FILES`): held-out and dev records first,
+  then training problems that ask none of their questions; returns their paths."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = [os.path.join(out_dir, name) for name in FRONT_FILES]
+  valid = distinct_front_problems(random.Random(f"{SEED}-front-valid"), NUM_FRONT_VALID)
+  dev = distinct_front_problems(random.Random(f"{SEED}-front-dev"), NUM_FRONT_DEV,
+                                exclude_questions=frozenset(r["question"] for r in valid))
+  held_out = frozenset(r["question"] for r in valid + dev)
+  train = front_problems(random.Random(f"{SEED}-front"),
+                         list(reasoning_tasks.FRONT_LOADING_KINDS), NUM_FRONT, held_out)
+  narrow = front_problems(random.Random(f"{SEED}-front-narrow"), [FRONT_NARROW_KIND],
+                          NUM_FRONT, held_out)
+  _write_jsonl(paths[0], [{key: p[key] for key in ("question", "solution", "answer", "text")}
+                          for p in train])
+  _write_text(paths[1], "\n\n".join(p["text"] for p in narrow) + "\n")
+  _write_jsonl(paths[2], dev)
+  _write_jsonl(paths[3], valid)
   return paths
 
 
@@ -398,13 +465,15 @@ def write_crossthink_files(out_dir: str) -> list[str]:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
   parser.add_argument("--out_dir", default=config_lib.CORPUS_DIR)
-  parser.add_argument("--only", choices=("", "crossthink", "boxes", "long_cot", "rlp"), default="",
+  parser.add_argument("--only", choices=("", "crossthink", "boxes", "long_cot", "rlp",
+                                           "front_loading"), default="",
                       help="write only the files of one claim")
   args = parser.parse_args()
   write = {"crossthink": write_crossthink_files,
            "boxes": write_boxes_files,
            "long_cot": write_chain_dev_files,
-           "rlp": write_modsum_gate_files}.get(args.only, write_corpus)
+           "rlp": write_modsum_gate_files,
+           "front_loading": write_front_files}.get(args.only, write_corpus)
   for path in write(args.out_dir):
     print(f"{os.path.getsize(path):>9,d}  {path}")
 

@@ -248,9 +248,11 @@ def _contents(items: set[str]) -> str:
   return " and ".join(f"the {i}" for i in sorted(items)) if items else "nothing"
 
 
-def boxes(rng: random.Random, think: bool) -> dict[str, str]:
-  """Entity tracking: put, move and remove items, then ask what one box contains."""
-  num_boxes = rng.randrange(3, 5)
+def boxes(rng: random.Random, think: bool, num_boxes: Optional[int] = None,
+          num_operations: Optional[int] = None) -> dict[str, str]:
+  """Entity tracking: put, move and remove items, then ask what one box contains.
+  ``num_boxes`` (2 to 6) and ``num_operations`` default to draws of 3-4 and 2-4."""
+  num_boxes = rng.randrange(3, 5) if num_boxes is None else num_boxes
   items = rng.sample(BOX_ITEMS, 6)
   contents = [set() for _ in range(num_boxes)]
   for item in items[:num_boxes]:
@@ -258,7 +260,7 @@ def boxes(rng: random.Random, think: bool) -> dict[str, str]:
   spare = items[num_boxes:]
   lines = [f"Box {i + 1} contains {_contents(c)}." for i, c in enumerate(contents)]
   steps = []
-  for _ in range(rng.randrange(2, 5)):
+  for _ in range(rng.randrange(2, 5) if num_operations is None else num_operations):
     full = [i for i, c in enumerate(contents) if c]
     action = rng.randrange(3) if spare else rng.randrange(2)
     if action == 0 and full:
@@ -332,6 +334,65 @@ def chain_sum(rng: random.Random, num_terms: int, think: bool = False) -> dict[s
     rest = [rest[0] + rest[1]] + rest[2:]
     steps.append(" + ".join(map(str, rest)))
   return make_problem("chain_sum", question, steps, rest[0], think)
+
+
+def three_digit_sum(rng: random.Random, think: bool = False) -> dict[str, str]:
+  """``chain_sum`` of three digits ("What is 7 + 1 + 5?", "8 + 5", "13"): two additions."""
+  return chain_sum(rng, 3, think)
+
+
+def add_digit(rng: random.Random, think: bool = False) -> dict[str, str]:
+  """A two-digit number plus a digit, ones first, then the carry into the tens
+  ("What is 39 + 6?", "9 + 6 = 15", "3 + 1 = 4", "Answer: 45")."""
+  a, b = rng.randrange(10, 90), rng.randrange(1, 10)
+  ones = a % 10 + b
+  steps = [f"{a % 10} + {b} = {ones}"]
+  if ones >= 10:
+    steps.append(f"{a // 10} + 1 = {a // 10 + 1}")
+  return make_problem("add_digit", f"What is {a} + {b}?", steps, a + b, think)
+
+
+def digit_count(rng: random.Random, think: bool = False) -> dict[str, str]:
+  """How often a digit occurs in a list of 4-7 digits, counted in one running line
+  ("How many 2s are in 8 2 2 7?", "0 1 2 2", "Answer: 2")."""
+  target = rng.randrange(1, 10)
+  digits = [target if rng.random() < 0.4 else rng.randrange(1, 10)
+            for _ in range(rng.randrange(4, 8))]
+  running = [sum(d == target for d in digits[:i + 1]) for i in range(len(digits))]
+  question = f"How many {target}s are in {' '.join(map(str, digits))}?"
+  return make_problem("digit_count", question, [" ".join(map(str, running))], running[-1],
+                      think)
+
+
+VARIABLE_NAMES = "abcdefgh"
+
+
+def variable_chain(rng: random.Random, think: bool = False) -> dict[str, str]:
+  """Pointer chasing: three variables set to digits and three set to earlier variables,
+  in shuffled order; the steps follow the asked variable back to its digit ("f = e,
+  a = 0, e = 8, h = f. What is h?", "h = f", "f = e", "e = 8", "Answer: 8")."""
+  names = rng.sample(VARIABLE_NAMES, 6)
+  value = {name: rng.randrange(10) for name in names[:3]}
+  source, lines = {}, [f"{name} = {value[name]}" for name in names[:3]]
+  for i, name in enumerate(names[3:], start=3):
+    source[name] = rng.choice(names[:i])
+    value[name] = value[source[name]]
+    lines.append(f"{name} = {source[name]}")
+  rng.shuffle(lines)
+  asked = rng.choice(names[3:])
+  steps, current = [], asked
+  while current in source:
+    steps.append(f"{current} = {source[current]}")
+    current = source[current]
+  steps.append(f"{current} = {value[current]}")
+  return make_problem("variable_chain", f"{', '.join(lines)}. What is {asked}?", steps,
+                      value[asked], think)
+
+
+# The front-loading claim's kinds (arXiv 2510.03264): short step-by-step problems a
+# ~1M-parameter model learns in a few hundred CPU steps.
+FRONT_LOADING_KINDS = {"chain_sum": three_digit_sum, "add_digit": add_digit,
+                       "digit_count": digit_count, "variable_chain": variable_chain}
 
 
 def small_sums(max_a: int, max_b: int) -> list[dict[str, str]]:

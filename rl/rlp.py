@@ -6,7 +6,8 @@ no-think EMA baseline φ. Everything below runs inside one jitted step with fixe
 
   1. Contexts. For each row of the batch pick one position t uniformly among the tokens
      that have at least one earlier token of the same document ('uniform'), or among
-     the last tokens of documents ('document_end', the toy "a b c = s" setting). The
+     the last tokens of documents before their end-of-sequence token ('document_end',
+     the toy "a b c = s" setting: s, not the eos the data pipeline appends). The
      context x_<t is the last ``context_len`` tokens of that document before t,
      left-padded; x_t is the target.
   2. Thoughts. θ_old = θ (the step's incoming weights) samples G thoughts per context
@@ -67,10 +68,12 @@ class RLPState(TrainState):
 
 @dataclasses.dataclass(frozen=True)
 class RLPConfig:
-  """think_start / think_end: the ids of ``<think>`` / ``</think>``; pad_id: padding."""
+  """think_start / think_end: the ids of ``<think>`` / ``</think>``; pad_id: padding;
+  eos_id: end of sequence, never a 'document_end' target (-1: none)."""
   think_start: int
   think_end: int
   pad_id: int = 0
+  eos_id: int = -1
   group_size: int = 16
   thought_len: int = 2048
   context_len: int = 2048
@@ -107,15 +110,20 @@ class RLPConfig:
         epsilon_high=self.epsilon_high, kl_coef=0.0, temperature=self.temperature)
 
 
-def candidate_positions(segment_ids_BL: jax.Array, mode: str) -> jax.Array:
+def candidate_positions(tokens_BL: jax.Array, segment_ids_BL: jax.Array, mode: str,
+                        eos_id: int = -1) -> jax.Array:
   """(b l) bool: positions t that may be scored (a real token with a same-document
-  predecessor; in 'document_end' mode also the last token of its document)."""
+  predecessor; in 'document_end' mode also the last token of its document that is not
+  ``eos_id``: a packed document ends in eos, ``data.packing``)."""
   previous_BL = jnp.pad(segment_ids_BL[:, :-1], ((0, 0), (1, 0)))
   has_context_BL = (segment_ids_BL > 0) & (previous_BL == segment_ids_BL)
   if mode == "uniform":
     return has_context_BL
   following_BL = jnp.pad(segment_ids_BL[:, 1:], ((0, 0), (0, 1)))
-  return has_context_BL & (following_BL != segment_ids_BL)
+  last_BL = following_BL != segment_ids_BL
+  final_eos_BL = last_BL & (tokens_BL == eos_id)
+  before_final_eos_BL = jnp.pad(final_eos_BL[:, 1:], ((0, 0), (0, 1)))
+  return has_context_BL & ~final_eos_BL & (last_BL | before_final_eos_BL)
 
 
 def check_batch(batch: dict, config: RLPConfig) -> None:
@@ -128,17 +136,19 @@ def check_batch(batch: dict, config: RLPConfig) -> None:
   if segment_ids.ndim != 2 or segment_ids.shape[0] == 0 or segment_ids.shape[1] < 2:
     raise ValueError(f"RLP needs a non-empty (batch, length >= 2) batch, got segment_ids "
                      f"of shape {segment_ids.shape}")
-  scorable = np.asarray(candidate_positions(jnp.asarray(segment_ids), config.positions))
+  scorable = np.asarray(candidate_positions(jnp.asarray(batch["tokens"]),
+                                            jnp.asarray(segment_ids), config.positions,
+                                            config.eos_id))
   if not scorable.any(axis=-1).all():
     raise ValueError(f"rows {np.flatnonzero(~scorable.any(axis=-1)).tolist()} have no "
                      f"position to score in {config.positions!r} mode")
 
 
 def sample_contexts(rng: jax.Array, tokens_BL: jax.Array, segment_ids_BL: jax.Array, *,
-                    context_len: int, mode: str, pad_id: int):
+                    context_len: int, mode: str, pad_id: int, eos_id: int = -1):
   """(context (b c) left-padded, context mask (b c), target x_t (b,), t (b,))."""
   l = tokens_BL.shape[1]
-  allowed_BL = candidate_positions(segment_ids_BL, mode)
+  allowed_BL = candidate_positions(tokens_BL, segment_ids_BL, mode, eos_id)
   t_B = jax.random.categorical(rng, jnp.where(allowed_BL, 0.0, -jnp.inf), axis=-1)
   take = lambda x_BL, i_BC: jnp.take_along_axis(x_BL, i_BC, axis=-1)
   document_B1 = take(segment_ids_BL, t_B[:, None])
@@ -166,7 +176,7 @@ def rollout(params, ema_params, batch: dict, rng: jax.Array, *, model_cfg: Model
   context_rng, thought_rng = jax.random.split(rng)
   context_BC, context_mask_BC, target_B, _ = sample_contexts(
       context_rng, batch["tokens"], batch["segment_ids"], context_len=config.context_len,
-      mode=config.positions, pad_id=config.pad_id)
+      mode=config.positions, pad_id=config.pad_id, eos_id=config.eos_id)
   b = context_BC.shape[0]
   ones_B1 = jnp.ones((b, 1), jnp.int32)
   prompt_BP = jnp.concatenate([context_BC, config.think_start * ones_B1], axis=1)
@@ -254,8 +264,9 @@ def rlp_config(ctx: Context) -> RLPConfig:
   return RLPConfig(
       think_start=ctx.tokenizer.token_to_id(tokenizer_lib.THINK_START),
       think_end=ctx.tokenizer.token_to_id(tokenizer_lib.THINK_END),
-      pad_id=ctx.tokenizer.pad_id, group_size=r.group_size, thought_len=r.thought_len,
-      context_len=r.context_len, temperature=r.temperature, ema_decay=r.ema_decay,
+      pad_id=ctx.tokenizer.pad_id, eos_id=ctx.tokenizer.eos_id, group_size=r.group_size,
+      thought_len=r.thought_len, context_len=r.context_len, temperature=r.temperature,
+      ema_decay=r.ema_decay,
       epsilon_low=r.epsilon, epsilon_high=r.epsilon, positions=r.positions)
 
 

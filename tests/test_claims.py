@@ -320,7 +320,7 @@ def _run_claim(name, workdir, *flags, timeout=900):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, arms, kinds", [
-    ("front_loading", {"front_loaded", "late", "narrow"}, 8),
+    ("front_loading", {"front_loaded", "late", "narrow"}, 4),
     ("code_entity_tracking", {"code", "text"}, 4)])
 def test_fast_claim_pipeline(name, arms, kinds, tmp_path):
   """The fast claims not in the default suite (a few minutes each): every arm on equal

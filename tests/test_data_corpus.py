@@ -198,12 +198,19 @@ def test_crossthink_files_are_right_and_held_out_by_fact():
   stated = {line for document in facts for line in document.split("\n")}
   assert set(general_questions.facts()) <= stated
   valid_keys = {_general_answer_and_key(r["question"])[1] for r in valid}
+  dev = _records("crossthink_dev.jsonl")   # the dev split: neither training nor valid pairs
+  assert len(dev) == make_corpus.NUM_CT_DEV and {r["kind"] for r in dev} == {"open"}
+  dev_keys = set()
+  for record in dev:
+    right, key = _general_answer_and_key(record["question"])
+    assert record["answer"] == right and key not in train_keys | valid_keys, record
+    dev_keys.add(key)
   for line in stated:   # the training questions answered in the pretraining text
     if "?" in line and "+" not in line:
       question, answer = line[len("Question: "):].split("? ")
       answer = answers.final_answer(answer)
       right, key = _general_answer_and_key(question + "?")
-      assert answer == right and key not in valid_keys, line
+      assert answer == right and key not in valid_keys | dev_keys, line
 
 
 def test_general_question_generators_cover_their_tables():
@@ -218,3 +225,40 @@ def test_general_question_generators_cover_their_tables():
     assert len(train) + len(held_out) == len(pairs) and held_out and train
     held_keys = {_general_answer_and_key(_asked(r)[0])[1] for r in held_out}
     assert not held_keys & {_general_answer_and_key(_asked(r)[0])[1] for r in train}
+
+
+def _front_answer(question):
+  """An independent reading of a front-loading problem (``FRONT_LOADING_KINDS``)."""
+  if question.startswith("What is "):
+    return str(sum(int(term) for term in question[len("What is "):-1].split(" + ")))
+  if question.startswith("How many "):
+    digit, listed = question[len("How many "):-1].split("s are in ")
+    return str(listed.split().count(digit))
+  assignments, asked = question[:-1].split(". What is ")
+  value = dict(line.split(" = ") for line in assignments.split(", "))
+  while not value[asked].isdigit():
+    asked = value[asked]
+  return value[asked]
+
+
+def test_front_loading_files_are_right_and_held_out():
+  train = _records("front_reasoning.jsonl")
+  dev, valid = _records("front_dev.jsonl"), _records("front_valid.jsonl")
+  narrow = sources.read_text_documents(config_lib.corpus_path("front_narrow.txt"))
+  assert len(train) == len(narrow) == make_corpus.NUM_FRONT
+  for record in train:
+    assert record["text"] == record["question"] + "\n" + record["solution"]
+    assert (answers.answer_line(record["solution"]) == record["answer"]
+            == _front_answer(record["question"])), record
+  kinds = set(reasoning_tasks.FRONT_LOADING_KINDS)
+  for records, count in ((dev, make_corpus.NUM_FRONT_DEV),
+                         (valid, make_corpus.NUM_FRONT_VALID)):
+    assert collections.Counter(r["kind"] for r in records) == {
+        kind: count // len(kinds) for kind in kinds}
+    assert all(r["answer"] == _front_answer(r["question"]) for r in records)
+  held_out = {r["question"] for r in dev + valid}
+  assert len(held_out) == len(dev) + len(valid)
+  assert not held_out & ({r["question"] for r in train} | {t.split("\n")[0] for t in narrow})
+  for text in narrow:   # sums of three digits only
+    question = text.split("\n")[0]
+    assert question.count(" + ") == 2 and answers.answer_line(text) == _front_answer(question)

@@ -436,27 +436,27 @@ def test_grpo_corrects_a_biased_sft_model_on_held_out_prompts(tmp_path):
   rng = random.Random(0)
   train, held_out = successor_records(rng, 256), successor_records(rng, 64)
   biased = [dict(r, answer=str(int(r["answer"]) + (rng.random() > 0.4))) for r in train]
-  evaluation = [f"--config.eval.records={write_records(tmp_path / 'held_out.jsonl', held_out)}",
-                "--config.eval.max_records=0", "--config.eval.template=chat",
-                "--config.eval.thinking=", "--config.eval.max_new_tokens=4",
-                "--config.eval.batch_size=64", "--config.eval.samples=4",
-                "--config.eval.max_text_rows=1", "--config.sample.max_new_tokens=1",
-                "--config.checkpoint.every_steps=1000", "--config.optimizer.learning_rate=1e-3"]
+  both = [f"--config.eval.records={write_records(tmp_path / 'held_out.jsonl', held_out)}",
+          "--config.eval.max_records=0", "--config.eval.template=chat",
+          "--config.eval.thinking=", "--config.eval.max_new_tokens=4",
+          "--config.eval.batch_size=64", "--config.eval.samples=4",
+          "--config.eval.max_text_rows=1", "--config.sample.max_new_tokens=1",
+          "--config.checkpoint.every_steps=1000", "--config.optimizer.learning_rate=1e-3"]
   cli("--config=configs/sft.py", f"--workdir={tmp_path}/sft",
       f"--config.sft.records={write_records(tmp_path / 'sft.jsonl', biased)}",
       "--config.sft.toggle=none", "--config.train.steps=120", "--config.train.seq_len=32",
       "--config.optimizer.schedule=constant", "--config.optimizer.warmup_steps=0",
-      "--config.optimizer.weight_decay=0.0", *evaluation)
+      "--config.optimizer.weight_decay=0.0", *both)
   cli("--config=configs/grpo.py", f"--workdir={tmp_path}/grpo",
       f"--config.init_checkpoint={tmp_path}/sft",
       f"--config.grpo.records={write_records(tmp_path / 'train.jsonl', train)}",
       "--config.grpo.truncated_reward=0.0", "--config.grpo.skip_uniform_groups=True",
       "--config.train.steps=20", "--config.train.global_batch_size=64",
-      "--config.train.seq_len=28", *evaluation)
+      "--config.train.seq_len=28", *both)
   before, after = final_eval(f"{tmp_path}/sft"), final_eval(f"{tmp_path}/grpo")
   print(f"held-out greedy pass@1 {before['pass@1']:.3f} → {after['pass@1']:.3f}, right "
         f"samples {before['sample_accuracy']:.3f} → {after['sample_accuracy']:.3f}")
-  # Measured (seeds 0, 1, 2 of the records; default ISA and AVX2): greedy 0.11-0.28 →
-  # 0.92-1.0, right samples 0.15-0.23 → 0.43-0.51.
+  # Measured with train.seed 0, 1, 2 (seed 0 also under --xla_cpu_max_isa=AVX2): greedy
+  # 0.11-0.28 → 0.92-1.0, right samples 0.15-0.23 → 0.43-0.51. ~55 CPU-seconds.
   assert after["pass@1"] >= before["pass@1"] + 0.4, (before, after)
   assert after["sample_accuracy"] >= before["sample_accuracy"] + 0.1, (before, after)

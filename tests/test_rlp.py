@@ -63,6 +63,24 @@ def find_document_slice(batch, row, context, target):
   return False
 
 
+def test_document_end_scores_the_last_token_before_eos():
+  """Packed documents end in eos (data.packing): 'document_end' scores the answer before
+  it, also for a document whose eos was cut off by the row's end."""
+  eos = 2
+  tokens = jnp.asarray([[5, 6, 7, eos, 8, 9, eos, 0], [5, 6, eos, 7, 8, 9, 10, 11]])
+  segments = jnp.asarray([[1, 1, 1, 1, 2, 2, 2, 0], [1, 1, 1, 2, 2, 2, 2, 2]])
+  allowed = rlp.candidate_positions(tokens, segments, "document_end", eos_id=eos)
+  np.testing.assert_array_equal(np.flatnonzero(allowed[0]), [2, 5])   # 7 and 9
+  np.testing.assert_array_equal(np.flatnonzero(allowed[1]), [1, 7])   # 6 and 11
+  without_eos = rlp.candidate_positions(tokens, segments, "document_end")
+  np.testing.assert_array_equal(np.flatnonzero(without_eos[0]), [3, 6])
+  for seed in range(4):
+    *_, target_B, _ = rlp.sample_contexts(jax.random.PRNGKey(seed), tokens, segments,
+                                          context_len=4, mode="document_end", pad_id=0,
+                                          eos_id=eos)
+    assert target_B[0] in (7, 9) and target_B[1] in (6, 11)
+
+
 @pytest.fixture(scope="module")
 def rollout_out():
   params = lm.init(jax.random.PRNGKey(1), CFG)
