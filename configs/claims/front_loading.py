@@ -28,9 +28,11 @@ kind, drawn like the training ones, no question shared with the training or held
 files) must reach 0.4. The arms are trained from the same base, so what they start from
 is the general model; the comparison means something only if the paper's usual recipe,
 SFT on the reasoning data after general pretraining, learns the kinds at all. 0.4 was
-fixed from the dev figures of ``late`` alone (0.70 with 800 SFT steps in a tuning run),
-before any arm ran on the held-out records: well above the most frequent dev answer
-(0.105) and the untrained model, and below what ``late`` reached. Chance is None: the
+fixed before any arm ran on the held-out records, from dev figures of ``late`` alone
+(0.70 in a tuning run with 800 SFT steps on a prototype dev split of the same four
+kinds): well above the most frequent dev answer (0.105) and the untrained model (0.0),
+and below what ``late`` reached. The base is shared, so seeds vary the arms' own stages
+(data order and the mixtures' draws), not the general model. Chance is None: the
 answers are open numbers (guessing a digit of a variable question is right about a
 third of the time on that kind; the most frequent answer is the guessing baseline).
 What it showed, and its wall times: configs/claims/README.md.
