@@ -34,22 +34,21 @@ Files of the claims (``configs/claims/``; not part of the tokenizer's training t
   modsum_sft.jsonl                    20 training triples with the right thought
   modsum_thought_valid.jsonl          the held-out triples with their right thought
                                       (a+b) % 10 as the answer: the rlp claim's gate
-  reasoning_narrow.txt                one kind of reasoning problem (equations), half
-                                      with <think>, for the front-loading claim's
-                                      narrow pretraining mixture (its diverse one is
-                                      reasoning.jsonl)
   code_updates.txt                    short Python programs of variable and list
                                       updates, each ending with its printed output
-  boxes_sft.jsonl, boxes_valid.jsonl  boxes entity-tracking questions answered directly
-                                      ("the key and the pen"); the held-out ones have
-                                      kind "ops<n>", n the operations on the asked box
-                                      ("ops3": three or more)
-  boxes_text.txt                      boxes stories, each its question then its answer
-                                      on the next line: the code entity-tracking
-                                      claim's narrative pretraining text (both arms)
+  boxes_valid.jsonl                   held-out boxes entity-tracking questions ("... Box 2
+                                      contains" → "the key and the pen"), kind "ops<n>",
+                                      n the operations on the asked box ("ops3": three
+                                      or more)
+  boxes_text.txt                      boxes stories with none to four operations, each
+                                      its question then its answer on the next line:
+                                      the code entity-tracking claim's pretraining text
   boxes_dev.jsonl                     boxes questions (as boxes_valid.jsonl) for that
                                       claim's competence gate, to tune on; neither file
                                       shares a question with boxes_valid.jsonl
+  boxes_read.txt                      boxes stories whose asked box no operation
+                                      touches, half with no operation at all: that
+                                      claim's base learns to read a box's contents
   crossthink_facts.txt                the fact tables of `general_questions` stated
                                       ("A robin is a bird."), and training questions and
                                       sums answered ("Question: What is 13 + 4?
@@ -114,13 +113,10 @@ CORPUS_FILES = ("english.txt", "english_valid.txt", "reasoning.jsonl",
 SUMS_MAX_A, SUMS_MAX_B, SUMS_VALID_FRACTION = 99, 2, 0.2
 CHAIN_TERMS, NUM_CHAIN, NUM_CHAIN_VALID, NUM_FEW_SHOT_SFT = 5, 4000, 256, 20
 MODSUM_VALID, MODSUM_DRAWS, MODSUM_NOISE = 200, 4, 0.4
-NARROW_KIND, NUM_NARROW = "equation", 1200
-NUM_CODE, NUM_BOXES_SFT, NUM_BOXES_VALID = 1000, 256, 200
-FRONT_LOADING_CODE_FILES = ("reasoning_narrow.txt", "code_updates.txt",
-                            "boxes_sft.jsonl", "boxes_valid.jsonl")
-CORPUS_FILES += FRONT_LOADING_CODE_FILES
-NUM_BOXES_TEXT, NUM_BOXES_DEV = 8000, 300
-BOXES_FILES = ("boxes_text.txt", "boxes_dev.jsonl")
+NUM_CODE, NUM_BOXES_VALID, NUM_BOXES_TEXT, NUM_BOXES_DEV = 1000, 200, 8000, 300
+BOXES_TEXT_OPERATIONS = range(5)   # stories from none to four operations: a curriculum
+BOXES_FILES = ("code_updates.txt", "boxes_valid.jsonl", "boxes_text.txt", "boxes_dev.jsonl",
+               "boxes_read.txt")
 CORPUS_FILES += BOXES_FILES
 NUM_FACT_DOCS, FACTS_PER_DOC, QUESTIONS_PER_DOC, SUMS_PER_DOC = 300, 6, 4, 2
 NUM_CT_SFT, NUM_CT_GENERAL, NUM_CT_MATH = 288, 128, 128   # SFT; GRPO general, math
@@ -205,35 +201,30 @@ def modsum_claim_files(rng: random.Random) -> tuple[list[str], list[dict], list[
           sft)
 
 
-def narrow_reasoning(rng: random.Random, count: int) -> list[str]:
-  """Texts of ``count`` problems of ``NARROW_KIND``, half with a thought block."""
-  return [reasoning_tasks.KINDS[NARROW_KIND](rng, rng.random() < 0.5)["text"]
-          for _ in range(count)]
-
-
 def boxes_questions(rng: random.Random, count: int,
-                    exclude_questions: frozenset[str] = frozenset()) -> list[dict[str, str]]:
+                    exclude_questions: frozenset[str] = frozenset(),
+                    num_operations: Sequence[int] = (), kind: str = "") -> list[dict[str, str]]:
   """``count`` distinct boxes questions {question, answer, kind: "ops<n>"}, n the
-  operations on the asked box (at most 3: "ops3" is three or more)."""
+  operations on the asked box (at most 3: "ops3" is three or more), only of ``kind`` if
+  given; ``num_operations``: the operations of a story are drawn from these (default 2-4).
+  As in the paper, the query is the statement to complete: "... Box 2 contains" → "the
+  apple and the pen"."""
   records, seen = [], set(exclude_questions)
   while len(records) < count:
-    problem = reasoning_tasks.boxes(rng, think=False)
-    if problem["question"] in seen:
-      continue
-    seen.add(problem["question"])
+    problem = reasoning_tasks.boxes(
+        rng, think=False, num_operations=rng.choice(num_operations) if num_operations else None)
     asked = int(problem["question"].rsplit("Box ", 1)[1].split(" ")[0])
-    operations = reasoning_tasks.box_operations(problem["question"], asked)
-    records.append({"question": problem["question"], "answer": problem["answer"],
+    question = problem["question"].replace(f"What does Box {asked} contain?",
+                                           f"Box {asked} contains")
+    if question in seen:
+      continue
+    seen.add(question)
+    operations = reasoning_tasks.box_operations(question, asked)
+    if kind and f"ops{min(operations, 3)}" != kind:
+      continue
+    records.append({"question": question, "answer": problem["answer"],
                     "kind": f"ops{min(operations, 3)}"})
   return records
-
-
-def boxes_sft_valid() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-  """(SFT, held-out) boxes questions: ``NUM_BOXES_SFT``, and ``NUM_BOXES_VALID`` others."""
-  sft = boxes_questions(random.Random(f"{SEED}-boxes"), NUM_BOXES_SFT)
-  valid = boxes_questions(random.Random(f"{SEED}-boxes-valid"), NUM_BOXES_VALID,
-                          exclude_questions=frozenset(r["question"] for r in sft))
-  return sft, valid
 
 
 def _write_text(path: str, text: str) -> None:
@@ -286,7 +277,6 @@ def write_corpus(out_dir: str) -> list[str]:
   _write_jsonl(paths[13], modsum_train)
   _write_jsonl(paths[14], modsum_valid)
   _write_jsonl(paths[15], modsum_sft)
-  write_front_loading_code_files(out_dir)
   write_crossthink_files(out_dir)
   write_boxes_files(out_dir)
   write_chain_dev_files(out_dir)
@@ -372,37 +362,38 @@ def write_chain_dev_files(out_dir: str) -> list[str]:
   return paths
 
 
-def write_front_loading_code_files(out_dir: str) -> list[str]:
-  """The files of the front_loading and code_entity_tracking claims
-  (`FRONT_LOADING_CODE_FILES`); returns their paths."""
-  paths = [os.path.join(out_dir, name) for name in FRONT_LOADING_CODE_FILES]
-  narrow = narrow_reasoning(random.Random(f"{SEED}-narrow"), NUM_NARROW)
-  _write_text(paths[0], "\n\n".join(narrow) + "\n")
-  code_rng = random.Random(f"{SEED}-code")
-  code = [reasoning_tasks.code_state_updates(code_rng) for _ in range(NUM_CODE)]
-  _write_text(paths[1], "\n\n".join(code) + "\n")
-  boxes_sft, boxes_valid = boxes_sft_valid()
-  _write_jsonl(paths[2], [{key: r[key] for key in ("question", "answer")} for r in boxes_sft])
-  _write_jsonl(paths[3], boxes_valid)
-  return paths
-
-
 def write_boxes_files(out_dir: str) -> list[str]:
-  """The code entity-tracking claim's own files (`BOXES_FILES`): a dev split that
-  leaves out the SFT and held-out questions, and stories that leave out the dev and
-  held-out ones; returns their paths."""
+  """The code entity-tracking claim's files (`BOXES_FILES`): the programs, the held-out
+  questions, a dev split that leaves them out, and stories that leave out both; returns
+  their paths."""
   os.makedirs(out_dir, exist_ok=True)
   paths = [os.path.join(out_dir, name) for name in BOXES_FILES]
-  sft, valid = boxes_sft_valid()
+  code_rng = random.Random(f"{SEED}-code")
+  code = [reasoning_tasks.code_state_updates(code_rng) for _ in range(NUM_CODE)]
+  valid = boxes_questions(random.Random(f"{SEED}-boxes-valid"), NUM_BOXES_VALID)
   held_out = frozenset(r["question"] for r in valid)
   dev = boxes_questions(random.Random(f"{SEED}-boxes-dev"), NUM_BOXES_DEV,
-                        exclude_questions=held_out | {r["question"] for r in sft})
+                        exclude_questions=held_out)
   stories = boxes_questions(random.Random(f"{SEED}-boxes-text"), NUM_BOXES_TEXT,
-                            exclude_questions=held_out | {r["question"] for r in dev})
-  _write_text(paths[0], "\n\n".join(f"{r['question']}\n{r['answer']}" for r in stories)
+                            exclude_questions=held_out | {r["question"] for r in dev},
+                            num_operations=BOXES_TEXT_OPERATIONS)
+  _write_text(paths[0], "\n\n".join(code) + "\n")
+  _write_jsonl(paths[1], valid)
+  _write_text(paths[2], "\n\n".join(f"{r['question']}\n{r['answer']}" for r in stories)
               + "\n")
-  _write_jsonl(paths[1], dev)
+  _write_jsonl(paths[3], dev)
+  seen = held_out | {r["question"] for r in dev + stories}
+  lookups = boxes_questions(random.Random(f"{SEED}-boxes-lookup"), NUM_BOXES_TEXT // 2,
+                            exclude_questions=seen, num_operations=(0,))
+  untouched = boxes_questions(random.Random(f"{SEED}-boxes-untouched"), NUM_BOXES_TEXT // 2,
+                              exclude_questions=seen, kind="ops0")
+  _write_text(paths[4], "\n\n".join(f"{r['question']}\n{r['answer']}"
+                                     for r in _interleave(lookups, untouched)) + "\n")
   return paths
+
+
+def _interleave(first: Sequence, second: Sequence) -> list:
+  return [record for pair in zip(first, second) for record in pair]
 
 
 def _category_pair(record: dict) -> tuple[str, frozenset[str]]:

@@ -71,14 +71,13 @@ def reference_run(tmp_path_factory):
                             lambda workdir: make(loop, workdir))
 
 
-FAST_CLAIMS = ("long_cot", "rlp")
+FAST_CLAIMS = ("long_cot", "rlp")   # the ones notebooks/claims.ipynb reads back
 
 
 @pytest.fixture(scope="session")
-def fast_claims(tmp_path_factory):
-  """The fast claims, each run once per session through the command line on one CPU
-  device: {name: (workdir, summary)}; notebooks/claims.ipynb reads them back from
-  ``os.path.dirname(workdir)``."""
+def fast_claim(tmp_path_factory):
+  """``fast_claim(name)``: (workdir, summary) of the fast claim ``name``, run once per
+  session through the command line on one CPU device."""
 
   def make(name, workdir):
     result = subprocess.run(
@@ -88,9 +87,16 @@ def fast_claims(tmp_path_factory):
     assert result.returncode == 0, result.stderr[-3000:]
     with open(workdir / "summary.json") as f:
       return json.load(f)
+  return lambda name: _once(tmp_path_factory, f"claims/{name}",
+                            lambda workdir: make(name, workdir))
+
+
+@pytest.fixture(scope="session")
+def fast_claims(fast_claim):
+  """{name: (workdir, summary)} of `FAST_CLAIMS`, in order; notebooks/claims.ipynb reads
+  them back from ``os.path.dirname(workdir)``."""
   out = {}
   for name in FAST_CLAIMS:
-    workdir, summary = _once(tmp_path_factory, f"claims/{name}",
-                             lambda workdir, name=name: make(name, workdir))
+    workdir, summary = fast_claim(name)
     out[name] = str(workdir), summary
   return out

@@ -72,11 +72,18 @@ def test_front_loading_and_code_claims_move_tokens_between_stages_not_add_them()
     assert len(set(claims.arm_tokens(config, fast).values())) == 1
   config = code_entity_tracking.get_config()
   claims.check(config)
-  weights = {arm: dict(config.stages[arm].run.data.stages[0].weights) for arm in ("code", "text")}
-  assert weights == {"code": {"english": 1 - code_entity_tracking.CODE_SHARE,
-                              "code_updates": code_entity_tracking.CODE_SHARE},
-                     "text": {"english": 1.0}}
-  assert config.stages.code_sft.run.to_dict() == config.stages.text_sft.run.to_dict()
+  share = code_entity_tracking.CODE_SHARE
+  runs = {arm: config.stages[arm].run.to_dict() for arm in ("code", "text")}
+  weights = {arm: run["data"]["stages"][0]["weights"] for arm, run in runs.items()}
+  assert weights == {"code": {"code_updates": share, "boxes_text": 1 - share},
+                     "text": {"english": share, "boxes_text": 1 - share}}
+  for run in runs.values():   # otherwise identical: the programs replace the general text
+    run["data"]["sources"].pop("code_updates", None)
+    run["data"]["sources"].pop("english", None)
+    run["data"]["stages"][0]["weights"] = {}
+  assert runs["code"] == runs["text"]
+  assert {config.stages[arm].after for arm in ("code", "text")} == {"base"}
+  assert len(set(claims.arm_tokens(config, fast=False).values())) == 1
 
 
 def test_crossthink_arms_differ_only_in_their_grpo_records():
@@ -318,30 +325,30 @@ def _run_claim(name, workdir, *flags, timeout=900):
     return json.load(f), result.stdout
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name, arms, kinds", [
-    ("front_loading", {"front_loaded", "late", "narrow"}, 4),
-    ("code_entity_tracking", {"code", "text"}, 4)])
-def test_fast_claim_pipeline(name, arms, kinds, tmp_path):
-  """The fast claims not in the default suite (a few minutes each): every arm on equal
-  tokens, evaluated per kind. At this scale their sign is not asserted
-  (configs/claims/README.md)."""
-  summary, _ = _run_claim(name, tmp_path, "--config.fast=True")
+@pytest.mark.xdist_group("more_fast_claims")   # on the other worker than `fast_claims`
+@pytest.mark.parametrize("name, arms, gate_stages, kinds", [
+    ("front_loading", {"front_loaded", "late", "narrow"}, ["general_sft"], 4),
+    ("code_entity_tracking", {"code", "text"}, ["base"], 4)])
+def test_fast_claim_pipeline(name, arms, gate_stages, kinds, fast_claim):
+  """The fast claims: every arm on equal tokens, evaluated per kind. At this scale their
+  sign is not asserted (configs/claims/README.md)."""
+  workdir, summary = fast_claim(name)
   assert summary["claim"] == name and summary["seeds"] == [0] and set(summary["arms"]) == arms
   assert len({figures["tokens_seen"] for figures in summary["arms"].values()}) == 1
   for figures in summary["arms"].values():
     assert 0.0 <= figures["pass@1"]["mean"] <= 1.0
     assert len([f for f in figures if f.startswith("pass@1/")]) == kinds, figures
-  assert (tmp_path / f"{name}.png").exists()
+  _assert_claim_record(summary, gate_stages=gate_stages)
+  assert (workdir / f"{name}.png").exists()
   print(f"fast {name}:", {c["better"] + " - " + c["worse"]: round(c["difference"], 3)
                           for c in summary["comparisons"]})
 
 
-@pytest.mark.slow
-def test_fast_crossthink_claim_pipeline(tmp_path):
-  """The fast crossthink claim (a few minutes; not in the default suite): its arms on
-  equal tokens, the SFT base beside them, the plot; the sign is not asserted."""
-  summary, _ = _run_claim("crossthink", tmp_path, "--config.fast=True")
+@pytest.mark.xdist_group("more_fast_claims")
+def test_fast_crossthink_claim_pipeline(fast_claim):
+  """The fast crossthink claim: its arms on equal tokens, the SFT base beside them, the
+  plot; the sign is not asserted."""
+  workdir, summary = fast_claim("crossthink")
   assert summary["claim"] == "crossthink" and summary["seeds"] == [0]
   assert set(summary["arms"]) == {"sft", *crossthink.ARMS}
   assert {(c["better"], c["worse"]) for c in summary["comparisons"]} == {
@@ -350,7 +357,8 @@ def test_fast_crossthink_claim_pipeline(tmp_path):
   assert len({summary["arms"][arm]["tokens_seen"] for arm in crossthink.ARMS}) == 1
   for figures in summary["arms"].values():
     assert 0.0 <= figures["pass@1"]["mean"] <= 1.0 and "correct_length" in figures
-  assert (tmp_path / "crossthink.png").exists()
+  _assert_claim_record(summary, gate_stages=["sft"])
+  assert (workdir / "crossthink.png").exists()
   print("fast crossthink:", {arm: round(f["pass@1"]["mean"], 3)
                              for arm, f in summary["arms"].items()})
 
