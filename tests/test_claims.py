@@ -74,7 +74,7 @@ def test_front_loading_and_code_claims_move_tokens_between_stages_not_add_them()
   claims.check(config)
   share = code_entity_tracking.CODE_SHARE
   runs = {arm: config.stages[arm].run.to_dict() for arm in ("code", "text")}
-  weights = {arm: run["data"]["stages"][0]["weights"] for arm, run in runs.items()}
+  weights = {arm: dict(run["data"]["stages"][0]["weights"]) for arm, run in runs.items()}
   assert weights == {"code": {"code_updates": share, "boxes_text": 1 - share},
                      "text": {"english": share, "boxes_text": 1 - share}}
   for run in runs.values():   # otherwise identical: the programs replace the general text
