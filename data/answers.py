@@ -307,15 +307,21 @@ def choice_letter(answer: str) -> Optional[str]:
 
 def is_correct(completion: str, record: Mapping) -> bool:
   """Whether the completion's final answer matches ``record['answer']`` by its kind."""
+  return same_answer(final_answer(completion), str(record["answer"]), record)
+
+
+def same_answer(answer: str, other: str, record: Mapping) -> bool:
+  """Whether two final answers to ``record`` are one answer by its kind's checker: the
+  same option letter (mcq), the same normalised text (open), or mathematically equal
+  (math; ``other`` is taken as the reference). Majority voting groups by this."""
   kind = record_kind(record)
-  gold = str(record["answer"])
-  answer = final_answer(completion)
   if kind == "mcq":
-    return choice_letter(answer) == gold.strip()
+    letter = choice_letter(answer)
+    return letter is not None and letter == choice_letter(other)
   if kind == "open":
     normalized = normalize_text(answer)
-    return bool(normalized) and normalized == normalize_text(gold)
-  return math_equal(answer, gold)
+    return bool(normalized) and normalized == normalize_text(other)
+  return math_equal(answer, other)
 
 
 def record_kind(record: Mapping) -> str:

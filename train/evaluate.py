@@ -32,7 +32,8 @@ The ``eval`` section of a run config:
 
 Figures: ``loss/<name>`` per text file; ``pass@1`` (greedy), ``pass@k`` (unbiased
 estimator of Chen et al., arXiv 2107.03374, from the k samples), ``maj@k`` (the most
-frequent final answer of the k samples is right), ``sample_accuracy`` (the share of
+frequent final answer of the k samples, grouped by the checker's equivalence, is right;
+samples without an answer do not vote), ``sample_accuracy`` (the share of
 right samples: pass@1 at ``temperature``), ``length`` (mean completion tokens,
 greedy) and ``correct_length`` (the same over correct completions); with records that
 have a ``kind``, ``pass@1/<kind>`` per kind. Answers are
@@ -96,12 +97,23 @@ def pass_at_k(n: int, c: int, k: int) -> float:
   return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
 
 
-def majority_is_correct(final_answers: Sequence[str], correct: Sequence[bool]) -> bool:
-  """Whether the most frequent final answer (ties: the first seen) is a correct one."""
-  normalized = [" ".join(a.split()) for a in final_answers]
-  counts = collections.Counter(normalized)
-  voted = max(counts, key=lambda a: (counts[a], -normalized.index(a)))
-  return bool(correct[normalized.index(voted)])
+def majority_vote(final_answers: Sequence[str], record: Mapping) -> Optional[int]:
+  """The index of the first sample of the largest group of equivalent final answers
+  (``answers.same_answer``: "1/2", "0.5" and "\\frac{1}{2}" are one answer; ties: the
+  group seen first), or None when no sample has an answer (empty answers do not vote)."""
+  groups: list[list[int]] = []
+  for i, answer in enumerate(final_answers):
+    answer = " ".join(answer.split())
+    if not answer:
+      continue
+    for group in groups:
+      first = " ".join(final_answers[group[0]].split())
+      if answer == first or answers.same_answer(answer, first, record):
+        group.append(i)
+        break
+    else:
+      groups.append([i])
+  return max(groups, key=len)[0] if groups else None
 
 
 def sampled_counts(records: Sequence[Mapping], completions: Mapping[int, Sequence[str]],
@@ -112,10 +124,14 @@ def sampled_counts(records: Sequence[Mapping], completions: Mapping[int, Sequenc
   samples = [(records[i], text) for i, texts in completions.items() for text in texts]
   verdicts = iter(answers.map_checks(lambda sample: answers.is_correct(sample[1], sample[0]),
                                      samples))
-  for i, texts in completions.items():
+  votes = iter(answers.map_checks(
+      lambda item: majority_vote([answers.final_answer(t) for t in item[1]], records[item[0]]),
+      list(completions.items())))
+  for texts in completions.values():
     correct = [next(verdicts) for _ in texts]
     passed += pass_at_k(len(texts), sum(correct), k)
-    voted += majority_is_correct([answers.final_answer(t) or "" for t in texts], correct)
+    vote = next(votes)
+    voted += vote is not None and correct[vote]
     right += sum(correct) / len(texts)
   return passed, voted, right
 
