@@ -324,6 +324,25 @@ def same_answer(answer: str, other: str, record: Mapping) -> bool:
   return math_equal(answer, other)
 
 
+def majority_vote(final_answers: Sequence[str], record: Mapping) -> Optional[int]:
+  """The index of the first sample of the largest group of equivalent final answers
+  (``same_answer``: "1/2", "0.5" and "\\frac{1}{2}" are one answer; ties: the
+  group seen first), or None when no sample has an answer (empty answers do not vote)."""
+  groups: list[list[int]] = []
+  for i, answer in enumerate(final_answers):
+    answer = " ".join(answer.split())
+    if not answer:
+      continue
+    for group in groups:
+      first = " ".join(final_answers[group[0]].split())
+      if answer == first or same_answer(answer, first, record):
+        group.append(i)
+        break
+    else:
+      groups.append([i])
+  return max(groups, key=len)[0] if groups else None
+
+
 def record_kind(record: Mapping) -> str:
   """The record's checking kind: 'mcq', 'open', or 'math' for everything else."""
   kind = record.get("kind", "math")

@@ -13,6 +13,7 @@ import pytest
 
 from cli_runs import ROOT, env, one_line
 from configs import sft as sft_config
+from data import answers
 from data import config as data_config
 from model import hf
 from model import lm
@@ -56,19 +57,19 @@ def test_pass_at_k_and_maj_at_k_of_fixed_completions():
 
 def test_majority_vote_breaks_ties_by_first_seen():
   math = {"question": "q", "answer": "3"}
-  assert evaluate.majority_vote(["4", "3", "3", "4"], math) == 0
-  assert evaluate.majority_vote(["3 ", " 3", "4"], math) == 0
+  assert answers.majority_vote(["4", "3", "3", "4"], math) == 0
+  assert answers.majority_vote(["3 ", " 3", "4"], math) == 0
 
 
 def test_majority_vote_groups_equivalent_answers_and_skips_empty_ones():
   half = {"question": "q", "answer": "1/2"}
   # By string "3" would win 2 to 1; by equivalence 1/2 wins 3 to 2.
-  assert evaluate.majority_vote(["0.5", "1/2", "\\frac{1}{2}", "3", "3"], half) == 0
+  assert answers.majority_vote(["0.5", "1/2", "\\frac{1}{2}", "3", "3"], half) == 0
   # Samples without an answer do not vote: three empty ones do not outvote two "7"s.
-  assert evaluate.majority_vote(["", " ", "\n", "7", "7"], half) == 3
-  assert evaluate.majority_vote(["", ""], half) is None
+  assert answers.majority_vote(["", " ", "\n", "7", "7"], half) == 3
+  assert answers.majority_vote(["", ""], half) is None
   mcq = {"question": "q", "answer": "B", "kind": "mcq", "options": ["x", "y"]}
-  assert evaluate.majority_vote(["A", "(B)", "B. y", "A", "B"], mcq) == 1
+  assert answers.majority_vote(["A", "(B)", "B. y", "A", "B"], mcq) == 1
   records = [half]
   completions = {0: ["\\boxed{0.5}", "\\boxed{1/2}", "\\boxed{3}", "\\boxed{3}"]}
   _, voted, _ = evaluate.sampled_counts(records, completions, k=4)

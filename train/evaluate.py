@@ -97,25 +97,6 @@ def pass_at_k(n: int, c: int, k: int) -> float:
   return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
 
 
-def majority_vote(final_answers: Sequence[str], record: Mapping) -> Optional[int]:
-  """The index of the first sample of the largest group of equivalent final answers
-  (``answers.same_answer``: "1/2", "0.5" and "\\frac{1}{2}" are one answer; ties: the
-  group seen first), or None when no sample has an answer (empty answers do not vote)."""
-  groups: list[list[int]] = []
-  for i, answer in enumerate(final_answers):
-    answer = " ".join(answer.split())
-    if not answer:
-      continue
-    for group in groups:
-      first = " ".join(final_answers[group[0]].split())
-      if answer == first or answers.same_answer(answer, first, record):
-        group.append(i)
-        break
-    else:
-      groups.append([i])
-  return max(groups, key=len)[0] if groups else None
-
-
 def sampled_counts(records: Sequence[Mapping], completions: Mapping[int, Sequence[str]],
                    k: int) -> tuple[float, int, float]:
   """(Σ pass@k, number of maj@k successes, Σ share of right samples) over the records
@@ -125,7 +106,8 @@ def sampled_counts(records: Sequence[Mapping], completions: Mapping[int, Sequenc
   verdicts = iter(answers.map_checks(lambda sample: answers.is_correct(sample[1], sample[0]),
                                      samples))
   votes = iter(answers.map_checks(
-      lambda item: majority_vote([answers.final_answer(t) for t in item[1]], records[item[0]]),
+      lambda item: answers.majority_vote([answers.final_answer(t) for t in item[1]],
+                                         records[item[0]]),
       list(completions.items())))
   for texts in completions.values():
     correct = [next(verdicts) for _ in texts]
