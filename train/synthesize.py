@@ -1,0 +1,143 @@
+r"""Solution synthesis (OpenMathInstruct-1/2, arXiv 2402.10176, 2410.01560): sample K
+solutions per seed problem from a teacher checkpoint, filter them, write SFT records.
+
+  python -m train.synthesize --config=configs/<teacher's run config>.py \
+      --teacher=<workdir or Hugging Face directory> --problems=seeds.jsonl \
+      --out=synthesized.jsonl [--samples=8] [--temperature=1.0] [--max_new_tokens=256] \
+      [--template=chat] [--eval_records=a.jsonl,b.jsonl] [--ngram=13] \
+      [--max_tokens=N] [--unfiltered]
+
+The config gives the teacher's model, tokenizer and mesh (as for ``train.evaluate``).
+Each problem is {"question"[, "answer", "kind", "options"]}: with an answer, a solution
+is kept if its final answer equals it; without, if it equals the majority answer of the
+problem's samples. Then over-long and duplicate solutions go, and problems sharing a
+word n-gram with the ``--eval_records`` questions are dropped (``data/synthesis.py``).
+``--unfiltered`` keeps the solutions the answer filter would drop (the ablation's
+other arm). Writes ``--out`` (JSONL: question, solution, answer, provenance with the
+teacher, the sampling settings and each filter's verdict) and ``<out>.counts.json``
+(solutions in and out per filter), both atomically; the SFT loop reads the records with
+``--config.sft.records=<out>`` (the solution as the reply).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+import jax
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from data import prompts as prompts_lib
+from data import sources
+from data import synthesis
+from model import generate as generate_lib
+from train import checkpoint as checkpoint_lib
+from train import cli
+from train import config as run_config
+from train import evaluate
+from train import generation
+from train import sharding
+from train import workdir as workdir_lib
+from train.loops import Context
+
+
+def sample_solutions(ctx: Context, params, problems: list[dict], *, samples: int,
+                     temperature: float, max_new_tokens: int, template: str, seed: int,
+                     batch_size: int = 64) -> list[list[str]]:
+  """``samples`` completions of each problem's prompt under ``template``."""
+  tokenizer = ctx.tokenizer
+  prompts = [prompts_lib.prompt_ids(p, tokenizer, template=template) for p in problems]
+  sampling = generate_lib.SamplingConfig(
+      max_new_tokens=max_new_tokens, temperature=temperature, pad_id=tokenizer.pad_id,
+      stop_tokens=prompts_lib.stop_token_ids(tokenizer, template))
+  out: list[list[str]] = [[] for _ in problems]
+  width = max(map(len, prompts))
+  per_call = max(1, batch_size // samples)
+  for start in range(0, len(problems), per_call):
+    indices = [i for i in range(start, min(start + per_call, len(problems)))
+               for _ in range(samples)]
+    rows = generation.generate_rows(
+        ctx, params, [prompts[i] for i in indices], jax.random.fold_in(
+            jax.random.PRNGKey(seed), start), sampling=sampling, width=width,
+        pad_to=per_call * samples, row_multiple=samples, all_rows=True)
+    for i, ids in zip(indices, rows.completions()):
+      out[i].append(tokenizer.decode(ids.tolist()))
+  return out
+
+
+def synthesize(config, teacher: str, problems_path: str, out: str, *, samples: int,
+               temperature: float, max_new_tokens: int, template: str,
+               eval_records: tuple[str, ...] = (), ngram: int = 13,
+               max_tokens: Optional[int] = None, strict: bool = True,
+               seed: int = 0) -> dict[str, dict[str, int]]:
+  """Samples, filters and writes (see the module docstring); returns the counts."""
+  if not os.path.isdir(teacher):
+    raise FileNotFoundError(f"--teacher={teacher}: no such directory")
+  if samples < 1:
+    raise ValueError(f"--samples={samples}: at least 1")
+  problems = sources.read_records(problems_path, required=("question",))
+  if not problems:
+    raise ValueError(f"--problems={problems_path}: no problems")
+  eval_questions = [r["question"] for path in eval_records
+                    for r in sources.read_records(path, required=("question",))]
+  model_cfg, tokenizer = evaluate.model_and_tokenizer(config, teacher)
+  ctx = Context(config=config, model_cfg=model_cfg, tokenizer=tokenizer,
+                mesh=sharding.make_mesh(config.mesh), optimizer=None, schedule=None)
+  params, _ = checkpoint_lib.load_params(teacher, model_cfg, ctx.param_shardings())
+  solutions = sample_solutions(ctx, params, problems, samples=samples,
+                               temperature=temperature, max_new_tokens=max_new_tokens,
+                               template=template, seed=seed)
+  meta = {"teacher": os.path.abspath(teacher),
+          "sampling": {"samples": samples, "temperature": temperature,
+                       "max_new_tokens": max_new_tokens, "template": template,
+                       "seed": seed}}
+  records, counts = synthesis.filter_solutions(
+      problems, solutions, eval_questions=eval_questions, ngram=ngram,
+      max_tokens=max_tokens, count_tokens=lambda text: len(tokenizer.encode(text)),
+      strict=strict, meta=meta)
+  if jax.process_index() == 0:
+    temporary = f"{out}.tmp"
+    with open(temporary, "w", encoding="utf-8") as f:
+      f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    os.replace(temporary, out)
+    workdir_lib.write_json(f"{out}.counts.json", {"problems": len(problems), **counts})
+  return counts
+
+
+def main(argv: list[str]) -> None:
+  with cli.entry_point(argv):
+    run_config.check_ranges(_CONFIG.value, run_config.RANGES)
+    counts = synthesize(
+        _CONFIG.value, _TEACHER.value, _PROBLEMS.value, _OUT.value, samples=_SAMPLES.value,
+        temperature=_TEMPERATURE.value, max_new_tokens=_MAX_NEW_TOKENS.value,
+        template=_TEMPLATE.value, eval_records=tuple(filter(None, _EVAL_RECORDS.value)),
+        ngram=_NGRAM.value, max_tokens=_MAX_TOKENS.value, strict=not _UNFILTERED.value,
+        seed=_SEED.value)
+    print(json.dumps(counts))
+
+
+if __name__ == "__main__":
+  _CONFIG = config_flags.DEFINE_config_file(
+      "config", None, "The teacher's run config (model, tokenizer, mesh).",
+      lock_config=True)
+  _TEACHER = flags.DEFINE_string("teacher", None, "A run's workdir or a HF directory.")
+  _PROBLEMS = flags.DEFINE_string("problems", None, "Seed problems (JSONL).")
+  _OUT = flags.DEFINE_string("out", None, "The SFT records file to write (JSONL).")
+  _SAMPLES = flags.DEFINE_integer("samples", 8, "Solutions sampled per problem.")
+  _TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "Sampling temperature.")
+  _MAX_NEW_TOKENS = flags.DEFINE_integer("max_new_tokens", 256, "Budget per solution.")
+  _TEMPLATE = flags.DEFINE_enum("template", "chat", list(prompts_lib.TEMPLATES),
+                                "How a problem becomes a prompt.")
+  _EVAL_RECORDS = flags.DEFINE_list("eval_records", [], "Evaluation records to "
+                                    "decontaminate against.")
+  _NGRAM = flags.DEFINE_integer("ngram", 13, "Word n-gram length of decontamination.")
+  _MAX_TOKENS = flags.DEFINE_integer("max_tokens", None, "Longest solution kept.")
+  _UNFILTERED = flags.DEFINE_bool("unfiltered", False, "Keep wrong answers too.")
+  _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
+  flags.adopt_module_key_flags(cli)
+  app.run(main, flags_parser=cli.flags_parser(
+      "python -m train.synthesize --config=configs/<name>.py --teacher=<dir> "
+      "--problems=<jsonl> --out=<jsonl>", required=("config", "teacher", "problems", "out")))
