@@ -102,6 +102,9 @@ def _setup_script(limits: Limits, uid: int, prefix: str, program: str) -> str:
   # Read-only and empty for the program: what it may write is its working directory.
   tmpfs = f"mount -t tmpfs -o size={limits.tmpfs_mb}m,mode=0755,nosuid,nodev tmpfs"
   hidden = [path for path in (*HIDDEN, REPOSITORY) if os.path.isdir(path)]
+  # A path inside one hidden before it is hidden with it (and its mount point is gone).
+  hidden = [path for path in hidden
+            if not any(path.startswith(other + os.sep) for other in hidden)]
   python = os.path.join(PYTHON, os.path.relpath(os.path.realpath(sys.executable), prefix))
   command = [
       "prlimit", f"--as={limits.memory_mb << 20}", f"--cpu={int(limits.timeout_s) + 1}",
