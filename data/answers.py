@@ -328,13 +328,13 @@ def majority_vote(final_answers: Sequence[str], record: Mapping) -> Optional[int
   """The index of the first sample of the largest group of equivalent final answers
   (``same_answer``: "1/2", "0.5" and "\\frac{1}{2}" are one answer; ties: the
   group seen first), or None when no sample has an answer (empty answers do not vote)."""
+  normalized = [" ".join(answer.split()) for answer in final_answers]
   groups: list[list[int]] = []
-  for i, answer in enumerate(final_answers):
-    answer = " ".join(answer.split())
+  for i, answer in enumerate(normalized):
     if not answer:
       continue
     for group in groups:
-      first = " ".join(final_answers[group[0]].split())
+      first = normalized[group[0]]
       if answer == first or same_answer(answer, first, record):
         group.append(i)
         break

@@ -388,12 +388,8 @@ def write_boxes_files(out_dir: str) -> list[str]:
   untouched = boxes_questions(random.Random(f"{SEED}-boxes-untouched"), NUM_BOXES_TEXT // 2,
                               exclude_questions=seen, kind="ops0")
   _write_text(paths[4], "\n\n".join(f"{r['question']}\n{r['answer']}"
-                                     for r in _interleave(lookups, untouched)) + "\n")
+                                     for pair in zip(lookups, untouched) for r in pair) + "\n")
   return paths
-
-
-def _interleave(first: Sequence, second: Sequence) -> list:
-  return [record for pair in zip(first, second) for record in pair]
 
 
 def _category_pair(record: dict) -> tuple[str, frozenset[str]]:

@@ -239,19 +239,12 @@ class Evaluator:
                 row_multiple: int = 1):
     """(record index, completion text, completion tokens) of this process's rows."""
     section = self.ctx.config.eval
-    width = max(len(self.prompts[i]) for i in prompt_indices)
-    out = []
-    chunk = min(section.batch_size * row_multiple, len(prompt_indices))
-    for start in range(0, len(prompt_indices), chunk):
-      indices = prompt_indices[start:start + chunk]
-      local = generation.generate_rows(
-          self.ctx, params, [self.prompts[i] for i in indices],
-          jax.random.fold_in(rng, start), sampling=self._sampling(temperature), width=width,
-          pad_to=chunk, row_multiple=row_multiple)
-      judged = answers.thought if section.get("judge", "final") == "thought" else str
-      for row, ids in zip(local.rows, local.completions()):
-        out.append((indices[row], judged(self.ctx.tokenizer.decode(ids.tolist())), len(ids)))
-    return out
+    judged = answers.thought if section.get("judge", "final") == "thought" else str
+    rows = generation.generate_in_chunks(
+        self.ctx, params, self.prompts, prompt_indices, rng,
+        sampling=self._sampling(temperature), chunk_rows=section.batch_size * row_multiple,
+        row_multiple=row_multiple)
+    return [(i, judged(self.ctx.tokenizer.decode(ids.tolist())), len(ids)) for i, ids in rows]
 
   def _accuracy(self, params, step: int) -> dict[str, float]:
     section = self.ctx.config.eval

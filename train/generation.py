@@ -93,3 +93,24 @@ def generate_rows(ctx: Context, params, prompts: Sequence[Sequence[int]], rng: j
       rows=range(rows.start, min(rows.stop, len(prompts))), prompt=prompt[real],
       prompt_mask=prompt_mask[real], tokens=read(generation.tokens)[real],
       log_probs=read(generation.log_probs)[real], mask=read(generation.mask)[real])
+
+
+def generate_in_chunks(ctx: Context, params, prompts: Sequence[Sequence[int]],
+                       indices: Sequence[int], rng: jax.Array, *,
+                       sampling: generate_lib.SamplingConfig, chunk_rows: int,
+                       row_multiple: int = 1, all_rows: bool = False
+                       ) -> list[tuple[int, np.ndarray]]:
+  """``generate_rows`` over the rows ``prompts[i] for i in indices``, ``chunk_rows`` at a
+  time (the last chunk padded to the same program; chunk k's key ``fold_in(rng, k's first
+  row)``): (prompt index, completion ids) of the rows this process reads (every row with
+  ``all_rows``)."""
+  width = max(len(prompts[i]) for i in indices)
+  chunk_rows = min(chunk_rows, len(indices))
+  out = []
+  for start in range(0, len(indices), chunk_rows):
+    chunk = indices[start:start + chunk_rows]
+    local = generate_rows(ctx, params, [prompts[i] for i in chunk], jax.random.fold_in(
+        rng, start), sampling=sampling, width=width, pad_to=chunk_rows,
+        row_multiple=row_multiple, all_rows=all_rows)
+    out += [(chunk[row], ids) for row, ids in zip(local.rows, local.completions())]
+  return out

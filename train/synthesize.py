@@ -53,18 +53,13 @@ def sample_solutions(ctx: Context, params, problems: list[dict], *, samples: int
   sampling = generate_lib.SamplingConfig(
       max_new_tokens=max_new_tokens, temperature=temperature, pad_id=tokenizer.pad_id,
       stop_tokens=prompts_lib.stop_token_ids(tokenizer, template))
+  indices = [i for i in range(len(problems)) for _ in range(samples)]
   out: list[list[str]] = [[] for _ in problems]
-  width = max(map(len, prompts))
-  per_call = max(1, batch_size // samples)
-  for start in range(0, len(problems), per_call):
-    indices = [i for i in range(start, min(start + per_call, len(problems)))
-               for _ in range(samples)]
-    rows = generation.generate_rows(
-        ctx, params, [prompts[i] for i in indices], jax.random.fold_in(
-            jax.random.PRNGKey(seed), start), sampling=sampling, width=width,
-        pad_to=per_call * samples, row_multiple=samples, all_rows=True)
-    for i, ids in zip(indices, rows.completions()):
-      out[i].append(tokenizer.decode(ids.tolist()))
+  for i, ids in generation.generate_in_chunks(
+      ctx, params, prompts, indices, jax.random.PRNGKey(seed), sampling=sampling,
+      chunk_rows=max(1, batch_size // samples) * samples, row_multiple=samples,
+      all_rows=True):
+    out[i].append(tokenizer.decode(ids.tolist()))
   return out
 
 
