@@ -12,7 +12,8 @@ multiple_choice, open_ended, format, crossthink); ``grpo.template``: 'chat' or
 'crossthink'; ``grpo.drop_solved_at``: drop records the starting model solves at this
 pass rate (Llama-Nemotron: 0.75; 0: keep all); ``grpo.skip_uniform_groups``: groups with
 equal rewards leave the loss; ``grpo.truncated_reward``: the reward of a completion cut at
-``max_new_tokens`` before its stop token (unset: scored like the others).
+``max_new_tokens`` before its stop token (unset: scored like the others);
+``grpo.tool_calls``: code executions per rollout (tool-integrated reasoning, 0: none).
 ``train.global_batch_size`` counts sequences: 16 prompts × 8 samples.
 Evaluation: greedy accuracy on the held-out sums.
 """
@@ -34,7 +35,7 @@ def get_config():
       temperature=1.0, top_k=0, top_p=1.0, advantage_estimator="grpo", aggregation="token",
       epsilon_low=0.2, epsilon_high=0.2, kl_coef=0.0, rewards={"math": 1.0},
       template="chat", thinking="", drop_solved_at=0.0, skip_uniform_groups=False,
-      truncated_reward=config_dict.placeholder(float))
+      truncated_reward=config_dict.placeholder(float), tool_calls=0, tool_timeout_s=10.0)
   config.train.steps = 60
   config.train.global_batch_size = 16 * 8
   config.train.seq_len = 16 + 4            # prompt budget + grpo.max_new_tokens

@@ -24,6 +24,9 @@ Files of the claims (``configs/claims/``; not part of the tokenizer's training t
   chain_sums_dev.jsonl                other sums of five digits drawn like those, in
                                       neither chain_sums.txt nor chain_sums_valid.jsonl:
                                       the long_cot claim's dev split (its competence gate)
+  chain_sums_seeds.jsonl              distinct sums of five digits with their answers, in
+                                      none of the three files above: the synthesis_filter
+                                      claim's seed problems (its teacher solves them)
   modsum_noisy.txt                    "a b c =\n<think> t </think>s" for the 800 training
                                       triples, four draws each, t wrong (a random digit)
                                       with probability 0.4 and s following t: a noisy
@@ -79,11 +82,26 @@ Files of the claims (``configs/claims/``; not part of the tokenizer's training t
   front_dev.jsonl, front_valid.jsonl  problems of the four kinds, an equal number of
                                       each, no question in two files: that claim's dev
                                       split (its competence gate) and held-out records
+  products_tir_sft.jsonl,             products of two three-digit numbers solved with
+  products_cot_sft.jsonl              one code execution (conversations with the tool's
+                                      turn, the question stating the budget) or by long
+                                      multiplication in the text: the tir claim's SFT arms
+  products_valid.jsonl                held-out products (question, answer)
+  genselect_sums.txt                  sums of five digits worked out right, whose
+                                      "Answer:" line slips to the last line + 1 in 60% of
+                                      them: the genselect claim's pretraining text (its
+                                      base's majority answer is the slip)
+  genselect_sft.jsonl                 the first of those as SFT records (question,
+                                      solution with its slip or not, the right answer):
+                                      that claim's task data beside its selector records
+  genselect_seeds.jsonl               distinct sums with their answers in neither file:
+                                      the problems whose samples make its selector records
 
 ``python -m data.make_corpus --only=crossthink`` writes the CrossThink files alone,
 ``--only=boxes`` the last two boxes files, ``--only=long_cot`` chain_sums_dev.jsonl,
 ``--only=rlp`` modsum_thought_valid.jsonl, ``--only=front_loading`` the four front_*
-files (the
+files, ``--only=synthesis_filter`` chain_sums_seeds.jsonl, ``--only=tir`` the three
+products files, ``--only=genselect`` the three genselect_* files (the
 whole corpus takes long: its tokenizer is trained first).
 """
 
@@ -95,10 +113,12 @@ import os
 import random
 from collections.abc import Sequence
 
+from data import answers
 from data import config as config_lib
 from data import english_grammar
 from data import general_questions
 from data import reasoning_tasks
+from data import tir
 from data import tokenizer as tokenizer_lib
 
 SEED = 20251101
@@ -130,6 +150,9 @@ CORPUS_FILES += CROSSTHINK_FILES
 NUM_CHAIN_DEV = 256
 CHAIN_DEV_FILES = ("chain_sums_dev.jsonl",)
 CORPUS_FILES += CHAIN_DEV_FILES
+NUM_CHAIN_SEEDS = 4096
+CHAIN_SEED_FILES = ("chain_sums_seeds.jsonl",)
+CORPUS_FILES += CHAIN_SEED_FILES
 MODSUM_GATE_FILES = ("modsum_thought_valid.jsonl",)
 CORPUS_FILES += MODSUM_GATE_FILES
 NUM_FRONT, NUM_FRONT_DEV, NUM_FRONT_VALID = 4000, 200, 400
@@ -137,6 +160,13 @@ FRONT_NARROW_KIND = "chain_sum"
 FRONT_FILES = ("front_reasoning.jsonl", "front_narrow.txt", "front_dev.jsonl",
                "front_valid.jsonl")
 CORPUS_FILES += FRONT_FILES
+NUM_PRODUCTS_SFT, NUM_PRODUCTS_VALID, PRODUCT_DIGITS, PRODUCT_CALLS = 2000, 256, 3, 1
+PRODUCTS_FILES = ("products_tir_sft.jsonl", "products_cot_sft.jsonl", "products_valid.jsonl")
+CORPUS_FILES += PRODUCTS_FILES
+NUM_GENSELECT, NUM_GENSELECT_SFT, NUM_GENSELECT_SEEDS = 4000, 500, 1024
+GENSELECT_SLIP = 0.6   # the share of genselect_sums.txt whose answer line slips
+GENSELECT_FILES = ("genselect_sums.txt", "genselect_sft.jsonl", "genselect_seeds.jsonl")
+CORPUS_FILES += GENSELECT_FILES
 
 
 def english_documents(rng: random.Random, count: int,
@@ -164,12 +194,17 @@ def modular_sums(rng: random.Random) -> list[dict[str, str]]:
 
 
 def chain_sums(rng: random.Random, count: int,
-               exclude_questions: frozenset[str] = frozenset()) -> list[dict[str, str]]:
-  problems = []
+               exclude_questions: frozenset[str] = frozenset(),
+               distinct: bool = False) -> list[dict[str, str]]:
+  """``count`` sums of five digits, none of ``exclude_questions``; ``distinct``: no
+  question twice."""
+  problems, seen = [], set(exclude_questions)
   while len(problems) < count:
     problem = reasoning_tasks.chain_sum(rng, CHAIN_TERMS)
-    if problem["question"] not in exclude_questions:
+    if problem["question"] not in seen:
       problems.append(problem)
+      if distinct:
+        seen.add(problem["question"])
   return problems
 
 
@@ -261,9 +296,7 @@ def write_corpus(out_dir: str) -> list[str]:
   tokenizer = tokenizer_lib.train_sentencepiece(
       english + [p["text"] for p in reasoning + sums], vocab_size=VOCAB_SIZE)
   tokenizer.save(paths[7])
-  chain = chain_sums(random.Random(f"{SEED}-chain"), NUM_CHAIN)
-  chain_valid = chain_sums(random.Random(f"{SEED}-chain-valid"), NUM_CHAIN_VALID,
-                           exclude_questions=frozenset(p["question"] for p in chain))
+  chain, chain_valid, _ = chain_sum_splits()
   _write_text(paths[8], "\n\n".join(p["text"] for p in chain) + "\n")
   _write_jsonl(paths[9], [{"question": p["question"], "answer": p["answer"]}
                           for p in chain_valid])
@@ -280,8 +313,11 @@ def write_corpus(out_dir: str) -> list[str]:
   write_crossthink_files(out_dir)
   write_boxes_files(out_dir)
   write_chain_dev_files(out_dir)
+  write_chain_seed_files(out_dir)
   write_modsum_gate_files(out_dir)
   write_front_files(out_dir)
+  write_products_files(out_dir)
+  write_genselect_files(out_dir)
   return paths
 
 
@@ -348,17 +384,37 @@ def write_front_files(out_dir: str) -> list[str]:
   return paths
 
 
-def write_chain_dev_files(out_dir: str) -> list[str]:
-  """The long_cot claim's dev split (`CHAIN_DEV_FILES`): sums drawn like the training
-  ones, none of them a training or held-out question; returns its path."""
-  os.makedirs(out_dir, exist_ok=True)
-  paths = [os.path.join(out_dir, name) for name in CHAIN_DEV_FILES]
+def chain_sum_splits() -> tuple[list[dict], list[dict], list[dict]]:
+  """The sums of five digits of chain_sums.txt, chain_sums_valid.jsonl and
+  chain_sums_dev.jsonl (training, held-out, dev), each without the questions before."""
   chain = chain_sums(random.Random(f"{SEED}-chain"), NUM_CHAIN)
   chain_valid = chain_sums(random.Random(f"{SEED}-chain-valid"), NUM_CHAIN_VALID,
                            exclude_questions=frozenset(p["question"] for p in chain))
   dev = chain_sums(random.Random(f"{SEED}-chain-dev"), NUM_CHAIN_DEV,
                    exclude_questions=frozenset(p["question"] for p in chain + chain_valid))
+  return chain, chain_valid, dev
+
+
+def write_chain_dev_files(out_dir: str) -> list[str]:
+  """The long_cot claim's dev split (`CHAIN_DEV_FILES`): sums drawn like the training
+  ones, none of them a training or held-out question; returns its path."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = [os.path.join(out_dir, name) for name in CHAIN_DEV_FILES]
+  _, _, dev = chain_sum_splits()
   _write_jsonl(paths[0], [{"question": p["question"], "answer": p["answer"]} for p in dev])
+  return paths
+
+
+def write_chain_seed_files(out_dir: str) -> list[str]:
+  """The synthesis_filter claim's seed problems (`CHAIN_SEED_FILES`): sums drawn like the
+  training ones with their answers, none of them a training, held-out or dev question;
+  returns its path."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = [os.path.join(out_dir, name) for name in CHAIN_SEED_FILES]
+  seen = frozenset(p["question"] for split in chain_sum_splits() for p in split)
+  seeds = chain_sums(random.Random(f"{SEED}-chain-seeds"), NUM_CHAIN_SEEDS,
+                     exclude_questions=seen, distinct=True)
+  _write_jsonl(paths[0], [{"question": p["question"], "answer": p["answer"]} for p in seeds])
   return paths
 
 
@@ -449,18 +505,95 @@ def write_crossthink_files(out_dir: str) -> list[str]:
   return paths
 
 
+def product_records(rng: random.Random, count: int,
+                    exclude: frozenset[str] = frozenset()) -> list[dict]:
+  """``count`` distinct products of two PRODUCT_DIGITS-digit numbers: question, answer,
+  a tool-integrated conversation (AIMO-2's format, ``data/tir.py``) and a long
+  multiplication (one partial product per digit of the second factor, then their sum)."""
+  low, high = 10 ** (PRODUCT_DIGITS - 1), 10 ** PRODUCT_DIGITS - 1
+  out, seen = [], set(exclude)
+  while len(out) < count:
+    a, b = rng.randint(low, high), rng.randint(low, high)
+    question = f"What is {a} * {b}?"
+    if question in seen:
+      continue
+    seen.add(question)
+    answer = str(a * b)
+    places = [int(d) * 10 ** i for i, d in enumerate(reversed(str(b))) if d != "0"][::-1]
+    solution = (f"{a} * {b} = " + " + ".join(f"{a} * {p}" for p in places) + "\n= "
+                + " + ".join(str(a * p) for p in places) + f"\n= {answer}\nAnswer: {answer}")
+    conversation = [
+        {"role": "user", "content": tir.with_budget(question, PRODUCT_CALLS)},
+        {"role": "assistant", "content": f"{tir.CODE_OPEN}print({a} * {b}){tir.CODE_CLOSE}"},
+        {"role": "tool", "content": tir.tool_reply(answer, PRODUCT_CALLS - 1)},
+        {"role": "assistant", "content": f"Answer: {answer}"}]
+    out.append({"question": question, "answer": answer, "solution": solution,
+                "messages": conversation})
+  return out
+
+
+def write_products_files(out_dir: str) -> list[str]:
+  """The tir claim's files (`PRODUCTS_FILES`): the same training products solved with
+  the tool or in the text, and held-out products; returns their paths."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = [os.path.join(out_dir, name) for name in PRODUCTS_FILES]
+  train = product_records(random.Random(f"{SEED}-products"), NUM_PRODUCTS_SFT)
+  valid = product_records(random.Random(f"{SEED}-products-valid"), NUM_PRODUCTS_VALID,
+                          exclude=frozenset(r["question"] for r in train))
+  _write_jsonl(paths[0], [{"messages": r["messages"]} for r in train])
+  _write_jsonl(paths[1], [{k: r[k] for k in ("question", "solution", "answer")} for r in train])
+  _write_jsonl(paths[2], [{"question": r["question"], "answer": r["answer"]} for r in valid])
+  return paths
+
+
+def slipped(problem: dict[str, str]) -> dict[str, str]:
+  """The problem with its "Answer:" line one more than the last line it computed (the
+  genselect claim's slip); its reference answer stays the right one."""
+  body = problem["solution"].rpartition("\n")[0]
+  solution = f"{body}\n{answers.ANSWER_PREFIX}{int(problem['answer']) + 1}"
+  return {**problem, "solution": solution, "text": f"{problem['question']}\n{solution}"}
+
+
+def write_genselect_files(out_dir: str) -> list[str]:
+  """The genselect claim's files (`GENSELECT_FILES`): sums worked out right, a
+  `GENSELECT_SLIP` share of them with the slip (``slipped``), as pretraining text and,
+  the first `NUM_GENSELECT_SFT`, as SFT records; then distinct seed problems in neither;
+  none of them a question of chain_sums_valid.jsonl or chain_sums_dev.jsonl. Returns
+  their paths."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = [os.path.join(out_dir, name) for name in GENSELECT_FILES]
+  _, valid, dev = chain_sum_splits()
+  held_out = frozenset(p["question"] for p in valid + dev)
+  rng = random.Random(f"{SEED}-genselect")
+  sums = [slipped(p) if rng.random() < GENSELECT_SLIP else p
+          for p in chain_sums(rng, NUM_GENSELECT, exclude_questions=held_out)]
+  seeds = chain_sums(random.Random(f"{SEED}-genselect-seeds"), NUM_GENSELECT_SEEDS,
+                     exclude_questions=held_out | {p["question"] for p in sums},
+                     distinct=True)
+  _write_text(paths[0], "\n\n".join(p["text"] for p in sums) + "\n")
+  _write_jsonl(paths[1], [{key: p[key] for key in ("question", "solution", "answer")}
+                          for p in sums[:NUM_GENSELECT_SFT]])
+  _write_jsonl(paths[2], [{"question": p["question"], "answer": p["answer"]} for p in seeds])
+  return paths
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
   parser.add_argument("--out_dir", default=config_lib.CORPUS_DIR)
   parser.add_argument("--only", choices=("", "crossthink", "boxes", "long_cot", "rlp",
-                                           "front_loading"), default="",
+                                           "front_loading", "synthesis_filter", "tir",
+                                           "genselect"),
+                      default="",
                       help="write only the files of one claim")
   args = parser.parse_args()
   write = {"crossthink": write_crossthink_files,
            "boxes": write_boxes_files,
            "long_cot": write_chain_dev_files,
            "rlp": write_modsum_gate_files,
-           "front_loading": write_front_files}.get(args.only, write_corpus)
+           "front_loading": write_front_files,
+           "synthesis_filter": write_chain_seed_files,
+           "tir": write_products_files,
+           "genselect": write_genselect_files}.get(args.only, write_corpus)
   for path in write(args.out_dir):
     print(f"{os.path.getsize(path):>9,d}  {path}")
 

@@ -19,10 +19,15 @@ applies, in order:
 unfiltered arm of a claim. Each record kept: {"question", "solution", "answer",
 "provenance": {"problem": index, "sample": index, "filters": {name: "kept" | reason},
 **meta}}; the counts: {filter: {"in", "out"}} in filter order.
+
+``select_solutions`` then draws a fixed number of the records kept, so that two
+syntheses whose filters keep different numbers (filtered and unfiltered) train on as
+many solutions.
 """
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional
@@ -92,3 +97,12 @@ def filter_solutions(problems: Sequence[Mapping], solutions: Sequence[Sequence[s
                       "provenance": {"problem": p, "sample": s, "filters": verdicts,
                                      **(meta or {})}})
   return records, counts
+
+
+def select_solutions(records: Sequence[dict], count: int, seed: int) -> list[dict]:
+  """``count`` of ``records`` drawn without replacement with ``seed``, in their order; a
+  ValueError if the filters kept fewer."""
+  if count > len(records):
+    raise ValueError(f"the filters kept {len(records)} solutions, fewer than the {count} "
+                     "to select: sample more problems or more solutions per problem")
+  return [records[i] for i in sorted(random.Random(seed).sample(range(len(records)), count))]

@@ -223,3 +223,145 @@ def left_pad(prompts: Sequence[Sequence[int]], *, pad_id: int = 0,
       tokens[row, width - len(prompt):] = prompt
       mask[row, width - len(prompt):] = 1
   return tokens, mask
+
+
+# ------------------------------------------------------------ decoding with tool calls
+
+LIVE, WAITING, DONE = 0, 1, 2   # a row's status in a ``ToolDecoding``
+
+
+@flax.struct.dataclass
+class ToolDecoding:
+  """A decode that pauses rows at tool calls and takes the tool's tokens back: the
+  carry of ``advance``, kept between calls (fixed shapes: f forced-token slots).
+
+  Every step advances the cache one slot for every row (``steps``); a row that waits
+  for its tool or is done writes that slot with segment id 0 (no query sees it) and
+  keeps its recurrent state (``lm.keep_rows``) and position, so a row decodes the same
+  whatever the others do and however long its tool takes. A live row either feeds its
+  next forced token (the tool's output, ``forced_BF[forced_pos_B]``) or samples one; a
+  sampled token moves the row's fence automaton (``fence_SV``: state × token → state;
+  its last state means a code block was just closed), and closing a block with calls
+  left makes the row wait. Sampling keys are per row and per token index
+  (``fold_in(fold_in(rng, row), length)``), so samples do not depend on timing.
+
+  tokens_BN, log_probs_BN: the completion (sampled and forced tokens, left-aligned;
+    log-probs 0 on forced ones). mask_BN: 1 on the completion's tokens; tool_BN: 1 on
+    those the tool wrote. length_B: tokens written. status_B: LIVE / WAITING / DONE.
+  """
+  steps: jax.Array
+  cache: dict
+  logits_BV: jax.Array
+  positions_B: jax.Array
+  tokens_BN: jax.Array
+  log_probs_BN: jax.Array
+  mask_BN: jax.Array
+  tool_BN: jax.Array
+  length_B: jax.Array
+  status_B: jax.Array
+  fence_B: jax.Array
+  calls_left_B: jax.Array
+  forced_BF: jax.Array
+  forced_len_B: jax.Array
+  forced_pos_B: jax.Array
+
+
+def start_tool_decoding(params, prompt_BP: jax.Array, prompt_mask_BP: jax.Array,
+                        calls_B: jax.Array, *, model_cfg: ModelConfig,
+                        sampling: SamplingConfig, max_steps: int,
+                        forced_slots: int) -> ToolDecoding:
+  """Prefills the prompts into a cache of ``p + max_steps`` slots (pure; jit it).
+  calls_B: tool calls each row may make."""
+  chex.assert_equal_shape((prompt_BP, prompt_mask_BP))
+  b, p = prompt_BP.shape
+  n = sampling.max_new_tokens
+  cache = lm.init_cache(model_cfg, b, p + max_steps)
+  logits_BV, cache = prefill(params, cache, prompt_BP, prompt_mask_BP, model_cfg=model_cfg)
+  zeros = lambda shape, dtype=jnp.int32: jnp.zeros(shape, dtype)
+  return ToolDecoding(
+      steps=zeros(()), cache=cache, logits_BV=logits_BV.astype(jnp.float32),
+      positions_B=jnp.sum(prompt_mask_BP.astype(jnp.int32), axis=-1),
+      tokens_BN=jnp.full((b, n), sampling.pad_id, jnp.int32),
+      log_probs_BN=zeros((b, n), jnp.float32), mask_BN=zeros((b, n)),
+      tool_BN=zeros((b, n)), length_B=zeros((b,)), status_B=zeros((b,)),
+      fence_B=zeros((b,)), calls_left_B=jnp.asarray(calls_B, jnp.int32),
+      forced_BF=zeros((b, forced_slots)), forced_len_B=zeros((b,)),
+      forced_pos_B=zeros((b,)))
+
+
+def advance_tool_decoding(params, state: ToolDecoding, rng: jax.Array, fence_SV: jax.Array,
+                          *, model_cfg: ModelConfig, sampling: SamplingConfig,
+                          max_steps: int, chunk_steps: int) -> ToolDecoding:
+  """Up to ``chunk_steps`` decode steps (pure; jit it); returns early once no row is live
+  or the cache's ``max_steps`` slots are used. A row is done after a sampled stop token
+  or when its n completion slots are full."""
+  b, n = state.tokens_BN.shape
+  closed = fence_SV.shape[0] - 1
+  stops = jnp.asarray(sampling.stop_tokens or (-1,), jnp.int32)
+  vocab_is_stop_1V = jnp.isin(jnp.arange(state.logits_BV.shape[-1]), stops)[None]
+  row_keys_B = jax.vmap(jax.random.fold_in, (None, 0))(rng, jnp.arange(b))
+  end = state.steps + chunk_steps
+
+  def keep_going(state):
+    return (state.steps < jnp.minimum(end, max_steps)) & jnp.any(state.status_B == LIVE)
+
+  def choose(key, logits_V, length):
+    if sampling.min_new_tokens > 0 and sampling.stop_tokens:
+      logits_V = jnp.where(vocab_is_stop_1V[0] & (length < sampling.min_new_tokens),
+                           -jnp.inf, logits_V)
+    return sampling_lib.choose_tokens(
+        jax.random.fold_in(key, length), logits_V[None], temperature=sampling.temperature,
+        top_k=sampling.top_k, top_p=sampling.top_p)[0]
+
+  def step(state):
+    live_B = state.status_B == LIVE
+    forcing_B = live_B & (state.forced_pos_B < state.forced_len_B)
+    sampled_B = jax.vmap(choose)(row_keys_B, state.logits_BV, state.length_B)
+    forced_B = jnp.take_along_axis(
+        state.forced_BF, jnp.minimum(state.forced_pos_B, state.forced_BF.shape[1] - 1)[:, None],
+        axis=1)[:, 0]
+    token_B = jnp.where(forcing_B, forced_B, sampled_B)
+    log_prob_B = jnp.where(
+        forcing_B, 0.0,
+        sampling_lib.policy_log_probs(state.logits_BV, token_B, sampling.temperature))
+    # Written at each live row's own length; other rows write out of bounds (dropped).
+    column_B = jnp.where(live_B, state.length_B, n)
+    rows_B = jnp.arange(b)
+    write = lambda buffer_BN, value_B: buffer_BN.at[rows_B, column_B].set(
+        value_B.astype(buffer_BN.dtype), mode="drop")
+    length_B = state.length_B + live_B
+    fence_B = jnp.where(live_B & ~forcing_B, fence_SV[state.fence_B, token_B], state.fence_B)
+    calls_B = live_B & ~forcing_B & (fence_B == closed) & (state.calls_left_B > 0)
+    stopped_B = live_B & ~forcing_B & jnp.isin(token_B, stops)
+    status_B = jnp.where(calls_B, WAITING, state.status_B)
+    status_B = jnp.where(stopped_B | (live_B & (length_B >= n)), DONE, status_B)
+    logits_B1V, cache = lm.forward(
+        params, token_B[:, None], model_cfg, positions=state.positions_B[:, None],
+        segment_ids=live_B[:, None].astype(jnp.int32), cache=state.cache)
+    return state.replace(
+        steps=state.steps + 1,
+        cache=lm.keep_rows(cache, state.cache, live_B, model_cfg),
+        logits_BV=jnp.where(live_B[:, None], logits_B1V[:, 0], state.logits_BV),
+        positions_B=state.positions_B + live_B,
+        tokens_BN=write(state.tokens_BN, token_B),
+        log_probs_BN=write(state.log_probs_BN, log_prob_B),
+        mask_BN=write(state.mask_BN, jnp.ones_like(token_B)),
+        tool_BN=write(state.tool_BN, forcing_B),
+        length_B=length_B, status_B=status_B,
+        fence_B=jnp.where(fence_B == closed, 0, fence_B),
+        forced_pos_B=state.forced_pos_B + forcing_B)
+
+  return jax.lax.while_loop(keep_going, step, state)
+
+
+def resume_tool_rows(state: ToolDecoding, resume_B: jax.Array, forced_BF: jax.Array,
+                     forced_len_B: jax.Array) -> ToolDecoding:
+  """The rows ``resume_B`` (waiting ones) live again with the tool's tokens ``forced_BF``
+  (their first ``forced_len_B``) to feed next, one call fewer left (pure; jit it)."""
+  pick = lambda new, old: jnp.where(resume_B.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+  return state.replace(
+      status_B=pick(jnp.full_like(state.status_B, LIVE), state.status_B),
+      calls_left_B=state.calls_left_B - resume_B,
+      forced_BF=pick(forced_BF.astype(jnp.int32), state.forced_BF),
+      forced_len_B=pick(forced_len_B.astype(jnp.int32), state.forced_len_B),
+      forced_pos_B=pick(jnp.zeros_like(state.forced_pos_B), state.forced_pos_B))

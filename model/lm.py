@@ -103,6 +103,20 @@ def init_cache(cfg: ModelConfig, batch: int, max_len: int, dtype=None) -> dict:
   }
 
 
+def keep_rows(new_cache: dict, old_cache: dict, update_B: jax.Array,
+              cfg: ModelConfig) -> dict:
+  """``new_cache`` where ``update_B``, else the old recurrent state: a decode step in
+  which some rows wait. Only Mamba layers are selected (conv windows, SSM state); the KV
+  slot a waiting row wrote this step stays, and the caller gives it segment id 0, which no
+  real token's query sees."""
+  def select(new, old):
+    return jnp.where(update_B.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+  layer_caches = [jax.tree.map(select, new, old) if kind == "mamba" else new
+                  for kind, new, old in zip(cfg.layer_kinds, new_cache["layers"],
+                                            old_cache["layers"])]
+  return {**new_cache, "layers": layer_caches}
+
+
 def _remat(fn, policy: str):
   if policy == "none":
     return fn

@@ -35,6 +35,13 @@ aggregation, epsilon_low, epsilon_high, kl_coef, rewards ({name: weight}), templ
                        keep writing after its answer, which a reward reading the answer
                        alone cannot see; DAPO (arXiv 2503.14476, Sec. 3.4) shapes the
                        reward of over-long samples for the same reason.
+  tool_calls           tool-integrated rollouts (AIMO-2, arXiv 2504.16891): the prompt
+                       states this budget of code executions and a completion that
+                       closes a ```python block continues after the sandbox's output
+                       (``train.generation.generate_with_tools``, timeout
+                       ``tool_timeout_s``). The tool's tokens are context, not actions:
+                       they are neither trained nor counted in the ratios (0 or absent:
+                       no tool).
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ from jax.experimental import multihost_utils
 from data import answers
 from data import prompts as prompts_lib
 from data import sources
+from data import tir
 from model import generate as generate_lib
 from model.config import ModelConfig
 from rl import algorithms
@@ -189,6 +197,10 @@ def prompt_budget(ctx: Context) -> int:
   return ctx.config.train.seq_len - ctx.config.grpo.max_new_tokens
 
 
+def tool_calls(ctx: Context) -> int:
+  return ctx.config.grpo.get("tool_calls", 0) or 0
+
+
 def read_examples(ctx: Context) -> tuple[list[dict], list[list[int]]]:
   """(records, their prompt ids); errors name the line of a record without a question
   or answer, of an unknown kind, or whose prompt exceeds the budget."""
@@ -201,7 +213,7 @@ def read_examples(ctx: Context) -> tuple[list[dict], list[list[int]]]:
         raise ValueError(f"{where}: missing field {field!r} (record has {sorted(record)})")
     if record.get("kind", "math") == "mcq" and not record.get("options"):
       raise ValueError(f"{where}: an 'mcq' record needs 'options'")
-    ids = prompt_format(ctx).prompt_ids(record, ctx.tokenizer)
+    ids = prompt_format(ctx).prompt_ids(tir.budgeted(record, tool_calls(ctx)), ctx.tokenizer)
     if len(ids) > budget:
       raise ValueError(
           f"{where}: the prompt has {len(ids)} tokens, more than the budget of {budget} "
@@ -237,6 +249,10 @@ class Rollouts(StepSeededBatches):
         max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_k=g.top_k,
         top_p=g.top_p, stop_tokens=prompt_format(ctx).stop_tokens(ctx.tokenizer),
         pad_id=ctx.tokenizer.pad_id)
+    self._tools = None
+    if tool_calls(ctx):
+      self._tools = generation.ToolUse(calls=tool_calls(ctx), timeout_s=g.tool_timeout_s)
+      self._reply_ids = generation.reply_ids_for(ctx.tokenizer, g.template)
 
   @functools.lru_cache(maxsize=4)
   def _permutation(self, epoch: int) -> np.ndarray:
@@ -252,10 +268,15 @@ class Rollouts(StepSeededBatches):
     """G samples per record index: (rows of this process, each row's record index, each
     row's completion text, (rows,) bool: the row ran to max_new_tokens without stopping)."""
     chosen = [i for i in indices for _ in range(self._group_size)]
-    rows = generation.generate_rows(
-        self._ctx, params, [self._prompts[i] for i in chosen], rng,
-        sampling=self._sampling, width=prompt_budget(self._ctx),
-        pad_to=self._prompts_per_step * self._group_size, row_multiple=self._group_size)
+    kwargs = dict(sampling=self._sampling, width=prompt_budget(self._ctx),
+                  pad_to=self._prompts_per_step * self._group_size,
+                  row_multiple=self._group_size)
+    prompts = [self._prompts[i] for i in chosen]
+    if self._tools:
+      rows = generation.generate_with_tools(self._ctx, params, prompts, rng, tools=self._tools,
+                                            reply_ids=self._reply_ids, **kwargs)
+    else:
+      rows = generation.generate_rows(self._ctx, params, prompts, rng, **kwargs)
     completions = rows.completions()
     texts = [self._ctx.tokenizer.decode(ids.tolist()) for ids in completions]
     # A row ends before max_new_tokens only on a stop token, which it keeps.
@@ -330,7 +351,8 @@ class Rollouts(StepSeededBatches):
         rewards[scored], _ = rewards_lib.score(dict(self._config.rewards),
                                                [texts[r] for r in scored],
                                                [examples[r] for r in scored])
-    batch = sequences.concat_prompt_completion(rows.prompt, rows.prompt_mask, rows)
+    batch = sequences.concat_prompt_completion(rows.prompt, rows.prompt_mask, rows,
+                                               tool_BN=rows.tool)
     batch = {name: np.asarray(value) for name, value in batch.items()}
     batch["rewards"] = rewards
     batch["truncated"] = truncated.astype(np.float32)
@@ -388,4 +410,6 @@ LOOP = Loop(
             "grpo.epsilon_low": config_lib.NON_NEGATIVE,
             "grpo.epsilon_high": config_lib.NON_NEGATIVE,
             "grpo.kl_coef": config_lib.NON_NEGATIVE,
-            "grpo.drop_solved_at": config_lib.FRACTION})
+            "grpo.drop_solved_at": config_lib.FRACTION,
+            "grpo.tool_calls": config_lib.NON_NEGATIVE_INT,
+            "grpo.tool_timeout_s": config_lib.POSITIVE})

@@ -13,6 +13,8 @@ Padding may sit before the prompt and after the actions, never between real toke
 
 from __future__ import annotations
 
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 
@@ -20,14 +22,19 @@ from model import generate as generate_lib
 
 
 def concat_prompt_completion(prompt_BP: jax.Array, prompt_mask_BP: jax.Array,
-                             generation: generate_lib.Generation) -> dict:
-  """The policy batch of left-padded prompts (b p) followed by their generations (b n)."""
+                             generation: generate_lib.Generation,
+                             tool_BN: Optional[jax.Array] = None) -> dict:
+  """The policy batch of left-padded prompts (b p) followed by their generations (b n);
+  ``tool_BN`` 1 on generated tokens a tool wrote (context, not actions)."""
   prompt_mask_BP = prompt_mask_BP.astype(jnp.int32)
   zeros_BP = jnp.zeros(prompt_BP.shape, jnp.float32)
+  actions_BN = generation.mask.astype(jnp.float32)
+  if tool_BN is not None:
+    actions_BN = actions_BN * (1 - tool_BN.astype(jnp.float32))
   return {
       "tokens": jnp.concatenate([prompt_BP.astype(jnp.int32), generation.tokens], axis=1),
       "segment_ids": jnp.concatenate([prompt_mask_BP, generation.mask], axis=1),
-      "action_mask": jnp.concatenate([zeros_BP, generation.mask.astype(jnp.float32)], axis=1),
+      "action_mask": jnp.concatenate([zeros_BP, actions_BN], axis=1),
       "behaviour_log_probs": jnp.concatenate([zeros_BP, generation.log_probs], axis=1),
   }
 

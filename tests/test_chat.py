@@ -81,12 +81,93 @@ DROPS_REASONING_TEMPLATE = """{%- for message in messages %}
 {%- endif %}
 """
 
+# The tool-role handling of the real templates, copied: Qwen2.5-Instruct's system block
+# (no tools) and message loop, and Llama-3.1-Instruct's, each without its tool_calls branch.
+QWEN25_TOOL_TEMPLATE = """{%- if messages[0]['role'] == 'system' %}
+    {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}
+{%- else %}
+    {{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}
+{%- endif %}
+{%- for message in messages %}
+    {%- if (message.role == "user") or (message.role == "system" and not loop.first) or (message.role == "assistant" and not message.tool_calls) %}
+        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}
+    {%- elif message.role == "tool" %}
+        {%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != "tool") %}
+            {{- '<|im_start|>user' }}
+        {%- endif %}
+        {{- '\\n<tool_response>\\n' }}
+        {{- message.content }}
+        {{- '\\n</tool_response>' }}
+        {%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}
+            {{- '<|im_end|>\\n' }}
+        {%- endif %}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\\n' }}
+{%- endif %}
+"""
+
+LLAMA31_TOOL_TEMPLATE = """{{- bos_token }}
+{%- if not date_string is defined %}
+    {%- set date_string = "26 Jul 2024" %}
+{%- endif %}
+{%- if not tools is defined %}
+    {%- set tools = none %}
+{%- endif %}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+{{- "<|start_header_id|>system<|end_header_id|>\\n\\n" }}
+{%- if builtin_tools is defined or tools is not none %}
+    {{- "Environment: ipython\\n" }}
+{%- endif %}
+{{- "Cutting Knowledge Date: December 2023\\n" }}
+{{- "Today Date: " + date_string + "\\n\\n" }}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+{%- for message in messages %}
+    {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
+        {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' }}
+    {%- elif message.role == "tool" or message.role == "ipython" %}
+        {{- "<|start_header_id|>ipython<|end_header_id|>\\n\\n" }}
+        {%- if message.content is mapping or message.content is iterable %}
+            {{- message.content | tojson }}
+        {%- else %}
+            {{- message.content }}
+        {%- endif %}
+        {{- "<|eot_id|>" }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}
+{%- endif %}
+"""
+
+# Rewrites an earlier answer (upper case) once a message follows it.
+REWRITES_ANSWERS_TEMPLATE = """{%- for message in messages %}
+    {%- set content = message.content %}
+    {%- if message.role == 'assistant' and not loop.last %}
+        {%- set content = content | upper %}
+    {%- endif %}
+    {{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>\\n' }}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\\n' }}
+{%- endif %}
+"""
+
 TEXTS = ["What is 12 + 7? Add the ones: 2 + 7 = 9. So 12 + 7 = 19.",
          "Name a colour. Blue. Another one? Green. The sky is blue and the grass is green.",
          "detailed thinking on detailed thinking off <think> reasoning </think> answer",
          "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
          "Cutting Knowledge Date: December 2023 Today Date: 26 Jul 2024 system user assistant",
-         "Ünïcödé façade — naïve café, 北京 and emoji 🙂 too."]
+         "Ünïcödé façade — naïve café, 北京 and emoji 🙂 too.",
+         "Add them:\n```python\nprint(12 + 7)\n```\n```output\n19\n```\nSo 12 + 7 = 19. "
+         "<tool_response> </tool_response> ipython"]
 
 DIALOGUE = [
     {"role": "system", "content": "You answer briefly."},
@@ -155,10 +236,14 @@ def _write(directory, style, **config_changes):
 @pytest.fixture(scope="module", params=sorted(STYLES))
 def style(request, tmp_path_factory):
   """(name, our tokenizer, transformers' tokenizer) of one template style."""
-  directory = _write(tmp_path_factory.mktemp(request.param), request.param)
+  return request.param, *_ours_and_theirs(_write(tmp_path_factory.mktemp(request.param),
+                                                  request.param))
+
+
+def _ours_and_theirs(directory):
   ours = tokenizer_lib.load_tokenizer(str(directory / "tokenizer.json"))
   theirs = transformers.AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
-  return request.param, ours, theirs
+  return ours, theirs
 
 
 def _their_ids(theirs, messages, add_generation_prompt):
@@ -322,3 +407,116 @@ def test_our_template_weights_exactly_the_assistant_turns():
                                           ours.encode("Green.") + [end]]
   prompt, prompt_weights = chat.tokenize(dialogue[:2], ours, add_generation_prompt=True)
   assert prompt[-1] == ours.token_to_id(tokenizer_lib.ASSISTANT) and not prompt_weights.any()
+
+
+# Tool-integrated reasoning (AIMO-2, arXiv 2504.16891): code, its output, then the answer.
+CODE = "Add them:\n```python\nprint(12 + 7)\n```\n"
+OUTPUT = "```output\n19\n```\n"
+TIR = [{"role": "user", "content": "What is 12 + 7?"},
+       {"role": "assistant", "content": CODE},
+       {"role": "tool", "content": OUTPUT},
+       {"role": "assistant", "content": "So 12 + 7 = 19."}]
+TOOL_TEMPLATES = {"qwen2": QWEN25_TOOL_TEMPLATE, "llama3": LLAMA31_TOOL_TEMPLATE}
+# What each template writes after the code: the tool's output and the generation prompt.
+TOOL_RESPONSES = {
+    "qwen2": ("<|im_end|>\n<|im_start|>user\n<tool_response>\n" + OUTPUT
+              + "\n</tool_response><|im_end|>\n<|im_start|>assistant\n"),
+    "llama3": ("<|eot_id|><|start_header_id|>ipython<|end_header_id|>\n\n" + json.dumps(OUTPUT)
+               + "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(TOOL_TEMPLATES))
+def tool_style(request, tmp_path_factory):
+  """(name, ours, theirs) with the tool-role template of Qwen2.5 or Llama-3.1."""
+  directory = _write(tmp_path_factory.mktemp(request.param + "_tools"), request.param,
+                     chat_template=TOOL_TEMPLATES[request.param])
+  return request.param, *_ours_and_theirs(directory)
+
+
+def _trim(name):
+  return str.strip if name == "llama3" else str   # the Llama-3 templates trim contents
+
+
+@pytest.mark.parametrize("add_generation_prompt", [False, True])
+def test_tool_messages_through_the_template(tool_style, add_generation_prompt):
+  """Tool messages go to the template as they are: the ids are transformers', weight 0 on
+  the tool's output, 1 on each assistant content and its end of turn."""
+  name, ours, theirs = tool_style
+  for messages in (TIR, TIR[:3]):
+    ids, weights = chat.tokenize(messages, ours, add_generation_prompt=add_generation_prompt)
+    assert ids.tolist() == _their_ids(theirs, messages, add_generation_prompt)
+    text = chat.render(messages, tokenizer=ours, add_generation_prompt=add_generation_prompt)
+    assert text == theirs.apply_chat_template(messages, tokenize=False,
+                                              add_generation_prompt=add_generation_prompt)
+  end_of_turn = STYLES[name][2][0]
+  trim = _trim(name)
+  assert (trim(CODE) + TOOL_RESPONSES[name] + TIR[3]["content"] + end_of_turn
+          in chat.render(TIR, tokenizer=ours))
+  ids, weights = chat.tokenize(TIR, ours)
+  assert _weighted_runs(ids, weights) == [
+      ours.encode(trim(m["content"])) + [ours.token_to_id(end_of_turn)]
+      for m in TIR if m["role"] == "assistant"]
+
+
+def test_tool_response_ids_continue_a_partial_response_through_the_template(tool_style):
+  name, ours, _ = tool_style
+  prompt = chat.render(TIR[:1], tokenizer=ours, add_generation_prompt=True)
+  partial = prompt + _trim(name)(CODE)   # what the model has written when the code ran
+  assert chat.render(TIR[:3], tokenizer=ours, add_generation_prompt=True
+                     ) == partial + TOOL_RESPONSES[name]
+  ids = chat.tool_response_ids(ours, OUTPUT)
+  assert ids == ours.encode(TOOL_RESPONSES[name])
+  assert chat.tokenize(TIR[:3], ours, add_generation_prompt=True)[0].tolist() == (
+      ours.encode(partial) + ids)
+
+
+def test_our_template_continues_the_assistant_turn_through_tool_output():
+  """The AIMO-2 format: the tool's output is written inside the assistant's turn, with no
+  marker or <|end|> around it; contents are encoded piece by piece, as a tool-integrated
+  generator appends them."""
+  ours = tokenizer_lib.load_tokenizer(data_config.corpus_path("tokenizer.model"))
+  code, output, answer = "a```python\nprint(1)\n```\n", "```output\n1\n```\n", "so 1"
+  messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": code},
+              {"role": "tool", "content": output}, {"role": "assistant", "content": answer}]
+  assert chat.render(messages) == f"<|user|>q<|end|><|assistant|>{code}{output}{answer}<|end|>"
+  assert chat.render(messages[:3], add_generation_prompt=True) == (
+      f"<|user|>q<|end|><|assistant|>{code}{output}")
+  assert chat.render(messages[:3]).endswith(f"{output}<|end|>")
+
+  user, assistant, end = (ours.token_to_id(t) for t in (
+      tokenizer_lib.USER, tokenizer_lib.ASSISTANT, tokenizer_lib.END_OF_TURN))
+  prompt = [user, *ours.encode("q"), end, assistant]
+  assert chat.prompt_ids("q", ours) == prompt
+  code_ids, output_ids, answer_ids = (ours.encode(t) for t in (code, output, answer))
+  assert chat.tool_response_ids(ours, output) == output_ids
+  ids, weights = chat.tokenize(messages, ours)
+  assert ids.tolist() == (prompt + code_ids + chat.tool_response_ids(ours, output)
+                          + answer_ids + [end])
+  assert weights.tolist() == ([0] * len(prompt) + [1] * len(code_ids) + [0] * len(output_ids)
+                              + [1] * (len(answer_ids) + 1))
+  ids, weights = chat.tokenize(messages[:3], ours, add_generation_prompt=True)
+  assert ids.tolist() == prompt + code_ids + output_ids
+  assert weights.tolist() == [0] * len(prompt) + [1] * len(code_ids) + [0] * len(output_ids)
+
+
+def test_tool_message_errors(tmp_path):
+  shipped = tokenizer_lib.load_tokenizer(data_config.corpus_path("tokenizer.model"))
+  tool = {"role": "tool", "content": OUTPUT}
+  for messages, index in (([tool], 0), ([TIR[0], tool], 1), ([*TIR[:3], tool], 3)):
+    with pytest.raises(ValueError, match=f"message {index}: a tool message must follow an "
+                                         "assistant message"):
+      chat.tokenize(messages, shipped)
+
+  directory = _write(tmp_path / "refuses", "llama3")   # no tool role: raise_exception
+  tokenizer = tokenizer_lib.load_tokenizer(str(directory / "tokenizer.json"))
+  with pytest.raises(ValueError, match="chat_template failed: Only user and assistant roles"):
+    chat.tokenize(TIR, tokenizer)
+  with pytest.raises(ValueError, match="chat_template failed: Only user and assistant roles"):
+    chat.tool_response_ids(tokenizer, OUTPUT)
+
+  directory = _write(tmp_path / "rewrites", "qwen2", chat_template=REWRITES_ANSWERS_TEMPLATE)
+  tokenizer = tokenizer_lib.load_tokenizer(str(directory / "tokenizer.json"))
+  with pytest.raises(ValueError, match="renders an assistant message differently once a "
+                                       "tool message follows"):
+    chat.tool_response_ids(tokenizer, OUTPUT)

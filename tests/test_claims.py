@@ -16,8 +16,10 @@ import cli_runs
 import pytest
 
 from configs.claims import code_entity_tracking, common, crossthink, front_loading, long_cot
-from configs.claims import rlp
-from train import claims, driver, stages
+from configs.claims import genselect, rlp, synthesis_filter
+from data import sources
+from rl import sandbox
+from train import claims, driver, sft, stages
 from train import config as run_config
 
 
@@ -100,6 +102,116 @@ def test_crossthink_arms_differ_only_in_their_grpo_records():
   assert runs["blend"]["grpo"]["template"] == config.eval.template == "crossthink"
 
 
+def test_synthesis_filter_arms_differ_only_in_the_answer_filter():
+  config = synthesis_filter.get_config()
+  claims.check(config)
+  runs = {arm: config.stages[stage].run.to_dict() for arm, stage in config.arms.items()}
+  filters = {arm: run["sft"]["synthesis"].pop("filter") for arm, run in runs.items()}
+  assert filters == {"filtered": "answer", "unfiltered": "none"}
+  assert runs["filtered"] == runs["unfiltered"] and not runs["filtered"]["sft"]["records"]
+  assert {config.stages[stage].after for stage in config.arms.values()} == {"base"}
+  # The seed problems are neither evaluated nor gated on, and the decontamination
+  # checks both files.
+  synthesis = config.stages.sft_filtered.run.sft.synthesis
+  evaluated = {config.eval.records, config.claim.gate.eval.records}
+  assert set(synthesis.eval_records) == evaluated
+  seeds = {r["question"] for r in sources.read_records(synthesis.problems)}
+  assert len(seeds) == len(sources.read_records(synthesis.problems))
+  assert synthesis.max_solutions <= config.claim.gate.threshold * len(seeds)
+  for path in evaluated:
+    assert not seeds & {r["question"] for r in sources.read_records(path)}
+  # The teacher is long_cot's base: one cache entry for both claims.
+  key = lambda c: stages.resolve(c.stages, ["base"], "/c", seed=0, fast=False)["base"].key
+  assert key(config) == key(long_cot.get_config())
+
+
+def test_genselect_arms_judge_one_models_samples_two_ways():
+  config = genselect.get_config()
+  claims.check(config)
+  # One stage, one evaluation: the arms differ only in the figure compared.
+  assert set(config.arms.values()) == {"selector"} and not config.arm_eval
+  assert {arm: claims.arm_metric(config, arm) for arm in config.arms} == {
+      "genselect": "genselect@8", "majority": "maj@8"}
+  assert (config.eval.samples, config.eval.genselect) == (8, genselect.CANDIDATES)
+  for fast in (False, True):
+    assert len(set(claims.arm_tokens(config, fast).values())) == 1
+  # The selector's records come from the base's samples of seed problems that are
+  # neither evaluated nor gated on (decontaminated against both), beside the task data.
+  run = config.stages.selector.run
+  assert run.sft.synthesis.kind == "selector" and run.sft.records
+  assert config.stages.selector.after == "base" and config.stages.base.shared
+  evaluated = {config.eval.records, config.claim.gate.eval.records}
+  assert set(run.sft.synthesis.eval_records) == evaluated
+  seeds = {r["question"] for r in sources.read_records(run.sft.synthesis.problems)}
+  task = {r["question"] for r in sources.read_records(run.sft.records)}
+  for path in evaluated:
+    held_out = {r["question"] for r in sources.read_records(path)}
+    assert not held_out & (seeds | task)
+  # Selector prompts of n summaries of samples as long as the budget fit a row whole.
+  assert run.sft.whole_conversations and run.train.seq_len >= 384
+  assert config.claim.gate.stages == ("selector",) and config.claim.gate.metric == "pass@8"
+
+
+def test_arm_metric_is_checked_and_recorded_per_arm():
+  config = genselect.get_config()
+  config.arm_metric = {"nobody": "maj@8"}
+  with pytest.raises(run_config.ConfigError, match="arm_metric.nobody: no such arm"):
+    claims.check(config)
+  config = genselect.get_config()
+  config.eval.genselect = 0
+  with pytest.raises(run_config.ConfigError,
+                     match="arm_metric.genselect='genselect@8' needs eval.genselect > 0"):
+    claims.check(config)
+  config = genselect.get_config()
+  config.arm_metric.genselect = "genselect@4"
+  with pytest.raises(run_config.ConfigError, match="needs eval.samples=4, not 8"):
+    claims.check(config)
+  config = genselect.get_config()
+  config.claim.gate.eval.samples = 0
+  with pytest.raises(run_config.ConfigError,
+                     match="claim.gate.metric='pass@8' needs claim.gate.eval.samples > 0"):
+    claims.check(config)
+  # Compared per arm: each arm's own figure, the pair recorded with the comparison.
+  arms = {"a": {"x": {"values": [0.5, 0.6]}, "y": {"values": [0.0, 0.0]}},
+          "b": {"x": {"values": [0.9, 0.9]}, "y": {"values": [0.1, 0.2]}}}
+  (comparison,) = claims.compare(arms, "y", [("a", "b")], metrics={"a": "x"})
+  assert comparison["metrics"] == ["x", "y"]
+  assert comparison["differences"] == pytest.approx([0.4, 0.4])
+
+
+def test_a_claim_compares_each_arms_own_figure_end_to_end(tmp_path):
+  """Two arms on one tiny stage, one greedy and one sampled figure of the same
+  evaluation: the summary, the untrained baseline and the log use each arm's own."""
+  data = tmp_path / "data.txt"
+  data.write_text("".join(f"What is {a} + 2?\n{a + 2}\n\n" for a in range(40)))
+  records = tmp_path / "records.jsonl"
+  records.write_text("".join(json.dumps({"question": f"What is {a} + 2?", "answer": str(a + 2)})
+                             + "\n" for a in range(4)))
+  section = common.eval_section(str(records), template="text", max_new_tokens=4,
+                                batch_size=8, samples=2)
+  config = common.claim(
+      "toy", seeds=(0,), fast_seeds=(0,), metric="pass@1", comparisons=[("greedy", "voted")],
+      stages={"base": common.stage(_tiny_run(data), steps=2, shared=True)},
+      arms={"greedy": "base", "voted": "base"}, arm_metric={"voted": "maj@2"},
+      eval_section=section,
+      gate=common.gate(stages=("base",), metric="pass@2", threshold=0.0, skill="any"),
+      chance=None)
+  config.cache_dir = str(tmp_path / "cache")
+  lines = []
+  summary = claims.run(config, str(tmp_path / "claim"), lines.append)
+  assert summary["arm_metric"] == {"greedy": "pass@1", "voted": "maj@2"}
+  (comparison,) = summary["comparisons"]
+  assert comparison["metrics"] == ["pass@1", "maj@2"]
+  greedy, voted = summary["arms"]["greedy"], summary["arms"]["voted"]
+  assert greedy == voted   # one evaluation, read back for the second arm
+  assert comparison["difference"] == pytest.approx(
+      greedy["pass@1"]["mean"] - voted["maj@2"]["mean"])
+  untrained = summary["baselines"]["untrained"]["arms"]
+  assert set(untrained) == {"greedy", "voted"}
+  assert any(line.startswith("voted: maj@2 ") for line in lines), lines
+  assert (tmp_path / "claim" / "toy.png").exists()
+
+
 def test_compare_gives_the_paired_student_t_interval_over_seeds():
   arms = {"a": {"m": {"values": [2.0, 4.0, 6.0]}}, "b": {"m": {"values": [1.0, 2.0, 3.0]}}}
   (comparison,) = claims.compare(arms, "m", [("a", "b")])
@@ -170,7 +282,8 @@ def test_plot_shows_seeds_intervals_baselines_and_the_gate(tmp_path):
   for seeds, chance in (([0, 1, 2], 0.1), ([0], None)):
     values = [[0.2, 0.3, 0.25][:len(seeds)], [0.1, 0.15, 0.1][:len(seeds)]]
     arms = {arm: {"m": {"values": v}} for arm, v in zip(("a", "b"), values)}
-    summary = {"claim": "toy", "metric": "m", "seeds": seeds, "fast": len(seeds) == 1,
+    summary = {"claim": "toy", "metric": "m", "arm_metric": {"a": "m", "b": "m"},
+               "seeds": seeds, "fast": len(seeds) == 1,
                "arms": arms, "verdict": "not shown",
                "gate": {"metric": "pass@1", "threshold": 0.5,
                         "values": {"base": [0.7] * len(seeds)}},
@@ -364,8 +477,48 @@ def test_fast_crossthink_claim_pipeline(fast_claim):
 
 
 @pytest.mark.slow
+def test_fast_synthesis_filter_claim(fast_claim):
+  """The fast synthesis_filter claim (slow: its teacher is the full 600-step base):
+  both arms train on as many synthesised solutions, the filtered one on right ones
+  only, the unfiltered one on the teacher's slips too; the sign is not asserted."""
+  workdir, summary = fast_claim("synthesis_filter")
+  assert summary["seeds"] == [0] and set(summary["arms"]) == {"filtered", "unfiltered"}
+  assert len({figures["tokens_seen"] for figures in summary["arms"].values()}) == 1
+  _assert_claim_record(summary, gate_stages=["base"])
+  right = {}
+  for arm in ("filtered", "unfiltered"):
+    records = sources.read_records(str(workdir / "seed0" / f"sft_{arm}" / sft.SYNTHESIZED))
+    assert len(records) == synthesis_filter.MAX_SOLUTIONS
+    right[arm] = sum(r["provenance"]["filters"]["answer"] == "kept" for r in records)
+  assert right["filtered"] == synthesis_filter.MAX_SOLUTIONS > right["unfiltered"] > 0
+  print("fast synthesis_filter:", {arm: round(f["pass@1"]["mean"], 3)
+                                   for arm, f in summary["arms"].items()},
+        "right solutions:", right)
+
+
+@pytest.mark.xdist_group("fast_claims")   # after long_cot's: its base is read back
+def test_fast_tir_claim(fast_claims, fast_claim):
+  """The fast tir claim: the SFT'd model calls the sandbox on every held-out product and
+  answers some of them; long multiplication in the text answers fewer."""
+  try:
+    sandbox.check()
+  except sandbox.SandboxUnavailable as error:
+    pytest.skip(f"this machine cannot sandbox the tool's code: {error}")
+  workdir, summary = fast_claim("tir")
+  assert summary["seeds"] == [0] and set(summary["arms"]) == {"tir", "cot"}
+  assert len({figures["tokens_seen"] for figures in summary["arms"].values()}) == 1
+  _assert_claim_record(summary, gate_stages=["base"])
+  tir, cot = summary["arms"]["tir"], summary["arms"]["cot"]
+  assert tir["tool_calls"]["mean"] > 0.9 and tir["tool_failures"]["mean"] < 0.1
+  assert "tool_calls" not in cot
+  # The sign only: the full claim's seeds range 0.04-0.77 (configs/claims/README.md).
+  assert tir["pass@1"]["mean"] > cot["pass@1"]["mean"]
+  print("fast tir:", {arm: round(f["pass@1"]["mean"], 3) for arm, f in summary["arms"].items()})
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["long_cot", "rlp", "front_loading", "code_entity_tracking",
-                                  "crossthink"])
+                                  "crossthink", "synthesis_filter", "tir", "genselect"])
 def test_full_claim(name, tmp_path):
   """The full claim (5 seeds, under ~30 minutes each); prints its verdict."""
   summary, stdout = _run_claim(name, tmp_path, timeout=1800)

@@ -1,5 +1,8 @@
 """Solution synthesis filters (data/synthesis.py): answer match or majority, length,
-duplicates, n-gram decontamination, provenance and counts."""
+duplicates, n-gram decontamination, provenance and counts; the selection of a fixed
+number."""
+
+import pytest
 
 from data import synthesis
 
@@ -43,3 +46,14 @@ def test_without_a_reference_the_majority_answer_decides_and_unfiltered_keeps_al
   assert counts["answer"] == {"in": 5, "out": 5} and counts["duplicate"]["out"] == 4
   assert len(records) == 4   # b's two empty samples are one after whitespace
   assert records[2]["provenance"]["filters"]["answer"].startswith("kept unfiltered")
+
+
+def test_selection_draws_a_fixed_number_in_order_and_refuses_too_few():
+  records = [{"n": i} for i in range(10)]
+  chosen = synthesis.select_solutions(records, 4, seed=3)
+  assert len(chosen) == 4 and chosen == sorted(chosen, key=lambda r: r["n"])
+  assert chosen == synthesis.select_solutions(records, 4, seed=3)
+  assert chosen != synthesis.select_solutions(records, 4, seed=4)
+  assert synthesis.select_solutions(records, 10, seed=0) == records
+  with pytest.raises(ValueError, match="kept 10 solutions, fewer than the 11"):
+    synthesis.select_solutions(records, 11, seed=0)

@@ -15,6 +15,9 @@ A claim config (``loop='claim'``) holds:
               the same held-out records and checker
   arm_eval    {arm: {field: value}}: what differs for an arm (e.g. the prompt template
               of a model before and after chat SFT); never the records
+  arm_metric  {arm: figure}: the eval figure compared for an arm instead of
+              ``claim.metric`` (e.g. 'genselect@8' against 'maj@8': two ways of
+              judging the same samples of one model, two arms on one stage)
   fast        run the reduced version: ``fast_seeds`` and every stage's ``fast_steps``
   cache_dir   the stage cache (``train/stages.py``; '': $REASONAX_STAGE_CACHE, else
               ~/.cache/reasonax/stages)
@@ -30,9 +33,11 @@ seeds with the same inputs (``shared`` stages) and other claims (``train/stages.
 ``DIR/seed<k>/<stage>`` links to its entry. Evaluations are cached there too. Then
 ``DIR/summary.json``::
 
-  {"claim", "metric", "seeds", "fast", "statistic": "paired Student t, 95%, over seeds",
+  {"claim", "metric", "arm_metric": {arm: its figure compared}, "seeds", "fast",
+   "statistic": "paired Student t, 95%, over seeds",
    "arms": {arm: {figure: {"mean", "std", "values"}, "tokens_seen": int}},
-   "comparisons": [{"better", "worse", "differences": [per seed], "difference": mean,
+   "comparisons": [{"better", "worse", "metrics": [better's, worse's figure],
+                    "differences": [per seed], "difference": mean,
                     "interval": [lo, hi] or null (one seed), "wins", "verdict"}],
    "verdict": "holds" | "contradicted" | "not shown" | "untestable", "holds": bool,
    "gate": {"skill", "stages", "metric", "threshold", "values": {stage: [per seed]},
@@ -48,8 +53,8 @@ lies above 0 ('holds'), below 0 ('contradicted'), or covers 0 or there is one se
 shown'); 'untestable' if the gate failed. The claim's verdict: 'untestable' if the gate
 failed, else 'holds' if every comparison holds, 'contradicted' if any is contradicted,
 else 'not shown'. Baselines: ``chance`` as the config declares it, ``most_frequent`` the
-share of eval records whose answer is the most common one, ``untrained`` the metric of
-the randomly initialised model (evaluated like the arms). Times: wall seconds of the
+share of eval records whose answer is the most common one, ``untrained`` each arm's
+metric of the randomly initialised model (evaluated like the arms). Times: wall seconds of the
 stages trained and evaluated (read back: 0), shared stages apart from each seed's.
 ``DIR/<name>.png`` shows each seed's point per arm with the mean and its 95% interval,
 the baselines and the gate. Arms compared must have seen the same number of tokens
@@ -78,7 +83,8 @@ from train import stages as stages_lib
 from train import workdir as workdir_lib
 
 LOOP = "claim"
-SECTIONS = ("loop", "claim", "stages", "arms", "eval", "arm_eval", "fast", "cache_dir")
+SECTIONS = ("loop", "claim", "stages", "arms", "eval", "arm_eval", "arm_metric", "fast",
+            "cache_dir")
 STATISTIC = "paired Student t, 95%, over seeds"
 CONFIDENCE = 0.95
 VERDICTS = ("holds", "contradicted", "not shown", "untestable")
@@ -90,7 +96,27 @@ def is_claim(config: ml_collections.ConfigDict) -> bool:
 
 def _sampled(metric: str) -> bool:
   return metric == "sample_accuracy" or (
-      metric.startswith(("pass@", "maj@")) and metric.split("/")[0] != "pass@1")
+      metric.startswith(("pass@", "maj@", "genselect")) and metric.split("/")[0] != "pass@1")
+
+
+def arm_metric(config: ml_collections.ConfigDict, arm: str) -> str:
+  """The figure compared for ``arm``: its ``arm_metric``, else ``claim.metric``."""
+  return config.arm_metric.get(arm, config.claim.metric)
+
+
+def _check_metric(field: str, metric: str, section: ml_collections.ConfigDict,
+                  where: str) -> None:
+  """ConfigError when the eval section ``section`` (the config's ``where``) cannot give
+  the figure ``metric`` (set in ``field``): a sampled figure needs samples, k of them for
+  an '@k' one, and a GenSelect one its selection."""
+  name = metric.split("/")[0]
+  if _sampled(metric) and not section.samples:
+    raise config_lib.ConfigError(f"{field}={metric!r} needs {where}.samples > 0")
+  if _sampled(metric) and "@" in name and name.split("@")[1] != str(section.samples):
+    raise config_lib.ConfigError(f"{field}={metric!r} needs {where}.samples="
+                                 f"{name.split('@')[1]}, not {section.samples}")
+  if name.startswith("genselect") and not section.get("genselect", 0):
+    raise config_lib.ConfigError(f"{field}={metric!r} needs {where}.genselect > 0")
 
 
 def check(config: ml_collections.ConfigDict) -> None:
@@ -125,11 +151,16 @@ def check(config: ml_collections.ConfigDict) -> None:
     section = arm_eval(config, arm)
     if evals.setdefault(stage, section) != section:
       raise config_lib.ConfigError(f"arms on stage {stage!r} are evaluated differently")
-  if _sampled(claim.metric) and not all(section.samples for section in evals.values()):
-    raise config_lib.ConfigError(f"claim.metric={claim.metric!r} needs eval.samples > 0")
-  for arm in config.arm_eval:
-    if arm not in config.arms:
-      raise config_lib.ConfigError(f"arm_eval.{arm}: no such arm; arms: {sorted(config.arms)}")
+  for name in ("arm_eval", "arm_metric"):
+    for arm in config[name]:
+      if arm not in config.arms:
+        raise config_lib.ConfigError(f"{name}.{arm}: no such arm; arms: "
+                                     f"{sorted(config.arms)}")
+  for arm in config.arms:
+    field = f"arm_metric.{arm}" if arm in config.arm_metric else "claim.metric"
+    if not arm_metric(config, arm):
+      raise config_lib.ConfigError(f"{field}: name the eval figure compared")
+    _check_metric(field, arm_metric(config, arm), arm_eval(config, arm), "eval")
   _check_gate(config)
   for fast in (False, True):
     tokens = arm_tokens(config, fast)
@@ -162,9 +193,7 @@ def _check_gate(config: ml_collections.ConfigDict) -> None:
   section = gate_eval(config)
   if not section.records:
     raise config_lib.ConfigError("claim.gate.eval.records: the gate evaluates records")
-  if _sampled(gate.metric) and not section.samples:
-    raise config_lib.ConfigError(f"claim.gate.metric={gate.metric!r} needs "
-                                 "claim.gate.eval.samples > 0")
+  _check_metric("claim.gate.metric", gate.metric, section, "claim.gate.eval")
 
 
 def arm_eval(config: ml_collections.ConfigDict, arm: str) -> ml_collections.ConfigDict:
@@ -228,16 +257,20 @@ def verdict_of(interval: Optional[Sequence[float]]) -> str:
 
 
 def compare(arms: Mapping[str, Mapping[str, Any]], metric: str,
-            comparisons: Sequence[tuple[str, str]], gate_passed: bool = True) -> list[dict]:
-  """Per comparison: the per-seed differences better − worse of ``metric`` (paired by
-  seed), their mean and 95% t interval, the seeds the better arm wins, the verdict
-  ('untestable' whatever the numbers if the gate failed)."""
+            comparisons: Sequence[tuple[str, str]], gate_passed: bool = True,
+            metrics: Optional[Mapping[str, str]] = None) -> list[dict]:
+  """Per comparison: the per-seed differences better − worse of ``metric`` (an arm's
+  own in ``metrics``, {arm: figure}, if there), paired by seed; their mean and 95% t
+  interval, the seeds the better arm wins, the verdict ('untestable' whatever the
+  numbers if the gate failed)."""
   out = []
   for better, worse in comparisons:
-    differences = [float(a - b) for a, b in zip(arms[better][metric]["values"],
-                                                arms[worse][metric]["values"])]
+    figures = [(metrics or {}).get(arm, metric) for arm in (better, worse)]
+    differences = [float(a - b) for a, b in zip(arms[better][figures[0]]["values"],
+                                                arms[worse][figures[1]]["values"])]
     interval = t_interval(differences)
-    out.append({"better": better, "worse": worse, "differences": differences,
+    out.append({"better": better, "worse": worse, "metrics": figures,
+                "differences": differences,
                 "difference": float(np.mean(differences)), "interval": interval,
                 "wins": sum(d > 0 for d in differences),
                 "verdict": verdict_of(interval) if gate_passed else "untestable"})
@@ -290,13 +323,13 @@ def plot(summary: Mapping[str, Any], path: str) -> None:
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
   from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
-  metric, arms = summary["metric"], summary["arms"]
-  gate, baselines = summary["gate"], summary["baselines"]
+  arms, gate, baselines = summary["arms"], summary["gate"], summary["baselines"]
+  metrics = summary["arm_metric"]
   names = list(arms)
   figure, axes = pyplot.subplots(figsize=(2.6 + 1.3 * (len(names) + len(gate["values"])),
                                           3.8))
   for x, arm in enumerate(names):
-    values = arms[arm][metric]["values"]
+    values = arms[arm][metrics[arm]]["values"]
     interval = t_interval(values)
     axes.scatter([x] * len(values), values, color="black", s=10, zorder=3,
                  label="seed" if x == 0 else None)
@@ -317,9 +350,10 @@ def plot(summary: Mapping[str, Any], path: str) -> None:
                  label=f"gate: {gate['metric']}" if x == len(names) else None)
     axes.hlines(gate["threshold"], x - 0.3, x + 0.3, colors="#588157",
                 label="gate threshold" if x == len(names) else None)
-  labels = names + [f"gate: {stage}" for stage in gate["values"]]
+  labels = [arm if metrics[arm] == summary["metric"] else f"{arm} ({metrics[arm]})"
+            for arm in names] + [f"gate: {stage}" for stage in gate["values"]]
   axes.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
-  axes.set_ylabel(metric)
+  axes.set_ylabel(" / ".join(dict.fromkeys(metrics.values())))
   axes.legend(fontsize=7, loc="best")
   seeds = len(summary["seeds"])
   axes.set_title(f"{summary['claim']}: {summary['verdict']} ({seeds} seed"
@@ -342,14 +376,14 @@ def _cache_compilations(directory: str) -> None:
 
 def _untrained(config: ml_collections.ConfigDict, cache: str,
                report: Callable[[str], None]) -> tuple[dict[str, Any], float]:
-  """The untrained baseline (the claim's metric per arm, the gate's metric) and the
-  seconds its evaluations took."""
+  """The untrained baseline (each arm's metric, the gate's metric) and the seconds its
+  evaluations took."""
   claim = config.claim
   model = stages_lib.untrained(config.stages, next(iter(config.arms.values())), cache)
   seconds, per_arm = 0.0, {}
   for arm in config.arms:
     figures, spent = stages_lib.evaluate(model, arm_eval(config, arm), report)
-    per_arm[arm], seconds = figures[claim.metric], seconds + spent
+    per_arm[arm], seconds = figures[arm_metric(config, arm)], seconds + spent
   figures, spent = stages_lib.evaluate(model, gate_eval(config), report)
   return ({"metric": claim.metric, "arms": per_arm, "gate": figures[claim.gate.metric]},
           seconds + spent)
@@ -357,10 +391,13 @@ def _untrained(config: ml_collections.ConfigDict, cache: str,
 
 def _report_lines(summary: Mapping[str, Any]) -> list[str]:
   """The end of a claim's log: arms, comparisons, gate, baselines, verdict."""
-  metric, gate, baselines = summary["metric"], summary["gate"], summary["baselines"]
-  lines = [f"{arm}: {metric} {figures[metric]['mean']:.3f} ± {figures[metric]['std']:.3f} "
-           f"({', '.join(f'{v:.3f}' for v in figures[metric]['values'])})"
-           for arm, figures in summary["arms"].items()]
+  gate, baselines = summary["gate"], summary["baselines"]
+  lines = []
+  for arm, figures in summary["arms"].items():
+    metric = summary["arm_metric"][arm]
+    lines.append(f"{arm}: {metric} {figures[metric]['mean']:.3f} ± "
+                 f"{figures[metric]['std']:.3f} "
+                 f"({', '.join(f'{v:.3f}' for v in figures[metric]['values'])})")
   for c in summary["comparisons"]:
     interval = ("no interval (one seed)" if c["interval"] is None else
                 f"95% interval [{c['interval'][0]:+.3f}, {c['interval'][1]:+.3f}]")
@@ -431,11 +468,13 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   gate = gate_summary(claim.gate, gate_values)
   arms = {arm: {**aggregate(figures), "tokens_seen": tokens[arm]}
           for arm, figures in per_seed.items()}
-  comparisons = compare(arms, claim.metric, claim.comparisons, gate["passed"])
+  metrics = {arm: arm_metric(config, arm) for arm in config.arms}
+  comparisons = compare(arms, claim.metric, claim.comparisons, gate["passed"], metrics)
   verdict = claim_verdict(comparisons, gate["passed"])
   records = sources.read_records(config.eval.records, required=("question", "answer"))
   summary = {
-      "claim": claim.name, "metric": claim.metric, "seeds": seeds, "fast": bool(config.fast),
+      "claim": claim.name, "metric": claim.metric, "arm_metric": metrics, "seeds": seeds,
+      "fast": bool(config.fast),
       "statistic": STATISTIC, "arms": arms, "comparisons": comparisons, "verdict": verdict,
       "holds": verdict == "holds", "gate": gate,
       "baselines": {"chance": claim.chance,

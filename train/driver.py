@@ -129,13 +129,14 @@ def make_state(state_type: type, params, optimizer, rng, extra: dict[str, Any]):
   return state_lib.create(state_type, params, optimizer, rng, **extra)
 
 
-def build(config: ml_collections.ConfigDict, mesh, tokenizer: tokenizer_lib.Tokenizer
-          ) -> Built:
-  """The loop's context, step and state layout on ``mesh`` (a Mesh or AbstractMesh)."""
+def build(config: ml_collections.ConfigDict, mesh, tokenizer: tokenizer_lib.Tokenizer,
+          workdir: str = "") -> Built:
+  """The loop's context, step and state layout on ``mesh`` (a Mesh or AbstractMesh);
+  ``workdir``: the run's ('' ahead of time)."""
   loop, model_cfg = check(config, mesh.size)
   optimizer, schedule = optimizer_lib.make_optimizer(config.optimizer, config.train.steps)
   ctx = Context(config=config, model_cfg=model_cfg, tokenizer=tokenizer, mesh=mesh,
-                optimizer=optimizer, schedule=schedule)
+                optimizer=optimizer, schedule=schedule, workdir=workdir)
   extra_weights = loop.extra_weights(ctx)
   abstract_extra = {name: lm.abstract_params(w.model_cfg) for name, w in extra_weights.items()}
   abstract = jax.eval_shape(
@@ -418,7 +419,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, allow_changes: bool 
            "larger --config.train.steps trains on")
     return finished
   tokenizer = load_tokenizer(config, model_cfg)
-  built = build(config, sharding.make_mesh(config.mesh), tokenizer)
+  built = build(config, sharding.make_mesh(config.mesh), tokenizer, os.path.abspath(workdir))
   ctx = built.ctx
   batches = built.loop.make_batches(ctx)
   evaluator = evaluate_lib.Evaluator.create(ctx)

@@ -27,7 +27,19 @@ The ``eval`` section of a run config:
   samples         k: also sample k completions per record at ``temperature`` for pass@k
                   and maj@k (0: greedy only)
   temperature     sampling temperature of those k samples
-  max_new_tokens  completion budget
+  genselect       n: also select among the k samples with the model itself, GenSelect
+                  (arXiv 2504.16891; ``data/genselect.py``): each selection round shows
+                  the summaries of n of the k samples (2 <= n <= k) and asks which is
+                  right (0: off)
+  genselect_rounds  selection rounds per record, each over its own random ordered
+                  subset; the selected samples' final answers are majority-voted
+  tool_calls      tool-integrated reasoning (AIMO-2, arXiv 2504.16891; ``data/tir.py``):
+                  each prompt states this budget of code executions, and a completion
+                  that closes a ```python block goes on after the sandbox's output
+                  (``train.generation.generate_with_tools``; 0: no tool)
+  tool_timeout_s  wall-clock limit of one execution
+  max_new_tokens  completion budget (also of a selector's reply; with a tool, the
+                  tool's output counts in it)
   batch_size      records per generation call and rows per loss batch
 
 Figures: ``loss/<name>`` per text file; ``pass@1`` (greedy), ``pass@k`` (unbiased
@@ -37,7 +49,24 @@ samples without an answer do not vote), ``sample_accuracy`` (the share of
 right samples: pass@1 at ``temperature``), ``length`` (mean completion tokens,
 greedy) and ``correct_length`` (the same over correct completions); with records that
 have a ``kind``, ``pass@1/<kind>`` per kind. Answers are
-extracted and checked by ``data.answers``, as the RL rewards are.
+extracted and checked by ``data.answers``, as the RL rewards are. With ``tool_calls``
+(greedy completions): ``tool_calls`` (executions per record), ``tool_failures`` (the
+share of executions that raised, timed out or hit a limit) and ``tool_unclosed`` (the
+share of completions that end inside a code block).
+
+With ``genselect``: ``genselect@k`` (the majority answer, by the checker's equivalence,
+of the samples the selector picked is right; rounds without a valid ``Judgment: IDX``
+do not vote and a record with no valid round falls back to its maj@k),
+``genselect_invalid`` (the share of selection rounds without a valid judgment) and
+``genselect_fallback`` (the share of records that fell back). A selector prompt is a
+record ``{"question": data.genselect.selector_prompt(...)}`` under the records'
+template and thinking toggle ('crossthink' as 'chat': its answer-in-``\boxed{}``
+instruction would contradict the selector's), sampled at ``temperature``. Every process
+needs every record's samples to build the same selector prompts (the generation is a
+collective over one prompt list) but samples only its own records, so the sampled texts
+are gathered (JSON bytes, ``multihost_utils.process_allgather``) and the selector
+replies generated with ``all_rows``; each process then votes and counts its own records,
+and the sums are added across processes as the other figures are.
 
 Evaluation refuses what it cannot do: a tokenizer with ids the model cannot embed (a
 Hugging Face directory is evaluated with its own ``tokenizer.json`` if it has one, else
@@ -53,6 +82,7 @@ import dataclasses
 import functools
 import math
 import os
+import random
 from collections.abc import Mapping, Sequence
 from typing import Optional
 
@@ -65,10 +95,12 @@ from jax.experimental import multihost_utils
 from ml_collections import config_flags
 
 from data import answers
+from data import genselect as genselect_lib
 from data import packing
 from data import pipeline
 from data import prompts as prompts_lib
 from data import sources
+from data import tir
 from data import tokenizer as tokenizer_lib
 from model import generate as generate_lib
 from model import hf
@@ -116,6 +148,23 @@ def sampled_counts(records: Sequence[Mapping], completions: Mapping[int, Sequenc
     voted += vote is not None and correct[vote]
     right += sum(correct) / len(texts)
   return passed, voted, right
+
+
+def genselect_counts(records: Sequence[Mapping], completions: Mapping[int, Sequence[str]],
+                     rounds: Mapping[int, Sequence[tuple[Sequence[int], str]]]
+                     ) -> tuple[int, int, int]:
+  """(GenSelect successes, selection rounds without a valid judgment, records that fell
+  back to maj@k) over the records of ``completions`` (their k sampled completions);
+  ``rounds[i]``: (the candidates shown, the selector's reply) of each of record i's
+  rounds (``data.genselect.genselect_vote``)."""
+  def judge(i: int) -> tuple[genselect_lib.Vote, bool]:
+    texts, shown = completions[i], rounds[i]
+    vote = genselect_lib.genselect_vote(texts, [s for s, _ in shown], [r for _, r in shown],
+                                        records[i])
+    return vote, vote.choice is not None and answers.is_correct(texts[vote.choice], records[i])
+  judged = answers.map_checks(judge, list(completions))
+  return (sum(right for _, right in judged), sum(vote.invalid for vote, _ in judged),
+          sum(vote.fallback for vote, _ in judged))
 
 
 # --------------------------------------------------------------------------- LM loss
@@ -206,11 +255,13 @@ class Evaluator:
     records, prompts = [], []
     if section.get("judge", "final") not in JUDGES:
       raise ValueError(f"eval.judge={section.judge!r}: one of {JUDGES}")
+    check_genselect(section)
     if section.records:
       records = sources.read_records(section.records, required=("question", "answer"))
       records = records[:section.max_records or None]
-      prompts = [prompts_lib.prompt_ids(r, tokenizer, template=section.template,
-                                        thinking=section.thinking) for r in records]
+      prompts = [prompts_lib.prompt_ids(tir.budgeted(r, tool_calls(section)), tokenizer,
+                                        template=section.template, thinking=section.thinking)
+                 for r in records]
       longest = max(map(len, prompts))
       budget = section.max_new_tokens
       if longest + budget > 1 << 16:
@@ -237,14 +288,20 @@ class Evaluator:
 
   def _generate(self, params, prompt_indices: list[int], rng, temperature: float,
                 row_multiple: int = 1):
-    """(record index, completion text, completion tokens) of this process's rows."""
+    """(record index, completion text, completion tokens, tool calls) of this process's
+    rows."""
     section = self.ctx.config.eval
     judged = answers.thought if section.get("judge", "final") == "thought" else str
+    tools = reply_ids = None
+    if calls := tool_calls(section):
+      tools = generation.ToolUse(calls=calls, timeout_s=section.get("tool_timeout_s", 10.0))
+      reply_ids = generation.reply_ids_for(self.ctx.tokenizer, section.template)
     rows = generation.generate_in_chunks(
         self.ctx, params, self.prompts, prompt_indices, rng,
         sampling=self._sampling(temperature), chunk_rows=section.batch_size * row_multiple,
-        row_multiple=row_multiple)
-    return [(i, judged(self.ctx.tokenizer.decode(ids.tolist())), len(ids)) for i, ids in rows]
+        row_multiple=row_multiple, tools=tools, reply_ids=reply_ids)
+    return [(i, judged(self.ctx.tokenizer.decode(ids.tolist())), len(ids), calls)
+            for i, ids, calls in rows]
 
   def _accuracy(self, params, step: int) -> dict[str, float]:
     section = self.ctx.config.eval
@@ -254,34 +311,101 @@ class Evaluator:
     kinds = sorted({str(r["kind"]) for r in self.records if "kind" in r})
     correct = lengths = correct_lengths = 0.0
     by_kind = np.zeros((2, len(kinds)))   # (right, count) per kind
-    greedy = self._generate(params, list(range(n)), rng, 0.0)   # (record, text, length)
+    greedy = self._generate(params, list(range(n)), rng, 0.0)   # (record, text, length, calls)
     verdicts = answers.map_checks(
         lambda row: answers.is_correct(row[1], self.records[row[0]]), greedy)
-    for (i, _, length), right in zip(greedy, verdicts):
+    tool = np.zeros(3)   # (calls, failed calls, completions ending inside a code block)
+    for (i, _, length, calls), right in zip(greedy, verdicts):
       correct += right
       lengths += length
       correct_lengths += length * right
       if "kind" in self.records[i]:
         by_kind[:, kinds.index(str(self.records[i]["kind"]))] += (right, 1)
-    totals = [correct, lengths, correct_lengths, *by_kind.reshape(-1)]
+      ran = [call["status"] for call in calls if call["status"] != "unclosed"]
+      tool += (len(ran), sum(status != "ok" for status in ran), len(ran) < len(calls))
+    totals = [correct, lengths, correct_lengths, *tool, *by_kind.reshape(-1)]
     k = section.samples
+    selecting = bool(section.get("genselect", 0))
     if k:
       by_record = collections.defaultdict(list)
       indices = [i for i in range(n) for _ in range(k)]
-      for i, text, _ in self._generate(params, indices, jax.random.fold_in(rng, 1),
-                                       section.temperature, row_multiple=k):
+      for i, text, _, _ in self._generate(params, indices, jax.random.fold_in(rng, 1),
+                                          section.temperature, row_multiple=k):
         by_record[i].append(text)
       totals += sampled_counts(self.records, by_record, k)
+      if selecting:
+        totals += self._genselect(params, by_record, jax.random.fold_in(rng, 2), step)
     totals = _all_processes_sum(np.asarray(totals, np.float64))
     out = {"pass@1": totals[0] / n, "length": totals[1] / n,
            "correct_length": totals[2] / max(totals[0], 1.0)}
-    right, count = totals[3:3 + 2 * len(kinds)].reshape(2, -1)
+    if tool_calls(section):
+      out.update({"tool_calls": totals[3] / n, "tool_failures": totals[4] / max(totals[3], 1),
+                  "tool_unclosed": totals[5] / n})
+    right, count = totals[6:6 + 2 * len(kinds)].reshape(2, -1)
     out.update({f"pass@1/{kind}": r / c for kind, r, c in zip(kinds, right, count)})
     if k:
-      sampled = totals[3 + 2 * len(kinds):]
+      sampled = totals[6 + 2 * len(kinds):]
       out.update({f"pass@{k}": sampled[0] / n, f"maj@{k}": sampled[1] / n,
                   "sample_accuracy": sampled[2] / n})
+    if k and selecting:
+      out.update({f"genselect@{k}": sampled[3] / n,
+                  "genselect_invalid": sampled[4] / (n * section.genselect_rounds),
+                  "genselect_fallback": sampled[5] / n})
     return out
+
+  def _genselect(self, params, local_samples: Mapping[int, Sequence[str]], rng, step: int
+                 ) -> tuple[int, int, int]:
+    """GenSelect over the k samples of every record (a collective: each process passes
+    its records' samples, which are gathered, and every process generates every selector
+    reply): ``genselect_counts`` of this process's records. The rounds' candidate subsets
+    are drawn from ``train.seed`` and ``step``, the same on every process."""
+    section, tokenizer = self.ctx.config.eval, self.ctx.tokenizer
+    samples = generation.all_processes_texts(local_samples)
+    template = "chat" if section.template == "crossthink" else section.template
+    subsets_rng = random.Random(f"genselect/{self.ctx.config.train.seed}/{step}")
+    plan, prompts = [], []   # (record index, candidates shown) and prompt ids per round
+    for i in sorted(samples):
+      summaries = [genselect_lib.summary(text) for text in samples[i]]
+      question = genselect_lib.problem_text(self.records[i])
+      for shown in genselect_lib.candidate_subsets(len(summaries), section.genselect,
+                                                   section.genselect_rounds, subsets_rng):
+        text = genselect_lib.selector_prompt(question, [summaries[j] for j in shown])
+        plan.append((i, shown))
+        prompts.append(prompts_lib.prompt_ids({"question": text}, tokenizer,
+                                              template=template, thinking=section.thinking))
+    replies = generation.generate_in_chunks(
+        self.ctx, params, prompts, list(range(len(prompts))), rng,
+        sampling=self._sampling(section.temperature), chunk_rows=section.batch_size,
+        all_rows=True)
+    rounds = collections.defaultdict(list)
+    for row, ids, _ in replies:
+      i, shown = plan[row]
+      rounds[i].append((shown, tokenizer.decode(ids.tolist())))
+    return genselect_counts(self.records, local_samples, rounds)
+
+
+def tool_calls(section) -> int:
+  """The code executions per record of tool-integrated evaluation (0: none)."""
+  return section.get("tool_calls", 0) or 0
+
+
+def check_genselect(section) -> None:
+  """ValueError naming the field when ``eval.genselect`` is on but cannot run."""
+  n, k = section.get("genselect", 0), section.samples
+  if not n:
+    return
+  if not 2 <= n <= k:
+    raise ValueError(f"eval.genselect={n}: a selection shows n of the eval.samples={k} "
+                     "samples, 2 <= n <= eval.samples (0: off)")
+  if section.get("genselect_rounds", 0) < 1:
+    raise ValueError(f"eval.genselect_rounds={section.get('genselect_rounds')}: at least 1 "
+                     "with eval.genselect")
+  if tool_calls(section):
+    raise ValueError(f"eval.genselect={n} with eval.tool_calls={tool_calls(section)}: "
+                     "GenSelect over tool-integrated samples is not supported; set one to 0")
+  if section.get("judge", "final") != "final":
+    raise ValueError(f"eval.genselect={n} selects final answers: it needs "
+                     f"eval.judge='final', not {section.judge!r}")
 
 
 def check_finite(figures: Mapping[str, float], step: int) -> None:

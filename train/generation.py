@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
-from typing import Optional
+import importlib
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent import futures
+from typing import NamedTuple, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
+from data import chat
+from data import tir
 from model import generate as generate_lib
 from model import partitioning
 from model.config import ModelConfig
@@ -35,6 +42,8 @@ class LocalGeneration:
   tokens: np.ndarray
   log_probs: np.ndarray
   mask: np.ndarray
+  tool: Optional[np.ndarray] = None        # (r n) 1 on tokens a tool wrote
+  calls: Optional[list[list[dict]]] = None  # per row: each tool call's outcome
 
   def completions(self) -> list[np.ndarray]:
     """The generated ids of each row, up to and including its stop token."""
@@ -95,22 +104,244 @@ def generate_rows(ctx: Context, params, prompts: Sequence[Sequence[int]], rng: j
       log_probs=read(generation.log_probs)[real], mask=read(generation.mask)[real])
 
 
+class Completion(NamedTuple):
+  """One generated row: its prompt's index, its completion ids (up to and including the
+  stop token) and, with a tool, each call's outcome (``generate_with_tools``)."""
+  index: int
+  ids: np.ndarray
+  calls: tuple = ()
+
+
 def generate_in_chunks(ctx: Context, params, prompts: Sequence[Sequence[int]],
                        indices: Sequence[int], rng: jax.Array, *,
                        sampling: generate_lib.SamplingConfig, chunk_rows: int,
-                       row_multiple: int = 1, all_rows: bool = False
-                       ) -> list[tuple[int, np.ndarray]]:
-  """``generate_rows`` over the rows ``prompts[i] for i in indices``, ``chunk_rows`` at a
-  time (the last chunk padded to the same program; chunk k's key ``fold_in(rng, k's first
-  row)``): (prompt index, completion ids) of the rows this process reads (every row with
-  ``all_rows``)."""
+                       row_multiple: int = 1, all_rows: bool = False,
+                       tools: Optional["ToolUse"] = None,
+                       reply_ids: Optional[Callable[[str], list[int]]] = None
+                       ) -> list[Completion]:
+  """``generate_rows`` (``generate_with_tools`` with ``tools``) over the rows
+  ``prompts[i] for i in indices``, ``chunk_rows`` at a time (the last chunk padded to the
+  same program; chunk k's key ``fold_in(rng, k's first row)``): the completions of the
+  rows this process reads (every row with ``all_rows``; not with tools)."""
+  if tools and all_rows:
+    raise ValueError("generation with tools reads each process's own rows (all_rows=False)")
   width = max(len(prompts[i]) for i in indices)
   chunk_rows = min(chunk_rows, len(indices))
   out = []
   for start in range(0, len(indices), chunk_rows):
     chunk = indices[start:start + chunk_rows]
-    local = generate_rows(ctx, params, [prompts[i] for i in chunk], jax.random.fold_in(
-        rng, start), sampling=sampling, width=width, pad_to=chunk_rows,
-        row_multiple=row_multiple, all_rows=all_rows)
-    out += [(chunk[row], ids) for row, ids in zip(local.rows, local.completions())]
+    kwargs = dict(sampling=sampling, width=width, pad_to=chunk_rows, row_multiple=row_multiple)
+    key = jax.random.fold_in(rng, start)
+    if tools:
+      local = generate_with_tools(ctx, params, [prompts[i] for i in chunk], key, tools=tools,
+                                  reply_ids=reply_ids, **kwargs)
+    else:
+      local = generate_rows(ctx, params, [prompts[i] for i in chunk], key, all_rows=all_rows,
+                            **kwargs)
+    calls = local.calls or [()] * len(local.rows)
+    out += [Completion(chunk[row], ids, tuple(row_calls))
+            for row, ids, row_calls in zip(local.rows, local.completions(), calls)]
   return out
+
+
+def all_processes_texts(texts: Mapping[int, Sequence[str]]) -> dict[int, list[str]]:
+  """Every process's ``{record index: texts}`` merged (a collective): JSON bytes, padded
+  to the longest and gathered."""
+  if jax.process_count() == 1:
+    return {i: list(values) for i, values in texts.items()}
+  encoded = json.dumps([[int(i), list(values)] for i, values in texts.items()]).encode()
+  longest = int(np.max(multihost_utils.process_allgather(np.asarray(len(encoded)))))
+  padded = np.zeros(longest, np.uint8)
+  padded[:len(encoded)] = np.frombuffer(encoded, np.uint8)
+  merged = {}
+  for row in np.asarray(multihost_utils.process_allgather(padded)).reshape(-1, longest):
+    merged.update({i: values for i, values in json.loads(bytes(row).rstrip(b"\0"))})
+  return merged
+
+
+# ------------------------------------------------------------ generation with a tool
+
+# The tool runners train/ finds by module path (it never imports rl/ statically): each
+# module has ``check()`` (raises when it cannot run), ``Limits`` and ``run(code, limits)``.
+EXECUTORS = {"python": "rl.sandbox"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolUse:
+  """Tool-integrated generation (``generate_with_tools``; the format of ``data/tir.py``).
+
+  calls: code executions per prompt (0: none, plain generation through the same path).
+  executor: a key of ``EXECUTORS``; timeout_s, memory_mb: its limits per execution.
+  output_chars: the output shown to the model is cut to this many characters.
+  reply_slots: tokens of one tool reply at most (cut to fit, then the row's budget).
+  chunk_steps: decode steps between looks at the rows (when waiting rows are served).
+  wait_steps: cache slots a row may spend waiting in all (default 2 · chunk · calls):
+    a row that would exceed them is waited for before the batch goes on.
+  """
+  calls: int
+  executor: str = "python"
+  timeout_s: float = 10.0
+  memory_mb: int = 1024
+  output_chars: int = 256
+  reply_slots: int = 96
+  chunk_steps: int = 16
+  wait_steps: int = 0
+
+  def __post_init__(self):
+    if self.calls < 0:
+      raise ValueError(f"tool calls={self.calls}: must be >= 0")
+    if self.executor not in EXECUTORS:
+      raise ValueError(f"tool executor {self.executor!r}: one of {sorted(EXECUTORS)}")
+    if min(self.output_chars, self.reply_slots, self.chunk_steps) < 1:
+      raise ValueError(f"{self}: output_chars, reply_slots and chunk_steps must be >= 1")
+
+  @property
+  def waiting_slots(self) -> int:
+    return self.wait_steps or 2 * self.chunk_steps * max(self.calls, 1)
+
+
+def reply_ids_for(tokenizer, template: str) -> Callable[[str], list[int]]:
+  """How a tool's reply becomes tokens under a prompt ``template``: the chat template's
+  tool turn (``chat.tool_response_ids``), or the reply's text after a 'text' prompt."""
+  if template == "text":
+    return tokenizer.encode
+  return functools.partial(chat.tool_response_ids, tokenizer)
+
+
+def _any_process(flag: bool) -> bool:
+  if jax.process_count() == 1:
+    return flag
+  return bool(np.any(multihost_utils.process_allgather(np.asarray(flag))))
+
+
+def _executor(name: str):
+  module = importlib.import_module(EXECUTORS[name])
+  module.check()   # refuses before any work where the machine cannot sandbox
+  return module
+
+
+@functools.lru_cache(maxsize=8)
+def _fence_table(tokenizer) -> np.ndarray:
+  return tir.fence_automaton([tokenizer.decode([i]) for i in range(tokenizer.vocab_size)])
+
+
+@functools.lru_cache(maxsize=32)
+def _jitted_tool_decoding(model_cfg: ModelConfig, sampling: generate_lib.SamplingConfig,
+                          mesh, rules: tuple, max_steps: int, reply_slots: int,
+                          chunk_steps: int):
+  wrap = lambda fn, **kw: jax.jit(partitioning.on_mesh(fn, mesh, rules), **kw)
+  start = wrap(functools.partial(generate_lib.start_tool_decoding, model_cfg=model_cfg,
+                                 sampling=sampling, max_steps=max_steps,
+                                 forced_slots=reply_slots))
+  advance = wrap(functools.partial(generate_lib.advance_tool_decoding, model_cfg=model_cfg,
+                                   sampling=sampling, max_steps=max_steps,
+                                   chunk_steps=chunk_steps), donate_argnums=(1,))
+  resume = wrap(generate_lib.resume_tool_rows, donate_argnums=(0,))
+  live = jax.jit(lambda state: jnp.any(state.status_B == generate_lib.LIVE))
+  return start, advance, resume, live
+
+
+def generate_with_tools(ctx: Context, params, prompts: Sequence[Sequence[int]],
+                        rng: jax.Array, *, sampling: generate_lib.SamplingConfig,
+                        tools: ToolUse, reply_ids: Callable[[str], list[int]],
+                        width: Optional[int] = None, pad_to: int = 0,
+                        row_multiple: int = 1) -> LocalGeneration:
+  """``generate_rows`` where a row that closes a ```python block waits while the host
+  runs its code in the sandbox, then continues after the tool's reply (``tir.tool_reply``
+  as ``reply_ids`` gives its tokens: the chat template's tool turn, or the text).
+
+  The jitted decode runs ``tools.chunk_steps`` steps at a time on fixed shapes; between
+  chunks the host starts the code of newly waiting rows on a thread pool and feeds back
+  the replies that are ready, so other rows go on decoding while code runs. The batch
+  waits for a row's code only when no row could go on, or when the row's waiting would
+  exceed ``tools.waiting_slots`` (what the cache holds beyond the n tokens). A row's
+  tokens do not depend on that timing (``generate_lib.ToolDecoding``). Rows sampled
+  with the same prompts and keys as ``generate_rows`` are different draws (keys are per
+  row and token here). ``calls`` records each call's status and reason per row, and
+  'unclosed' when the completion ends inside a code block.
+  """
+  if not prompts:
+    raise ValueError("generation needs at least one prompt")
+  executor = _executor(tools.executor) if tools.calls else None
+  tokenizer = ctx.tokenizer
+  unit = ctx.row_unit(row_multiple)
+  padded = list(prompts) + [prompts[-1]] * max(0, pad_to - len(prompts))
+  padded += [prompts[-1]] * (-len(padded) % unit)
+  rows = ctx.process_rows(len(padded))
+  prompt, prompt_mask = generate_lib.left_pad(padded[rows], pad_id=tokenizer.pad_id,
+                                              width=width or max(map(len, padded)))
+  generate_lib.check_prompts(prompt_mask, max_new_tokens=sampling.max_new_tokens,
+                             cache_len=None)
+  local_rows = len(prompt)
+  inputs = ctx.to_global({"prompt": prompt, "mask": prompt_mask,
+                          "calls": np.full((local_rows,), tools.calls, np.int32)},
+                         len(padded))
+  n, max_steps = sampling.max_new_tokens, sampling.max_new_tokens + tools.waiting_slots
+  start, advance, resume, any_live = _jitted_tool_decoding(
+      ctx.model_cfg, sampling, ctx.mesh, tuple(map(tuple, ctx.rules)), max_steps,
+      tools.reply_slots, tools.chunk_steps)
+  state = start(params, inputs["prompt"], inputs["mask"], inputs["calls"])
+  fence = jnp.asarray(_fence_table(tokenizer))
+  calls: list[list[dict]] = [[] for _ in range(local_rows)]
+  pending: dict[int, futures.Future] = {}
+  limits = executor and executor.Limits(timeout_s=tools.timeout_s, memory_mb=tools.memory_mb)
+
+  def execute(row: int, text: str) -> tuple[dict, list[int]]:
+    """Runs the row's last code block: (the call's outcome, the reply's tokens, its
+    output cut until the whole reply fits ``tools.reply_slots``)."""
+    result = executor.run(tir.last_code_block(text) or "", limits)
+    remaining = tools.calls - len(calls[row]) - 1
+    max_chars = tools.output_chars
+    while True:
+      output = tir.tool_output(result.status, result.stdout, result.stderr, max_chars)
+      ids = reply_ids(tir.tool_reply(output, remaining))
+      if len(ids) <= tools.reply_slots or max_chars == 0:
+        break
+      max_chars = min(max_chars - 1, int(max_chars * 0.8))
+    outcome = {"status": result.status, "reason": result.reason,
+               "wall_s": round(result.wall_s, 3),
+               "truncated": result.truncated or output.endswith(tir.TRUNCATED)}
+    return outcome, ids[:tools.reply_slots]
+
+  with futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    while True:
+      state = advance(params, state, rng, fence)
+      steps = int(state.steps)
+      status = sharding.local_rows(state.status_B)
+      length = sharding.local_rows(state.length_B)
+      tokens = sharding.local_rows(state.tokens_BN)
+      for row in np.flatnonzero(status == generate_lib.WAITING):
+        if row not in pending:
+          text = tokenizer.decode(tokens[row, :length[row]].tolist())
+          pending[row] = pool.submit(execute, int(row), text)
+      live = bool(any_live(state))
+      if steps >= max_steps or (not live and not _any_process(bool(pending))):
+        break
+      # Wait for the rows whose slack would run out in the next chunk, and for all when
+      # no row could go on.
+      must_wait = [row for row in pending if not live
+                   or steps - length[row] + tools.chunk_steps > tools.waiting_slots]
+      futures.wait([pending[row] for row in must_wait])
+      forced = np.zeros((local_rows, tools.reply_slots), np.int32)
+      forced_len = np.zeros((local_rows,), np.int32)
+      resumed = np.zeros((local_rows,), bool)
+      for row in [row for row, job in pending.items() if job.done()]:
+        outcome, ids = pending.pop(row).result()
+        calls[row].append(outcome)
+        ids = ids[:n - length[row]]   # what the row's budget still holds
+        forced[row, :len(ids)] = ids
+        forced_len[row], resumed[row] = len(ids), True
+      update = ctx.to_global({"resume": resumed, "forced": forced, "forced_len": forced_len},
+                             len(padded))
+      state = resume(state, update["resume"], update["forced"], update["forced_len"])
+  read = sharding.local_rows
+  real = slice(0, max(0, min(rows.stop, len(prompts)) - rows.start))
+  out_tokens, out_mask = read(state.tokens_BN)[real], read(state.mask_BN)[real]
+  for row, (ids, mask) in enumerate(zip(out_tokens, out_mask)):
+    if tir.has_open_code_block(tokenizer.decode(ids[mask > 0].tolist())):
+      calls[row].append({"status": "unclosed", "reason": "the completion ends inside a "
+                         "code block"})
+  return LocalGeneration(
+      rows=range(rows.start, min(rows.stop, len(prompts))), prompt=prompt[real],
+      prompt_mask=prompt_mask[real], tokens=out_tokens, log_probs=read(state.log_probs_BN)[real],
+      mask=out_mask, tool=read(state.tool_BN)[real], calls=calls[real])

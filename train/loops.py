@@ -48,13 +48,16 @@ StepFn = Callable[[Any, dict], tuple[Any, dict]]
 
 @dataclasses.dataclass(frozen=True)
 class Context:
-  """A run config and what is derived from it once, for every loop's builders."""
+  """A run config and what is derived from it once, for every loop's builders; the
+  run's workdir ('' outside a run, e.g. ahead of time), where a batch source may keep
+  what it derives before the first step (the SFT loop's synthesised records)."""
   config: ml_collections.ConfigDict
   model_cfg: ModelConfig
   tokenizer: tokenizer_lib.Tokenizer
   mesh: Any                      # jax.sharding.Mesh, or an AbstractMesh ahead of time
   optimizer: optax.GradientTransformation
   schedule: optax.Schedule
+  workdir: str = ""
 
   @property
   def rules(self):

@@ -19,11 +19,37 @@ The ``sft`` config section: records (a JSONL path), toggle ('pair', 'on', 'off' 
 (optional): refuse a conversation longer than ``train.seq_len`` instead of splitting it
 across rows, so few-example SFT (e.g. 20 records for many epochs) trains on every
 record whole, its answer always after its question.
+
+Synthesised records (``sft.synthesis``, optional; on when its ``problems`` is set, and
+then ``sft.records`` is ''): at the start of the run, before its first step, the run's
+starting weights (``init_checkpoint``: the teacher) sample and the filters keep the
+records it trains on, by ``train.synthesize.synthesize`` (OpenMathInstruct-1/2, arXiv
+2402.10176, 2410.01560): ``samples`` completions of each seed problem of ``problems``
+(JSONL {question[, answer]}) at ``temperature`` (``max_new_tokens``, prompts of
+``template``); ``filter`` 'answer' keeps those whose final answer is the reference (or
+the majority's), 'none' keeps every one (the ablation); both drop solutions of more than
+``max_tokens`` tokens (0: no limit), duplicates, and problems sharing a word ``ngram``
+with a question of ``eval_records``; then ``max_solutions`` of the solutions left are
+drawn (0: all), so that arms with different filters train on as many; ``tool_calls``
+(optional) samples tool-integrated solutions (``train.synthesize``). Sampling and
+drawing use ``train.seed``. The records and their counts are written atomically into the
+workdir (``synthesized.jsonl``, ``synthesized.jsonl.counts.json``); a resumed run reads
+them back instead of sampling again.
+
+``kind`` (optional) is what the samples become: 'solutions' (the default: the above) or
+'selector', GenSelect's selector records (AIMO-2, arXiv 2504.16891; ``data/genselect.py``)
+by ``train.genselect_data.make_selector_data``: each seed problem (with its reference
+answer) whose samples are right and wrong gives ``rounds`` selector prompts over the
+summaries of ``candidates`` of them, answered ``Judgment: i`` naming a right one
+(``filter``, ``max_tokens`` and ``max_solutions`` do not apply; decontamination does).
+``sft.records``, if set, is trained on beside the selector records: the task data that
+keeps the selector a solver (AIMO-2 trains one model on solutions and selections).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
@@ -36,10 +62,15 @@ from data import pipeline
 from data import sources
 from data import tokenizer as tokenizer_lib
 from train import config as config_lib
+from train import genselect_data
 from train import pretrain
+from train import synthesize
 from train.loops import Context, IteratorBatches, Loop, PromptFormat
 
 TOGGLES = ("pair", "on", "off", "none")
+SYNTHESIS_FILTERS = ("answer", "none")
+SYNTHESIS_KINDS = ("solutions", "selector")
+SYNTHESIZED = "synthesized.jsonl"
 
 
 def split_solution(solution: str) -> tuple[str, str]:
@@ -126,16 +157,63 @@ def packed_batches(records: Sequence[Mapping], tokenizer: tokenizer_lib.Tokenize
   return rows.batch(batch_size)
 
 
+def records_paths(ctx: Context) -> list[str]:
+  """The record files the run trains on: ``sft.records``, or those ``sft.synthesis``
+  makes in the workdir, synthesised first unless a resumed run finds them there (with
+  ``sft.records`` beside selector records)."""
+  config = ctx.config
+  section = config.sft.get("synthesis")
+  if section is None or not section.problems:
+    return [config.sft.records]
+  kind = section.get("kind", "solutions")
+  if kind not in SYNTHESIS_KINDS:
+    raise config_lib.ConfigError(f"sft.synthesis.kind={kind!r}: want one of "
+                                 f"{SYNTHESIS_KINDS}")
+  if config.sft.records and kind == "solutions":
+    raise config_lib.ConfigError(
+        f"sft.records={config.sft.records} and sft.synthesis.problems={section.problems}: "
+        "the run trains on one of them (sft.records='' to synthesise)")
+  if section.filter not in SYNTHESIS_FILTERS:
+    raise config_lib.ConfigError(f"sft.synthesis.filter={section.filter!r}: want one of "
+                                 f"{SYNTHESIS_FILTERS}")
+  if not config.init_checkpoint:
+    raise config_lib.ConfigError("sft.synthesis samples from the run's starting weights: "
+                                 "set init_checkpoint (the teacher)")
+  if not ctx.workdir:
+    raise config_lib.ConfigError("sft.synthesis writes its records into the run's workdir: "
+                                 "build the context with one")
+  path = os.path.join(ctx.workdir, SYNTHESIZED)
+  if not os.path.exists(path) and kind == "selector":
+    os.makedirs(ctx.workdir, exist_ok=True)
+    genselect_data.make_selector_data(
+        config, config.init_checkpoint, section.problems, path, samples=section.samples,
+        candidates=section.candidates, rounds=section.rounds,
+        temperature=section.temperature, max_new_tokens=section.max_new_tokens,
+        template=section.template, eval_records=tuple(section.eval_records),
+        ngram=section.ngram, seed=config.train.seed)
+  elif not os.path.exists(path):   # kind 'solutions'
+    os.makedirs(ctx.workdir, exist_ok=True)
+    synthesize.synthesize(
+        config, config.init_checkpoint, section.problems, path, samples=section.samples,
+        temperature=section.temperature, max_new_tokens=section.max_new_tokens,
+        template=section.template, eval_records=tuple(section.eval_records),
+        ngram=section.ngram, max_tokens=section.max_tokens or None,
+        strict=section.filter == "answer", max_solutions=section.max_solutions or None,
+        seed=config.train.seed, tool_calls=section.get("tool_calls", 0))
+  return [path, *filter(None, [config.sft.records])]
+
+
 def make_batches(ctx: Context) -> IteratorBatches:
   config = ctx.config
   if config.sft.toggle not in TOGGLES:
     raise config_lib.ConfigError(f"sft.toggle={config.sft.toggle!r}: want one of {TOGGLES}")
   index, count, rows = pretrain.process_share(ctx)
   whole = config.sft.get("whole_conversations", False)
-  records = read_records(config.sft.records, ctx.tokenizer, config.sft.toggle,
-                         max_length=config.train.seq_len if whole else 0)
+  paths = records_paths(ctx)
+  records = [record for path in paths for record in read_records(
+      path, ctx.tokenizer, config.sft.toggle, max_length=config.train.seq_len if whole else 0)]
   if len(records) < count:
-    raise config_lib.ConfigError(f"sft.records={config.sft.records} has {len(records)} "
+    raise config_lib.ConfigError(f"sft records {', '.join(paths)} have {len(records)} "
                                  f"records, fewer than the {count} processes")
   batch_size = config.train.global_batch_size // count
   iterator = iter(packed_batches(
@@ -155,5 +233,13 @@ def prompt_format(ctx: Context) -> PromptFormat:
 
 LOOP = Loop(make_step=pretrain.make_lm_step, make_batches=make_batches,
             abstract_batch=pretrain.abstract_lm_batch, sections=("sft",),
-            ranges={"sft.num_packing_bins": config_lib.POSITIVE_INT},
+            ranges={"sft.num_packing_bins": config_lib.POSITIVE_INT,
+                    "sft.synthesis.samples": config_lib.POSITIVE_INT,
+                    "sft.synthesis.temperature": config_lib.NON_NEGATIVE,
+                    "sft.synthesis.max_new_tokens": config_lib.POSITIVE_INT,
+                    "sft.synthesis.max_tokens": config_lib.NON_NEGATIVE_INT,
+                    "sft.synthesis.max_solutions": config_lib.NON_NEGATIVE_INT,
+                    "sft.synthesis.ngram": config_lib.POSITIVE_INT,
+                    "sft.synthesis.candidates": config_lib.POSITIVE_INT,
+                    "sft.synthesis.rounds": config_lib.POSITIVE_INT},
             prompt_format=prompt_format)

@@ -63,13 +63,20 @@ def pretrain(weights: Mapping[str, float], *, seq_len: int, batch: int,
   return config
 
 
-def sft(records: str, *, seq_len: int, batch: int,
-        learning_rate: float) -> ml_collections.ConfigDict:
+def sft(records: str, *, seq_len: int, batch: int, learning_rate: float,
+        constant: bool = True, **synthesis) -> ml_collections.ConfigDict:
   """Few-example SFT: the records' solutions verbatim (no system prompt), whole
-  conversations only."""
+  conversations only; a constant learning rate unless not ``constant`` (warmup, then
+  cosine decay). With ``synthesis`` fields (``sft.synthesis``, train/sft.py),
+  ``records`` are seed problems whose solutions the stage's starting weights sample
+  and the filters keep."""
   config = _trim(sft_config.get_config(), seq_len=seq_len, batch=batch,
-                 learning_rate=learning_rate, constant=True)
-  config.sft.records = corpus(records)
+                 learning_rate=learning_rate, constant=constant)
+  if synthesis:
+    config.sft.records = ""
+    config.sft.synthesis.update(dict(problems=corpus(records), **synthesis))
+  else:
+    config.sft.records = corpus(records)
   config.sft.toggle = "none"
   config.sft.whole_conversations = True
   return config
@@ -101,16 +108,19 @@ def claim(name: str, *, seeds: Sequence[int], fast_seeds: Sequence[int], metric:
           comparisons: Sequence[tuple[str, str]], stages: Mapping[str, ml_collections.ConfigDict],
           arms: Mapping[str, str], eval_section: ml_collections.ConfigDict,
           gate: ml_collections.ConfigDict, chance: Optional[float],
-          arm_eval: Mapping[str, Mapping] | None = None) -> ml_collections.ConfigDict:
+          arm_eval: Mapping[str, Mapping] | None = None,
+          arm_metric: Mapping[str, str] | None = None) -> ml_collections.ConfigDict:
   """A claim config (``train/claims.py``): ``gate`` (``gate(...)``) the skill its arms
-  start from, ``chance`` the metric of guessing (None: an open answer)."""
+  start from, ``chance`` the metric of guessing (None: an open answer), ``arm_metric``
+  {arm: the figure compared for it, instead of ``metric``}."""
   return ml_collections.ConfigDict(dict(
       loop="claim", fast=False, cache_dir="",
       claim=dict(name=name, seeds=tuple(seeds), fast_seeds=tuple(fast_seeds), metric=metric,
                  comparisons=tuple(tuple(c) for c in comparisons), gate=gate,
                  chance=chance),
       stages=dict(stages), arms=dict(arms), eval=eval_section,
-      arm_eval={arm: dict(fields) for arm, fields in (arm_eval or {}).items()}))
+      arm_eval={arm: dict(fields) for arm, fields in (arm_eval or {}).items()},
+      arm_metric=dict(arm_metric or {})))
 
 
 def gate(*, stages: Sequence[str], metric: str, threshold: float, skill: str,
