@@ -76,16 +76,8 @@ def generate_rows(ctx: Context, params, prompts: Sequence[Sequence[int]], rng: j
   every process's share is a multiple of it.
   all_rows: every process gets every row (for a few prompts: the generation is gathered).
   """
-  if not prompts:
-    raise ValueError("generation needs at least one prompt")
-  unit = ctx.row_unit(row_multiple)
-  padded = list(prompts) + [prompts[-1]] * max(0, pad_to - len(prompts))
-  padded += [prompts[-1]] * (-len(padded) % unit)
-  rows = ctx.process_rows(len(padded))
-  prompt, prompt_mask = generate_lib.left_pad(padded[rows], pad_id=ctx.tokenizer.pad_id,
-                                              width=width or max(map(len, padded)))
-  generate_lib.check_prompts(prompt_mask, max_new_tokens=sampling.max_new_tokens,
-                             cache_len=None)
+  padded, rows, prompt, prompt_mask = _process_prompts(
+      ctx, prompts, sampling, width=width, pad_to=pad_to, row_multiple=row_multiple)
   inputs = ctx.to_global({"prompt": prompt, "mask": prompt_mask}, len(padded))
   sample = _jitted_sample(model_cfg or ctx.model_cfg, sampling, ctx.row_sharding(2),
                           tuple(map(tuple, ctx.rules)))
@@ -97,11 +89,34 @@ def generate_rows(ctx: Context, params, prompts: Sequence[Sequence[int]], rng: j
     read = lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True))
   else:
     read = sharding.local_rows
-  real = slice(0, max(0, min(rows.stop, len(prompts)) - rows.start))
+  real = _real_rows(rows, len(prompts))
   return LocalGeneration(
       rows=range(rows.start, min(rows.stop, len(prompts))), prompt=prompt[real],
       prompt_mask=prompt_mask[real], tokens=read(generation.tokens)[real],
       log_probs=read(generation.log_probs)[real], mask=read(generation.mask)[real])
+
+
+def _process_prompts(ctx: Context, prompts: Sequence[Sequence[int]],
+                     sampling: generate_lib.SamplingConfig, *, width: Optional[int],
+                     pad_to: int, row_multiple: int):
+  """(the padded prompt list, this process's rows of it, their left-padded prompts and
+  masks) of a generation (``generate_rows``' width, pad_to and row_multiple)."""
+  if not prompts:
+    raise ValueError("generation needs at least one prompt")
+  unit = ctx.row_unit(row_multiple)
+  padded = list(prompts) + [prompts[-1]] * max(0, pad_to - len(prompts))
+  padded += [prompts[-1]] * (-len(padded) % unit)
+  rows = ctx.process_rows(len(padded))
+  prompt, prompt_mask = generate_lib.left_pad(padded[rows], pad_id=ctx.tokenizer.pad_id,
+                                              width=width or max(map(len, padded)))
+  generate_lib.check_prompts(prompt_mask, max_new_tokens=sampling.max_new_tokens,
+                             cache_len=None)
+  return padded, rows, prompt, prompt_mask
+
+
+def _real_rows(rows: slice, num_prompts: int) -> slice:
+  """The rows read back (``rows`` of the padded list) that are real prompts."""
+  return slice(0, max(0, min(rows.stop, num_prompts) - rows.start))
 
 
 class Completion(NamedTuple):
@@ -260,18 +275,10 @@ def generate_with_tools(ctx: Context, params, prompts: Sequence[Sequence[int]],
   row and token here). ``calls`` records each call's status and reason per row, and
   'unclosed' when the completion ends inside a code block.
   """
-  if not prompts:
-    raise ValueError("generation needs at least one prompt")
+  padded, rows, prompt, prompt_mask = _process_prompts(
+      ctx, prompts, sampling, width=width, pad_to=pad_to, row_multiple=row_multiple)
   executor = _executor(tools.executor) if tools.calls else None
   tokenizer = ctx.tokenizer
-  unit = ctx.row_unit(row_multiple)
-  padded = list(prompts) + [prompts[-1]] * max(0, pad_to - len(prompts))
-  padded += [prompts[-1]] * (-len(padded) % unit)
-  rows = ctx.process_rows(len(padded))
-  prompt, prompt_mask = generate_lib.left_pad(padded[rows], pad_id=tokenizer.pad_id,
-                                              width=width or max(map(len, padded)))
-  generate_lib.check_prompts(prompt_mask, max_new_tokens=sampling.max_new_tokens,
-                             cache_len=None)
   local_rows = len(prompt)
   inputs = ctx.to_global({"prompt": prompt, "mask": prompt_mask,
                           "calls": np.full((local_rows,), tools.calls, np.int32)},
@@ -335,7 +342,7 @@ def generate_with_tools(ctx: Context, params, prompts: Sequence[Sequence[int]],
                              len(padded))
       state = resume(state, update["resume"], update["forced"], update["forced_len"])
   read = sharding.local_rows
-  real = slice(0, max(0, min(rows.stop, len(prompts)) - rows.start))
+  real = _real_rows(rows, len(prompts))
   out_tokens, out_mask = read(state.tokens_BN)[real], read(state.mask_BN)[real]
   for row, (ids, mask) in enumerate(zip(out_tokens, out_mask)):
     if tir.has_open_code_block(tokenizer.decode(ids[mask > 0].tolist())):

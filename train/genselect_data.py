@@ -5,7 +5,7 @@ right and wrong solutions into selector records.
   python -m train.genselect_data --config=configs/<run config>.py --checkpoint=<dir> \
       --problems=problems.jsonl --out=selector.jsonl [--samples=8] [--candidates=4] \
       [--rounds=1] [--temperature=1.0] [--max_new_tokens=256] [--template=chat] \
-      [--eval_records=a.jsonl,b.jsonl] [--ngram=13] [--seed=0]
+      [--summary_chars=400] [--eval_records=a.jsonl,b.jsonl] [--ngram=13] [--seed=0]
 
 The config gives the model, tokenizer and mesh (as for ``train.evaluate``); the
 checkpoint is a run's workdir or a Hugging Face directory. Each problem is
@@ -15,8 +15,8 @@ each other problem's ``--samples`` solutions
 (``train.synthesize.sample_solutions``) are checked against the answer
 (``data.answers.is_correct``). A problem with at least one right and one wrong solution
 gives ``--rounds`` selector records (``data.genselect.selector_records``): a selector
-prompt over ``--candidates`` of the solutions' summaries, a right and a wrong one among
-them, and the reply ``Judgment: i`` naming a right one. Writes ``--out`` (JSONL, the SFT
+prompt over ``--candidates`` of the solutions' summaries (``--summary_chars`` long at
+most), a right and a wrong one among them, and the reply ``Judgment: i`` naming a right one. Writes ``--out`` (JSONL, the SFT
 loop's question/answer records: ``--config.sft.records=<out>``, with provenance: the
 problem, the sample indices shown, the checkpoint and sampling settings) and
 ``<out>.counts.json`` (problems in, problems dropped by decontamination, problems with
@@ -56,7 +56,9 @@ from train.loops import Context
 def make_selector_data(config, checkpoint: str, problems_path: str, out: str, *,
                        samples: int = 8, candidates: int = 4, rounds: int = 1,
                        temperature: float = 1.0, max_new_tokens: int = 256,
-                       template: str = "chat", eval_records: tuple[str, ...] = (),
+                       template: str = "chat",
+                       summary_chars: int = genselect.SUMMARY_CHARS,
+                       eval_records: tuple[str, ...] = (),
                        ngram: int = 13, seed: int = 0) -> dict[str, int]:
   """Samples, checks and writes (see the module docstring); returns the counts."""
   if not os.path.isdir(checkpoint):
@@ -87,7 +89,8 @@ def make_selector_data(config, checkpoint: str, problems_path: str, out: str, *,
   meta = {"checkpoint": os.path.abspath(checkpoint),
           "sampling": {"samples": samples, "temperature": temperature,
                        "max_new_tokens": max_new_tokens, "template": template,
-                       "seed": seed}}
+                       "seed": seed},
+          "summary_chars": summary_chars}
   rng = random.Random(seed)
   records, mixed = [], 0
   for p, texts in zip(kept, solutions):
@@ -96,7 +99,7 @@ def make_selector_data(config, checkpoint: str, problems_path: str, out: str, *,
     mixed += any(right) and not all(right)
     records += genselect.selector_records(
         genselect.problem_text(problem), texts, right, candidates, rng, rounds=rounds,
-        meta={"problem": p, **meta})
+        max_chars=summary_chars, meta={"problem": p, **meta})
   counts = {"problems": len(problems), "decontaminated": len(problems) - len(kept),
             "mixed": mixed, "records": len(records)}
   if jax.process_index() == 0:
@@ -117,7 +120,8 @@ def main(argv: list[str]) -> None:
         _CONFIG.value, _CHECKPOINT.value, _PROBLEMS.value, _OUT.value,
         samples=_SAMPLES.value, candidates=_CANDIDATES.value, rounds=_ROUNDS.value,
         temperature=_TEMPERATURE.value, max_new_tokens=_MAX_NEW_TOKENS.value,
-        template=_TEMPLATE.value, eval_records=tuple(filter(None, _EVAL_RECORDS.value)),
+        template=_TEMPLATE.value, summary_chars=_SUMMARY_CHARS.value,
+        eval_records=tuple(filter(None, _EVAL_RECORDS.value)),
         ngram=_NGRAM.value, seed=_SEED.value)
     print(json.dumps(counts))
 
@@ -137,6 +141,8 @@ if __name__ == "__main__":
   _MAX_NEW_TOKENS = flags.DEFINE_integer("max_new_tokens", 256, "Budget per solution.")
   _TEMPLATE = flags.DEFINE_enum("template", "chat", list(prompts_lib.TEMPLATES),
                                 "How a problem becomes a prompt.")
+  _SUMMARY_CHARS = flags.DEFINE_integer("summary_chars", genselect.SUMMARY_CHARS,
+                                        "A summary's length budget.")
   _EVAL_RECORDS = flags.DEFINE_list("eval_records", [], "Evaluation records to "
                                     "decontaminate against.")
   _NGRAM = flags.DEFINE_integer("ngram", 13, "Word n-gram length of decontamination.")
