@@ -42,8 +42,7 @@ def eval_section(**overrides) -> ml_collections.ConfigDict:
           "reasoning": data_config.corpus_path("reasoning_valid.jsonl")},
       max_text_rows=32, records=data_config.corpus_path("reasoning_valid.jsonl"),
       max_records=32, template="text", thinking="", judge="final",
-      samples=0, temperature=1.0, genselect=0, genselect_rounds=4,
-      genselect_summary_chars=0, tool_calls=0,
+      samples=0, temperature=1.0, genselect=0, genselect_rounds=4, tool_calls=0,
       tool_timeout_s=10.0, max_new_tokens=96,
       batch_size=32)
   section.update(overrides)

@@ -32,8 +32,7 @@ def get_config():
                     synthesis=dict(problems="", samples=4, temperature=1.0,
                                    max_new_tokens=256, template="chat", filter="answer",
                                    max_tokens=0, max_solutions=0, eval_records=(),
-                                   ngram=13, kind="solutions", candidates=4, rounds=1,
-                                   summary_chars=0))
+                                   ngram=13, kind="solutions", candidates=4, rounds=1))
   config.train.steps = 200
   config.train.seq_len = 256
   config.train.global_batch_size = 16

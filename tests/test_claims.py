@@ -517,6 +517,30 @@ def test_fast_tir_claim(fast_claims, fast_claim):
 
 
 @pytest.mark.slow
+def test_fast_genselect_claim(fast_claim):
+  """The fast genselect claim (slow: ~10 minutes on 2 busy cores): one selector stage
+  whose samples both arms judge, GenSelect against the majority; the sign is not
+  asserted."""
+  workdir, summary = fast_claim("genselect")
+  assert summary["seeds"] == [0] and set(summary["arms"]) == {"genselect", "majority"}
+  assert summary["arm_metric"] == {"genselect": "genselect@8", "majority": "maj@8"}
+  genselect_arm, majority = summary["arms"]["genselect"], summary["arms"]["majority"]
+  assert genselect_arm == majority   # one evaluation of one model
+  (comparison,) = summary["comparisons"]
+  assert comparison["metrics"] == ["genselect@8", "maj@8"]
+  assert comparison["difference"] == pytest.approx(
+      majority["genselect@8"]["mean"] - majority["maj@8"]["mean"])
+  _assert_claim_record(summary, gate_stages=["selector"])
+  assert majority["maj@8"]["mean"] <= majority["pass@8"]["mean"]
+  assert 0.0 <= majority["genselect_invalid"]["mean"] <= 1.0
+  records = sources.read_records(str(workdir / "seed0" / "selector" / sft.SYNTHESIZED))
+  assert records and all(r["answer"].splitlines()[-1].startswith("Judgment: ")
+                         for r in records)
+  print("fast genselect:", {f: round(majority[f]["mean"], 3) for f in (
+      "genselect@8", "maj@8", "pass@8", "genselect_invalid", "genselect_fallback")})
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["long_cot", "rlp", "front_loading", "code_entity_tracking",
                                   "crossthink", "synthesis_filter", "tir", "genselect"])
 def test_full_claim(name, tmp_path):

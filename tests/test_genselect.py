@@ -12,6 +12,7 @@ import pytest
 from cli_runs import ROOT, env, one_line
 from configs import tiny_hybrid
 from data import answers
+from data import chat
 from data import config as data_config
 from data import genselect
 from data import sources
@@ -175,7 +176,8 @@ def test_the_command_writes_selector_records_and_counts(reference_run, tmp_path,
       tiny_hybrid.get_config(), str(checkpoint), str(path), str(out), samples=3,
       candidates=2, rounds=2, temperature=1.0, max_new_tokens=6, template="text")
   records = sources.read_records(str(out))
-  assert counts == {"problems": 3, "decontaminated": 0, "mixed": 3, "records": len(records)}
+  assert counts == {"problems": 3, "decontaminated": 0, "mixed": 3, "too_long": 0,
+                    "records": len(records)}
   assert 3 <= len(records) <= 6
   with open(f"{out}.counts.json") as f:
     assert json.load(f) == counts
@@ -192,12 +194,24 @@ def test_the_command_writes_selector_records_and_counts(reference_run, tmp_path,
   sampled = []
   monkeypatch.setattr(genselect_data.synthesize, "sample_solutions",
                       lambda ctx, params, problems, **_: sampled.extend(problems) or [
-                          [f"Answer: {p['answer']}", "Answer: x"] for p in problems])
+                          [f"Answer: {p['answer']}",   # wrong ones of different lengths
+                           "Answer: " + " ".join(["no"] * (int(p["answer"]) % 5 + 1))]
+                          for p in problems])
   counts = genselect_data.make_selector_data(
       tiny_hybrid.get_config(), str(checkpoint), str(path), str(out), samples=2,
       candidates=2, eval_records=(str(held_out),), ngram=2)
   assert counts["decontaminated"] == 1 and problems[1] not in sampled
-  assert {r["provenance"]["problem"] for r in sources.read_records(str(out))} == {0, 2}
+  kept = sources.read_records(str(out))
+  assert {r["provenance"]["problem"] for r in kept} == {0, 2}
+  # A record whose conversation is longer than max_tokens is dropped.
+  tokenizer = tokenizer_lib.load_tokenizer(tiny_hybrid.get_config().data.tokenizer_path)
+  lengths = sorted(len(chat.tokenize(chat.conversation(r["question"], answer=r["answer"]),
+                                     tokenizer)[0]) for r in kept)
+  counts = genselect_data.make_selector_data(
+      tiny_hybrid.get_config(), str(checkpoint), str(path), str(out), samples=2,
+      candidates=2, max_tokens=lengths[0], eval_records=(str(held_out),), ngram=2)
+  assert counts["too_long"] == sum(n > lengths[0] for n in lengths) > 0
+  assert counts["records"] == len(sources.read_records(str(out))) == lengths.count(lengths[0])
 
 
 def test_the_command_refuses_before_any_work(tmp_path):

@@ -150,7 +150,7 @@ def test_sft_selector_synthesis_trains_on_selector_records_beside_its_task_data(
   assert sft.records_paths(built.ctx) == [str(workdir / sft.SYNTHESIZED), str(task)]
   records = sources.read_records(str(workdir / sft.SYNTHESIZED))
   with open(workdir / f"{sft.SYNTHESIZED}.counts.json") as f:
-    assert json.load(f) == {"problems": 4, "decontaminated": 0, "mixed": 4,
+    assert json.load(f) == {"problems": 4, "decontaminated": 0, "mixed": 4, "too_long": 0,
                             "records": len(records)}
   assert 4 <= len(records) <= 8   # two orders of the two samples per problem, each once
   for record in records:

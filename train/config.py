@@ -111,7 +111,6 @@ RANGES: dict[str, Range] = {
     "eval.temperature": NON_NEGATIVE,
     "eval.genselect": NON_NEGATIVE_INT,
     "eval.genselect_rounds": POSITIVE_INT,
-    "eval.genselect_summary_chars": NON_NEGATIVE_INT,
     "eval.tool_calls": NON_NEGATIVE_INT,
     "eval.tool_timeout_s": POSITIVE,
     "eval.max_new_tokens": POSITIVE_INT,

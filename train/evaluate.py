@@ -33,8 +33,6 @@ The ``eval`` section of a run config:
                   right (0: off)
   genselect_rounds  selection rounds per record, each over its own random ordered
                   subset; the selected samples' final answers are majority-voted
-  genselect_summary_chars  a summary's length budget (``data.genselect.summary``; 0:
-                  ``data.genselect.SUMMARY_CHARS``)
   tool_calls      tool-integrated reasoning (AIMO-2, arXiv 2504.16891; ``data/tir.py``):
                   each prompt states this budget of code executions, and a completion
                   that closes a ```python block goes on after the sandbox's output
@@ -365,10 +363,9 @@ class Evaluator:
     samples = generation.all_processes_texts(local_samples)
     template = "chat" if section.template == "crossthink" else section.template
     subsets_rng = random.Random(f"genselect/{self.ctx.config.train.seed}/{step}")
-    budget = section.get("genselect_summary_chars", 0) or genselect_lib.SUMMARY_CHARS
     plan, prompts = [], []   # (record index, candidates shown) and prompt ids per round
     for i in sorted(samples):
-      summaries = [genselect_lib.summary(text, budget) for text in samples[i]]
+      summaries = [genselect_lib.summary(text) for text in samples[i]]
       question = genselect_lib.problem_text(self.records[i])
       for shown in genselect_lib.candidate_subsets(len(summaries), section.genselect,
                                                    section.genselect_rounds, subsets_rng):

@@ -5,7 +5,7 @@ right and wrong solutions into selector records.
   python -m train.genselect_data --config=configs/<run config>.py --checkpoint=<dir> \
       --problems=problems.jsonl --out=selector.jsonl [--samples=8] [--candidates=4] \
       [--rounds=1] [--temperature=1.0] [--max_new_tokens=256] [--template=chat] \
-      [--summary_chars=400] [--eval_records=a.jsonl,b.jsonl] [--ngram=13] [--seed=0]
+      [--max_tokens=N] [--eval_records=a.jsonl,b.jsonl] [--ngram=13] [--seed=0]
 
 The config gives the model, tokenizer and mesh (as for ``train.evaluate``); the
 checkpoint is a run's workdir or a Hugging Face directory. Each problem is
@@ -15,12 +15,14 @@ each other problem's ``--samples`` solutions
 (``train.synthesize.sample_solutions``) are checked against the answer
 (``data.answers.is_correct``). A problem with at least one right and one wrong solution
 gives ``--rounds`` selector records (``data.genselect.selector_records``): a selector
-prompt over ``--candidates`` of the solutions' summaries (``--summary_chars`` long at
-most), a right and a wrong one among them, and the reply ``Judgment: i`` naming a right one. Writes ``--out`` (JSONL, the SFT
+prompt over ``--candidates`` of the solutions' summaries, a right and a wrong one among
+them, and the reply ``Judgment: i`` naming a right one; a record whose conversation
+(``data.chat``, no system prompt) is longer than ``--max_tokens`` tokens is dropped (a
+solution without an answer line makes a long summary). Writes ``--out`` (JSONL, the SFT
 loop's question/answer records: ``--config.sft.records=<out>``, with provenance: the
 problem, the sample indices shown, the checkpoint and sampling settings) and
 ``<out>.counts.json`` (problems in, problems dropped by decontamination, problems with
-mixed verdicts, records out), both atomically; every process returns once they are
+mixed verdicts, records dropped as too long, records out), both atomically; every process returns once they are
 written. The SFT loop also makes them itself from its starting weights
 (``sft.synthesis.kind='selector'``, ``train/sft.py``). A missing checkpoint, a problem without an answer, or ``--candidates``
 outside [2, ``--samples``] is one error before anything is loaded or sampled.
@@ -31,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from typing import Optional
 
 import jax
 from absl import app
@@ -39,6 +42,7 @@ from jax.experimental import multihost_utils
 from ml_collections import config_flags
 
 from data import answers
+from data import chat
 from data import genselect
 from data import prompts as prompts_lib
 from data import sources
@@ -56,8 +60,7 @@ from train.loops import Context
 def make_selector_data(config, checkpoint: str, problems_path: str, out: str, *,
                        samples: int = 8, candidates: int = 4, rounds: int = 1,
                        temperature: float = 1.0, max_new_tokens: int = 256,
-                       template: str = "chat",
-                       summary_chars: int = genselect.SUMMARY_CHARS,
+                       template: str = "chat", max_tokens: Optional[int] = None,
                        eval_records: tuple[str, ...] = (),
                        ngram: int = 13, seed: int = 0) -> dict[str, int]:
   """Samples, checks and writes (see the module docstring); returns the counts."""
@@ -89,8 +92,7 @@ def make_selector_data(config, checkpoint: str, problems_path: str, out: str, *,
   meta = {"checkpoint": os.path.abspath(checkpoint),
           "sampling": {"samples": samples, "temperature": temperature,
                        "max_new_tokens": max_new_tokens, "template": template,
-                       "seed": seed},
-          "summary_chars": summary_chars}
+                       "seed": seed}}
   rng = random.Random(seed)
   records, mixed = [], 0
   for p, texts in zip(kept, solutions):
@@ -99,13 +101,15 @@ def make_selector_data(config, checkpoint: str, problems_path: str, out: str, *,
     mixed += any(right) and not all(right)
     records += genselect.selector_records(
         genselect.problem_text(problem), texts, right, candidates, rng, rounds=rounds,
-        max_chars=summary_chars, meta={"problem": p, **meta})
+        meta={"problem": p, **meta})
+  fits = [r for r in records if not max_tokens or len(chat.tokenize(
+      chat.conversation(r["question"], answer=r["answer"]), tokenizer)[0]) <= max_tokens]
   counts = {"problems": len(problems), "decontaminated": len(problems) - len(kept),
-            "mixed": mixed, "records": len(records)}
+            "mixed": mixed, "too_long": len(records) - len(fits), "records": len(fits)}
   if jax.process_index() == 0:
     temporary = f"{out}.tmp"
     with open(temporary, "w", encoding="utf-8") as f:
-      f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+      f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in fits)
     os.replace(temporary, out)
     workdir_lib.write_json(f"{out}.counts.json", counts)
   if jax.process_count() > 1:
@@ -120,7 +124,7 @@ def main(argv: list[str]) -> None:
         _CONFIG.value, _CHECKPOINT.value, _PROBLEMS.value, _OUT.value,
         samples=_SAMPLES.value, candidates=_CANDIDATES.value, rounds=_ROUNDS.value,
         temperature=_TEMPERATURE.value, max_new_tokens=_MAX_NEW_TOKENS.value,
-        template=_TEMPLATE.value, summary_chars=_SUMMARY_CHARS.value,
+        template=_TEMPLATE.value, max_tokens=_MAX_TOKENS.value,
         eval_records=tuple(filter(None, _EVAL_RECORDS.value)),
         ngram=_NGRAM.value, seed=_SEED.value)
     print(json.dumps(counts))
@@ -141,8 +145,8 @@ if __name__ == "__main__":
   _MAX_NEW_TOKENS = flags.DEFINE_integer("max_new_tokens", 256, "Budget per solution.")
   _TEMPLATE = flags.DEFINE_enum("template", "chat", list(prompts_lib.TEMPLATES),
                                 "How a problem becomes a prompt.")
-  _SUMMARY_CHARS = flags.DEFINE_integer("summary_chars", genselect.SUMMARY_CHARS,
-                                        "A summary's length budget.")
+  _MAX_TOKENS = flags.DEFINE_integer("max_tokens", None, "Longest selector conversation "
+                                     "kept.")
   _EVAL_RECORDS = flags.DEFINE_list("eval_records", [], "Evaluation records to "
                                     "decontaminate against.")
   _NGRAM = flags.DEFINE_integer("ngram", 13, "Word n-gram length of decontamination.")

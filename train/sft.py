@@ -40,9 +40,9 @@ them back instead of sampling again.
 'selector', GenSelect's selector records (AIMO-2, arXiv 2504.16891; ``data/genselect.py``)
 by ``train.genselect_data.make_selector_data``: each seed problem (with its reference
 answer) whose samples are right and wrong gives ``rounds`` selector prompts over the
-summaries (``summary_chars`` long at most; 0: ``data.genselect.SUMMARY_CHARS``) of
-``candidates`` of them, answered ``Judgment: i`` naming a right one (``filter``,
-``max_tokens`` and ``max_solutions`` do not apply; decontamination does).
+summaries of ``candidates`` of them, answered ``Judgment: i`` naming a right one; a
+record longer than ``max_tokens`` tokens (its conversation) is dropped, decontamination
+applies, ``filter`` and ``max_solutions`` do not.
 ``sft.records``, if set, is trained on beside the selector records: the task data that
 keeps the selector a solver (AIMO-2 trains one model on solutions and selections).
 """
@@ -58,7 +58,6 @@ import grain
 import numpy as np
 
 from data import chat
-from data import genselect
 from data import packing
 from data import pipeline
 from data import sources
@@ -191,8 +190,7 @@ def records_paths(ctx: Context) -> list[str]:
         config, config.init_checkpoint, section.problems, path, samples=section.samples,
         candidates=section.candidates, rounds=section.rounds,
         temperature=section.temperature, max_new_tokens=section.max_new_tokens,
-        template=section.template,
-        summary_chars=section.summary_chars or genselect.SUMMARY_CHARS,
+        template=section.template, max_tokens=section.max_tokens or None,
         eval_records=tuple(section.eval_records), ngram=section.ngram,
         seed=config.train.seed)
   elif not os.path.exists(path):   # kind 'solutions'
@@ -245,6 +243,5 @@ LOOP = Loop(make_step=pretrain.make_lm_step, make_batches=make_batches,
                     "sft.synthesis.max_solutions": config_lib.NON_NEGATIVE_INT,
                     "sft.synthesis.ngram": config_lib.POSITIVE_INT,
                     "sft.synthesis.candidates": config_lib.POSITIVE_INT,
-                    "sft.synthesis.rounds": config_lib.POSITIVE_INT,
-                    "sft.synthesis.summary_chars": config_lib.NON_NEGATIVE_INT},
+                    "sft.synthesis.rounds": config_lib.POSITIVE_INT},
             prompt_format=prompt_format)

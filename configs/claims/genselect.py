@@ -50,14 +50,16 @@ ROUNDS = 2             # selector records per seed problem with right and wrong 
 EVAL_ROUNDS = 8        # selection rounds per held-out problem
 TEMPERATURE = 1.0
 MAX_NEW_TOKENS = 48    # a solution (~34 tokens) or a selector's reply
+SEQ_LEN = 384          # the selector's SFT rows: a selector record (~320 tokens) whole
 EVAL_RECORDS, DEV_RECORDS = "chain_sums_valid.jsonl", "chain_sums_dev.jsonl"
 
 
 def selector() -> ml_collections.ConfigDict:
   """SFT on selector records from the starting weights' samples, with the task data."""
   run = common.sft(
-      "genselect_seeds.jsonl", seq_len=384, batch=16, learning_rate=1e-3, constant=False,
-      kind="selector", samples=SAMPLES, candidates=CANDIDATES, rounds=ROUNDS,
+      "genselect_seeds.jsonl", seq_len=SEQ_LEN, batch=16, learning_rate=1e-3,
+      constant=False, kind="selector", samples=SAMPLES, candidates=CANDIDATES, rounds=ROUNDS,
+      max_tokens=SEQ_LEN,
       temperature=TEMPERATURE, max_new_tokens=MAX_NEW_TOKENS, template="text", ngram=7,
       eval_records=(common.corpus(EVAL_RECORDS), common.corpus(DEV_RECORDS)))
   run.sft.records = common.corpus("genselect_sft.jsonl")
