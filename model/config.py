@@ -2,19 +2,26 @@
 
 A model is a stack of residual layers described by a Nemotron-H-style pattern string:
 
-  'M'  Mamba-2 mixer         '*'  attention         '-'  MLP
+  'M'  Mamba-2 mixer     '*'  attention     '-'  MLP     'L'  a d × d linear map
 
 Every layer is ``x + mixer(rms_norm(x))``. A Llama/Qwen transformer is ``'*-' * n``,
 a pure Mamba-2 model is ``'M' * n`` and Nemotron-H interleaves all three.
+
+Layers may differ (heterogeneous blocks, Llama-Nemotron's Puzzle, arXiv 2505.00949):
+``layer_kv_heads`` gives each attention layer its own KV-head count and
+``layer_mlp_dims`` each MLP layer its own width; 'L' is attention or an MLP replaced by
+a linear layer, and a removed sublayer is a layer left out of the pattern.
+``layer_config(i)`` is layer i's uniform view, which the layer functions read.
 The config is passed to jitted functions as one static argument.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Optional
 
-LAYER_KINDS = {"M": "mamba", "*": "attention", "-": "mlp"}
+LAYER_KINDS = {"M": "mamba", "*": "attention", "-": "mlp", "L": "linear"}
 SSM_IMPLS = ("xla", "pallas", "pallas_interpret")
 MLP_ACTIVATIONS = ("swiglu", "relu2")
 REMAT_POLICIES = ("none", "full", "dots")
@@ -46,6 +53,10 @@ class ModelConfig:
   # MLP.
   mlp_dim: int = 128
   mlp_activation: str = "swiglu"
+  # Per-layer sizes (empty: every layer takes n_kv_heads / mlp_dim): one entry per
+  # attention layer ('*'), one per MLP layer ('-'), in pattern order.
+  layer_kv_heads: tuple[int, ...] = ()
+  layer_mlp_dims: tuple[int, ...] = ()
   # Mamba-2.
   ssm_heads: int = 4
   ssm_head_dim: int = 16
@@ -84,6 +95,18 @@ class ModelConfig:
     if self.n_heads % self.n_kv_heads:
       fail("n_kv_heads", self.n_kv_heads,
            f"GQA groups must divide the query heads (n_heads={self.n_heads})")
+    for field, char in (("layer_kv_heads", "*"), ("layer_mlp_dims", "-")):
+      sizes = getattr(self, field)
+      if sizes and len(sizes) != self.pattern.count(char):
+        fail(field, sizes, f"needs one entry per '{char}' layer of the pattern "
+             f"({self.pattern.count(char)}), or none")
+      for i, size in enumerate(sizes):
+        if not isinstance(size, int) or size <= 0:
+          fail(field, sizes, f"entry {i} must be a positive integer")
+    for i, kv_heads in enumerate(self.layer_kv_heads):
+      if self.n_heads % kv_heads:
+        fail("layer_kv_heads", self.layer_kv_heads,
+             f"entry {i} ({kv_heads}) must divide the query heads (n_heads={self.n_heads})")
     if self.ssm_heads % self.ssm_groups:
       fail("ssm_groups", self.ssm_groups,
            f"must divide ssm_heads={self.ssm_heads} (each group shares B and C)")
@@ -121,6 +144,25 @@ class ModelConfig:
   @property
   def ssm_inner(self) -> int:
     return self.ssm_heads * self.ssm_head_dim
+
+  @property
+  def is_uniform(self) -> bool:
+    """Every attention layer and every MLP layer has the same shape."""
+    return not self.layer_kv_heads and not self.layer_mlp_dims
+
+  @functools.lru_cache(maxsize=None)
+  def layer_config(self, i: int) -> "ModelConfig":
+    """Layer i's sizes as a uniform config (the one the layer functions read)."""
+    if self.is_uniform:
+      return self
+    kind = self.pattern[i]
+    nth = self.pattern[:i].count(kind)
+    changes = {"layer_kv_heads": (), "layer_mlp_dims": ()}
+    if kind == "*" and self.layer_kv_heads:
+      changes["n_kv_heads"] = self.layer_kv_heads[nth]
+    if kind == "-" and self.layer_mlp_dims:
+      changes["mlp_dim"] = self.layer_mlp_dims[nth]
+    return self.replace(**changes)
 
   def replace(self, **changes) -> "ModelConfig":
     return dataclasses.replace(self, **changes)

@@ -104,13 +104,24 @@ def attention_cache(cfg: ModelConfig, batch: int, max_len: int, dtype) -> dict:
 
 def attention(p, x, cfg: ModelConfig, *, positions, segment_ids, cache=None,
               cache_index=None, cache_segment_ids=None):
-  """Causal GQA self-attention over packed segments, optionally through a KV cache.
+  """Causal GQA self-attention over packed segments, optionally through a KV cache:
+  ``attention_heads`` then the output projection. Returns (out (b l d), cache or None)."""
+  heads_BLHE, cache = attention_heads(p, x, cfg, positions=positions,
+                                      segment_ids=segment_ids, cache=cache,
+                                      cache_index=cache_index,
+                                      cache_segment_ids=cache_segment_ids)
+  return dense(heads_BLHE, p["o"].astype(x.dtype), contract=2), cache
+
+
+def attention_heads(p, x, cfg: ModelConfig, *, positions, segment_ids, cache=None,
+                    cache_index=None, cache_segment_ids=None):
+  """Each query head's attention output before the output projection.
 
   x (b l d); positions, segment_ids (b l). Without a cache, query i sees key j iff
   j <= i and both carry the same segment id. With a cache, the l new keys are written at
   slots [cache_index, cache_index + l) and ``cache_segment_ids`` (b s) holds every
   slot's segment id (0 for empty slots), already updated with the new tokens.
-  Returns (out (b l d), updated cache or None).
+  Returns (heads (b l h e), updated cache or None).
   """
   dtype = x.dtype
   b, l = x.shape[:2]
@@ -147,8 +158,7 @@ def attention(p, x, cfg: ModelConfig, *, positions, segment_ids, cache=None,
   else:
     visible = attention_lib.visibility(query_slots, key_slots, segment_ids, key_segments)
     out = attention_lib.einsum_attention(q, k, v, visible)
-  out = out.reshape(b, l, cfg.n_heads, cfg.head_dim)
-  return dense(out, w("o"), contract=2), cache
+  return out.reshape(b, l, cfg.n_heads, cfg.head_dim), cache
 
 
 # ------------------------------------------------------------------------------- MLP
@@ -169,11 +179,31 @@ def mlp_specs(cfg: ModelConfig) -> dict:
 
 def mlp(p, x, cfg: ModelConfig):
   """SwiGLU ``down(silu(gate x) * up x)`` or squared ReLU ``down(relu(up x)^2)``."""
+  return dense(mlp_hidden(p, x, cfg), p["down"].astype(x.dtype))
+
+
+def mlp_hidden(p, x, cfg: ModelConfig):
+  """The activations the down projection reads (b l f)."""
   w = lambda name: p[name].astype(x.dtype)
   up = dense(x, w("up"))                                                       # b l f
   if cfg.mlp_activation == "swiglu":
     hidden = jax.nn.silu(dense(x, w("gate"))) * up
   else:
     hidden = jnp.square(jax.nn.relu(up))
-  hidden = constrain(hidden, ("batch", None, "mlp"))
-  return dense(hidden, w("down"))
+  return constrain(hidden, ("batch", None, "mlp"))
+
+
+# ---------------------------------------------------------------------------- linear
+
+
+def linear_specs(cfg: ModelConfig) -> dict:
+  """A layer whose mixer is one d × d matrix: attention or an MLP replaced by a linear
+  map (Llama-Nemotron's Puzzle, arXiv 2505.00949). Both dims are the model width."""
+  d = cfg.d_model
+  return {"norm": P.ParamSpec((d,), ("embed",), P.constant(1.0)),
+          "w": P.ParamSpec((d, d), ("embed", "embed"), P.normal(cfg.init_std))}
+
+
+def linear(p, x, cfg: ModelConfig):
+  del cfg
+  return dense(x, p["w"].astype(x.dtype))

@@ -4,12 +4,12 @@
     axes = logical_axes(cfg)                      # same tree, PartitionSpec leaves
     logits, cache = forward(params, tokens, cfg)  # tokens (b l) → logits (b l vocab) fp32
 
-Layer i is ``x + mixer_i(rms_norm(x))`` with the mixer named by ``cfg.pattern[i]``.
-``params['layers']`` is a list, one dict per layer.
+Layer i is ``x + mixer_i(rms_norm(x))`` with the mixer named by ``cfg.pattern[i]`` and
+its sizes by ``cfg.layer_config(i)``. ``params['layers']`` is a list, one dict per layer.
 
 Caches (``init_cache``): ``index`` (slots filled so far), ``segment_ids`` (b s) of every
 slot (0 = empty or padding) and one entry per layer: a KV cache for attention, conv
-windows and an fp32 SSM state for Mamba, nothing for MLPs. ``forward`` with a cache
+windows and an fp32 SSM state for Mamba, nothing for MLP and linear layers. ``forward`` with a cache
 writes the l new tokens at slots [index, index + l): a prefill when l > 1, a decode
 step when l == 1.
 """
@@ -35,6 +35,7 @@ _LAYER_SPECS = {
     "attention": layers.attention_specs,
     "mlp": layers.mlp_specs,
     "mamba": mamba_lib.mamba_specs,
+    "linear": layers.linear_specs,
 }
 
 
@@ -43,7 +44,8 @@ def param_specs(cfg: ModelConfig) -> dict:
   specs = {
       "embed": P.ParamSpec((cfg.vocab_size, cfg.d_model), ("vocab", "embed"),
                            P.normal(cfg.init_std)),
-      "layers": [_LAYER_SPECS[kind](cfg) for kind in cfg.layer_kinds],
+      "layers": [_LAYER_SPECS[kind](cfg.layer_config(i))
+                 for i, kind in enumerate(cfg.layer_kinds)],
       "final_norm": P.ParamSpec((cfg.d_model,), ("embed",), P.constant(1.0)),
   }
   if not cfg.tie_embeddings:
@@ -91,15 +93,17 @@ def flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
 
 def init_cache(cfg: ModelConfig, batch: int, max_len: int, dtype=None) -> dict:
   dtype = jnp.dtype(dtype or cfg.dtype)
-  per_layer = {
-      "attention": lambda: layers.attention_cache(cfg, batch, max_len, dtype),
-      "mamba": lambda: mamba_lib.mamba_cache(cfg, batch, dtype),
-      "mlp": dict,
-  }
+  def layer_cache(kind, layer_cfg):
+    if kind == "attention":
+      return layers.attention_cache(layer_cfg, batch, max_len, dtype)
+    if kind == "mamba":
+      return mamba_lib.mamba_cache(layer_cfg, batch, dtype)
+    return {}
   return {
       "index": jnp.zeros((), jnp.int32),
       "segment_ids": jnp.zeros((batch, max_len), jnp.int32),
-      "layers": [per_layer[kind]() for kind in cfg.layer_kinds],
+      "layers": [layer_cache(kind, cfg.layer_config(i))
+                 for i, kind in enumerate(cfg.layer_kinds)],
   }
 
 
@@ -125,7 +129,10 @@ def _remat(fn, policy: str):
   return jax.checkpoint(fn, policy=jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims)
 
 
-def _layer(kind, p, x, cfg, positions, segment_ids, cache, cache_index, cache_segments):
+def apply_layer(kind, p, x, cfg, positions, segment_ids, cache=None, cache_index=None,
+                cache_segments=None):
+  """One residual layer ``x + mixer(rms_norm(x))`` of ``kind`` with the layer's own
+  config (``cfg.layer_config(i)``). Returns (x (b l d), the layer's cache or None)."""
   h = layers.rms_norm(x, p["norm"], cfg.norm_eps)
   if kind == "attention":
     out, cache = layers.attention(p, h, cfg, positions=positions, segment_ids=segment_ids,
@@ -133,8 +140,10 @@ def _layer(kind, p, x, cfg, positions, segment_ids, cache, cache_index, cache_se
                                   cache_segment_ids=cache_segments)
   elif kind == "mamba":
     out, cache = mamba_lib.mamba(p, h, cfg, segment_ids=segment_ids, cache=cache)
-  else:
+  elif kind == "mlp":
     out = layers.mlp(p, h, cfg)
+  else:
+    out = layers.linear(p, h, cfg)
   return x + out, cache
 
 
@@ -165,8 +174,9 @@ def forward(params: dict, tokens: jax.Array, cfg: ModelConfig, *, positions=None
   new_layer_caches = []
   for i, kind in enumerate(cfg.layer_kinds):
     layer_fn = _remat(
-        lambda p, x, c, kind=kind: _layer(kind, p, x, cfg, positions, segment_ids, c,
-                                          cache_index, cache_segments), cfg.remat)
+        lambda p, x, c, kind=kind, layer_cfg=cfg.layer_config(i): apply_layer(
+            kind, p, x, layer_cfg, positions, segment_ids, c, cache_index, cache_segments),
+        cfg.remat)
     x, layer_cache = layer_fn(params["layers"][i], x,
                               None if cache is None else cache["layers"][i])
     x = constrain(x, RESIDUAL)
