@@ -239,6 +239,42 @@ def test_comparison_verdicts(better, worse, verdict):
   assert gated["verdict"] == "untestable"
 
 
+def test_a_loss_is_better_when_lower_in_comparisons_and_the_gate():
+  arms = {"a": {"loss/valid": {"values": [1.0, 1.1, 1.2]}},
+          "b": {"loss/valid": {"values": [2.0, 2.2, 2.1]}}}
+  (comparison,) = claims.compare(arms, "loss/valid", [("a", "b")])
+  assert comparison["differences"] == pytest.approx([1.0, 1.1, 0.9])
+  assert comparison["verdict"] == "holds" and comparison["wins"] == 3
+  (reverse,) = claims.compare(arms, "loss/valid", [("b", "a")])
+  assert reverse["verdict"] == "contradicted"
+  gate = common.gate(stages=("base",), metric="loss/valid", threshold=1.5, skill="text")
+  assert claims.gate_summary(gate, {"base": [1.5, 0.9]})["passed"]
+  assert not claims.gate_summary(gate, {"base": [1.4, 1.6]})["passed"]
+
+
+def test_a_teacher_stage_trains_first_and_keys_its_student(tmp_path):
+  data = tmp_path / "data.txt"
+  data.write_text("What is 1 + 2?\n3\n\n")
+  student = _tiny_run(data)
+  student.teacher = {"checkpoint": "", "model": student.model}
+  pipeline = {"teacher": common.stage(_tiny_run(data), steps=2, shared=True),
+              "student": common.stage(student, steps=2, teacher="teacher")}
+  resolved = stages.resolve(pipeline, ["student"], "/c", seed=1, fast=False)
+  assert list(resolved) == ["teacher", "student"]
+  assert resolved["student"].run.teacher.checkpoint == resolved["teacher"].directory
+  assert not resolved["student"].run.init_checkpoint
+  key = resolved["student"].key
+  pipeline["teacher"].run.train.log_every += 1           # another teacher, another student
+  assert stages.resolve(pipeline, ["student"], "/c", seed=1, fast=False)["student"].key != key
+  pipeline["teacher"].shared = False
+  pipeline["student"].shared = True
+  with pytest.raises(run_config.ConfigError, match="student is shared but is taught by"):
+    stages.check_shared(pipeline)
+  pipeline["student"].teacher = "nobody"
+  with pytest.raises(run_config.ConfigError, match="teacher='nobody' is not a stage"):
+    stages.check_shared(pipeline)
+
+
 def test_claim_verdict_and_the_gate():
   holds, shown, against = ({"verdict": v} for v in ("holds", "not shown", "contradicted"))
   assert claims.claim_verdict([holds, holds], True) == "holds"

@@ -97,8 +97,10 @@ def save_hf_directory(config, directory, change_params=lambda params: params) ->
 
 def test_standalone_evaluation_of_a_hugging_face_directory(tmp_path):
   """A tiny Llama exported to a Hugging Face directory, evaluated with a run config's
-  eval section: held-out loss and greedy accuracy, written to --output/eval.jsonl."""
+  eval section: held-out loss, greedy accuracy and decoding speed, written to
+  --output/eval.jsonl."""
   config = tiny_llama_config()
+  config.eval.decode_timing = True
   save_hf_directory(config, tmp_path / "hf")
   with pytest.raises(ValueError, match="give --output"):
     evaluate.evaluate_checkpoint(config, str(tmp_path / "hf"))
@@ -106,7 +108,9 @@ def test_standalone_evaluation_of_a_hugging_face_directory(tmp_path):
   records = [json.loads(line) for line in open(config.eval.records)][:4]
   kinds = {r["kind"] for r in records}
   assert set(figures) == {"loss/english", "loss/reasoning", "pass@1", "length",
-                          "correct_length", *(f"pass@1/{kind}" for kind in kinds)}
+                          "correct_length", "decode_tokens_per_s",
+                          *(f"pass@1/{kind}" for kind in kinds)}
+  assert figures["decode_tokens_per_s"] > 0
   per_kind = sum(figures[f"pass@1/{r['kind']}"] for r in records) / len(records)
   assert per_kind == pytest.approx(figures["pass@1"])
   assert np.log(1024) - 1 < figures["loss/english"] < np.log(1024) + 1   # an untrained model

@@ -50,7 +50,8 @@ seeds with the same inputs (``shared`` stages) and other claims (``train/stages.
 
 A comparison's verdict: the 95% paired Student t interval of better − worse over seeds
 lies above 0 ('holds'), below 0 ('contradicted'), or covers 0 or there is one seed ('not
-shown'); 'untestable' if the gate failed. The claim's verdict: 'untestable' if the gate
+shown'). A held-out loss (``loss/<name>``) is better when lower: its difference is worse
+− better, and a gate on it passes at or below its threshold; 'untestable' if the gate failed. The claim's verdict: 'untestable' if the gate
 failed, else 'holds' if every comparison holds, 'contradicted' if any is contradicted,
 else 'not shown'. Baselines: ``chance`` as the config declares it, ``most_frequent`` the
 share of eval records whose answer is the most common one, ``untrained`` each arm's
@@ -99,6 +100,11 @@ def _sampled(metric: str) -> bool:
       metric.startswith(("pass@", "maj@", "genselect")) and metric.split("/")[0] != "pass@1")
 
 
+def lower_is_better(metric: str) -> bool:
+  """A held-out loss ('loss/<name>'); every other figure is better when higher."""
+  return metric.split("/")[0] == "loss"
+
+
 def arm_metric(config: ml_collections.ConfigDict, arm: str) -> str:
   """The figure compared for ``arm``: its ``arm_metric``, else ``claim.metric``."""
   return config.arm_metric.get(arm, config.claim.metric)
@@ -110,6 +116,9 @@ def _check_metric(field: str, metric: str, section: ml_collections.ConfigDict,
   the figure ``metric`` (set in ``field``): a sampled figure needs samples, k of them for
   an '@k' one, and a GenSelect one its selection."""
   name = metric.split("/")[0]
+  if lower_is_better(metric) and metric.split("/", 1)[-1] not in section.text_files:
+    raise config_lib.ConfigError(f"{field}={metric!r} needs {where}.text_files to name "
+                                 f"{metric.split('/', 1)[-1]!r}")
   if _sampled(metric) and not section.samples:
     raise config_lib.ConfigError(f"{field}={metric!r} needs {where}.samples > 0")
   if _sampled(metric) and "@" in name and name.split("@")[1] != str(section.samples):
@@ -169,6 +178,11 @@ def check(config: ml_collections.ConfigDict) -> None:
         if arm not in config.arms:
           raise config_lib.ConfigError(f"claim.comparisons names arm {arm!r}; arms: "
                                        f"{sorted(config.arms)}")
+      if lower_is_better(arm_metric(config, better)) != lower_is_better(
+          arm_metric(config, worse)):
+        raise config_lib.ConfigError(
+            f"claim.comparisons: {better!r} and {worse!r} are compared by a loss and a "
+            "score, one better when lower and one when higher")
       if tokens[better] != tokens[worse]:
         raise config_lib.ConfigError(
             f"arms {better!r} and {worse!r} see {tokens[better]:,} and {tokens[worse]:,} "
@@ -260,14 +274,15 @@ def compare(arms: Mapping[str, Mapping[str, Any]], metric: str,
             comparisons: Sequence[tuple[str, str]], gate_passed: bool = True,
             metrics: Optional[Mapping[str, str]] = None) -> list[dict]:
   """Per comparison: the per-seed differences better − worse of ``metric`` (an arm's
-  own in ``metrics``, {arm: figure}, if there), paired by seed; their mean and 95% t
-  interval, the seeds the better arm wins, the verdict ('untestable' whatever the
-  numbers if the gate failed)."""
+  own in ``metrics``, {arm: figure}, if there; worse − better for a loss), paired by
+  seed; their mean and 95% t interval, the seeds the better arm wins, the verdict
+  ('untestable' whatever the numbers if the gate failed)."""
   out = []
   for better, worse in comparisons:
     figures = [(metrics or {}).get(arm, metric) for arm in (better, worse)]
-    differences = [float(a - b) for a, b in zip(arms[better][figures[0]]["values"],
-                                                arms[worse][figures[1]]["values"])]
+    sign = -1.0 if lower_is_better(figures[0]) else 1.0
+    differences = [sign * float(a - b) for a, b in zip(arms[better][figures[0]]["values"],
+                                                       arms[worse][figures[1]]["values"])]
     interval = t_interval(differences)
     out.append({"better": better, "worse": worse, "metrics": figures,
                 "differences": differences,
@@ -307,10 +322,12 @@ def most_frequent(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def gate_summary(gate: ml_collections.ConfigDict, values: Mapping[str, Sequence[float]]
                  ) -> dict[str, Any]:
   """The gate's record: its settings, the gated figure {stage: [per seed]}, passed if
-  every value reaches the threshold."""
+  every value reaches the threshold (at or below it for a loss)."""
+  sign = -1.0 if lower_is_better(gate.metric) else 1.0
   return {"skill": gate.skill, "stages": list(gate.stages), "metric": gate.metric,
           "threshold": gate.threshold, "values": {s: list(v) for s, v in values.items()},
-          "passed": all(v >= gate.threshold for vs in values.values() for v in vs)}
+          "passed": all(sign * (v - gate.threshold) >= 0
+                        for vs in values.values() for v in vs)}
 
 
 # -------------------------------------------------------------------------------- plot

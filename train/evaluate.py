@@ -41,6 +41,11 @@ The ``eval`` section of a run config:
   max_new_tokens  completion budget (also of a selector's reply; with a tool, the
                   tool's output counts in it)
   batch_size      records per generation call and rows per loss batch
+  decode_timing   also time greedy decoding: the first ``batch_size`` prompts decoded
+                  for exactly ``max_new_tokens`` tokens (no stop token), once to compile
+                  and once timed: ``decode_tokens_per_s`` (tokens of every process over
+                  their mean wall time). Compare models timed in one process, one after
+                  another on the same machine
 
 Figures: ``loss/<name>`` per text file; ``pass@1`` (greedy), ``pass@k`` (unbiased
 estimator of Chen et al., arXiv 2107.03374, from the k samples), ``maj@k`` (the most
@@ -83,6 +88,7 @@ import functools
 import math
 import os
 import random
+import time
 from collections.abc import Mapping, Sequence
 from typing import Optional
 
@@ -335,8 +341,16 @@ class Evaluator:
       totals += sampled_counts(self.records, by_record, k)
       if selecting:
         totals += self._genselect(params, by_record, jax.random.fold_in(rng, 2), step)
+    if section.get("decode_timing", False):
+      totals += self._decode_speed(params, rng)
     totals = _all_processes_sum(np.asarray(totals, np.float64))
-    out = {"pass@1": totals[0] / n, "length": totals[1] / n,
+    if section.get("decode_timing", False):
+      tokens, seconds = totals[-2:]
+      totals = totals[:-2]
+      speed = {"decode_tokens_per_s": tokens * jax.process_count() / seconds}
+    else:
+      speed = {}
+    out = {**speed, "pass@1": totals[0] / n, "length": totals[1] / n,
            "correct_length": totals[2] / max(totals[0], 1.0)}
     if tool_calls(section):
       out.update({"tool_calls": totals[3] / n, "tool_failures": totals[4] / max(totals[3], 1),
@@ -352,6 +366,21 @@ class Evaluator:
                   "genselect_invalid": sampled[4] / (n * section.genselect_rounds),
                   "genselect_fallback": sampled[5] / n})
     return out
+
+  def _decode_speed(self, params, rng) -> list[float]:
+    """(tokens, seconds) of this process's timed greedy decode of the first
+    ``batch_size`` prompts for exactly ``max_new_tokens`` tokens; a first untimed pass
+    compiles."""
+    section = self.ctx.config.eval
+    sampling = dataclasses.replace(self._sampling(0.0), stop_tokens=())
+    indices = list(range(min(len(self.prompts), section.batch_size)))
+    decode = lambda: generation.generate_in_chunks(
+        self.ctx, params, self.prompts, indices, rng, sampling=sampling,
+        chunk_rows=section.batch_size)
+    decode()
+    started = time.perf_counter()
+    rows = decode()
+    return [float(sum(len(ids) for _, ids, _ in rows)), time.perf_counter() - started]
 
   def _genselect(self, params, local_samples: Mapping[int, Sequence[str]], rng, step: int
                  ) -> tuple[int, int, int]:

@@ -6,17 +6,22 @@ A stage (``stage(...)``) is a run config of the one driver (any loop, its own mi
 
   after       the stage whose final weights it starts from (its ``init_checkpoint``);
               '' keeps the run config's own ``init_checkpoint`` (or scratch)
+  teacher     the stage whose final weights are its ``teacher.checkpoint`` (a
+              distillation stage, e.g. a pruned student and its unpruned teacher); ''
+              keeps the run config's own
   steps       its optimizer steps (``train.steps``)
   fast_steps  its steps in a reduced run (``fast=True``)
   shared      trained once with ``train.seed=0`` and reused by every seed of a claim
               (e.g. one pretrained base); it may only start after shared stages
 
 A pipeline is a ``{name: stage}`` mapping; the ``after`` links make a tree, so stages
-that several branches share (one pretrained base for every arm) run once.
+that several branches share (one pretrained base for every arm) run once. A ``teacher``
+stage is trained before the stages it teaches.
 
 Stages reused by content. A stage's key is the sha256 of its identity: its resolved run
 config as JSON (steps and seed resolved, the eval section removed, ``init_checkpoint``
-replaced by the key of the stage it starts after, and every string that names an
+replaced by the key of the stage it starts after, ``teacher.checkpoint`` by the key of
+its teacher stage, and every string that names an
 existing file replaced by the sha256 of that file's bytes) and the code version (the
 sha256 of the ``.py`` sources of model/, train/, rl/ and data/). Stages train without
 evaluation, as ordinary ``train.driver.run`` runs, in the stage cache::
@@ -81,12 +86,13 @@ CODE_PACKAGES = ("model", "train", "rl", "data")
 
 
 def stage(run: ml_collections.ConfigDict, *, steps: int, fast_steps: Optional[int] = None,
-          after: str = "", shared: bool = False) -> ml_collections.ConfigDict:
+          after: str = "", teacher: str = "", shared: bool = False
+          ) -> ml_collections.ConfigDict:
   """One stage: ``run`` (a run config) for ``steps`` steps (``fast_steps`` when fast,
-  default ``steps``), starting from the stage ``after``; ``shared``: once for every
-  seed."""
+  default ``steps``), starting from the stage ``after``, taught by the stage
+  ``teacher``; ``shared``: once for every seed."""
   return ml_collections.ConfigDict(dict(
-      run=run, steps=steps, after=after, shared=shared,
+      run=run, steps=steps, after=after, teacher=teacher, shared=shared,
       fast_steps=steps if fast_steps is None else fast_steps))
 
 
@@ -106,13 +112,21 @@ def chain(stages: Mapping[str, Any], name: str) -> list[str]:
 
 
 def check_shared(stages: Mapping[str, Any]) -> None:
-  """ConfigError for a shared stage that starts after a stage that is not shared (its
-  weights would differ per seed)."""
+  """ConfigError for a teacher that is not a stage, and for a shared stage that starts
+  after or is taught by a stage that is not shared (its weights would differ per
+  seed)."""
   for name, spec in stages.items():
-    if spec.shared and spec.after and not stages[spec.after].shared:
-      raise config_lib.ConfigError(
-          f"stages.{name} is shared but starts after {spec.after!r}, which is not: a stage "
-          "shared by every seed may only start after shared stages")
+    teacher = spec.get("teacher", "")
+    if teacher and teacher not in stages:
+      raise config_lib.ConfigError(f"stages.{name}.teacher={teacher!r} is not a stage; "
+                                   f"known: {sorted(stages)}")
+    for link in ("after", "teacher"):
+      parent = spec.get(link, "")
+      if spec.shared and parent and not stages[parent].shared:
+        how = "starts after" if link == "after" else "is taught by"
+        raise config_lib.ConfigError(
+            f"stages.{name} is shared but {how} {parent!r}, which is not: a stage shared "
+            "by every seed may only depend on shared stages")
 
 
 def stage_tokens(run: ml_collections.ConfigDict) -> int:
@@ -121,15 +135,19 @@ def stage_tokens(run: ml_collections.ConfigDict) -> int:
 
 
 def run_config(spec: ml_collections.ConfigDict, *, seed: int, fast: bool,
-               init_checkpoint: str = "") -> ml_collections.ConfigDict:
+               init_checkpoint: str = "", teacher_checkpoint: str = ""
+               ) -> ml_collections.ConfigDict:
   """The run config of stage ``spec``: its steps, ``train.seed`` (0 for a shared stage),
-  ``init_checkpoint`` (if it starts after a stage) and no evaluation."""
+  ``init_checkpoint`` (if it starts after a stage), ``teacher.checkpoint`` (if a stage
+  teaches it) and no evaluation."""
   run = copy.deepcopy(spec.run)
   with run.unlocked():
     run.train.steps = spec.fast_steps if fast else spec.steps
     run.train.seed = 0 if spec.shared else seed
     if spec.after:
       run.init_checkpoint = init_checkpoint
+    if spec.get("teacher", ""):
+      run.teacher.checkpoint = teacher_checkpoint
     run.eval.text_files = {}
     run.eval.records = ""
   return run
@@ -194,13 +212,17 @@ def sha256_json(value: Any) -> str:
   return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
-def identity(run: ml_collections.ConfigDict, parent_key: str) -> tuple[dict, dict[str, str]]:
+def identity(run: ml_collections.ConfigDict, parent_key: str, teacher_key: str = ""
+             ) -> tuple[dict, dict[str, str]]:
   """(what a stage's key is the hash of, {data file: sha256}) for ``run`` starting from
-  the stage keyed ``parent_key`` ('' for a root stage)."""
+  the stage keyed ``parent_key`` ('' for a root stage), taught by the stage keyed
+  ``teacher_key`` ('' for none)."""
   record = driver.config_record(run)
   record.pop("eval", None)
   if parent_key:
     record["init_checkpoint"] = parent_key
+  if teacher_key:
+    record["teacher"]["checkpoint"] = teacher_key
   files = {}
   return {"config": with_file_digests(record, files), "code": code_version()}, files
 
@@ -230,23 +252,40 @@ class Stage:
 
 def resolve(stages: Mapping[str, Any], targets: Sequence[str], cache: str, *, seed: int,
             fast: bool) -> dict[str, Stage]:
-  """Every stage ``targets`` need, parents first, resolved for ``seed`` in the cache
-  ``cache``: {name: Stage}."""
-  out = {}
-  for target in targets:
-    for name in chain(stages, target):
-      if name in out:
+  """Every stage ``targets`` need (the stages they start after and their teachers),
+  each before the stages that need it, resolved for ``seed`` in the cache ``cache``:
+  {name: Stage}."""
+  out, pending = {}, []
+
+  def add(name):
+    if name in pending:
+      raise config_lib.ConfigError(f"stages: {' → '.join(pending)} → {name}: a stage "
+                                   "is taught by a stage that needs it")
+    pending.append(name)
+    for link in chain(stages, name):
+      if link in out:
         continue
-      spec = stages[name]
+      spec = stages[link]
+      teacher = spec.get("teacher", "")
+      if teacher:
+        add(teacher)
       parent = out[spec.after] if spec.after else None
+      taught_by = out[teacher] if teacher else None
       run = run_config(spec, seed=seed, fast=fast,
-                       init_checkpoint=parent.directory if parent else "")
-      inputs, files = identity(run, parent.key if parent else "")
+                       init_checkpoint=parent.directory if parent else "",
+                       teacher_checkpoint=taught_by.directory if taught_by else "")
+      inputs, files = identity(run, parent.key if parent else "",
+                               taught_by.key if taught_by else "")
       key = sha256_json(inputs)
-      out[name] = Stage(name=name, run=run, key=key, parent_key=parent.key if parent else "",
-                        files=files, directory=os.path.join(cache, key),
+      out[link] = Stage(name=link, run=run, key=key,
+                        parent_key=parent.key if parent else "", files=files,
+                        directory=os.path.join(cache, key),
                         tokens_seen=stage_tokens(run) + (parent.tokens_seen if parent else 0),
                         shared=bool(spec.shared))
+    pending.pop()
+
+  for target in targets:
+    add(target)
   return out
 
 
