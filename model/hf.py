@@ -8,6 +8,8 @@ Supported families (``architectures[0]``, else ``model_type``):
 
   LlamaForCausalLM      decoder block i → pattern layers '*' (input_layernorm + self_attn)
   Qwen2ForCausalLM        and '-' (post_attention_layernorm + SwiGLU mlp); Qwen2 adds q/k/v bias
+  DeciLMForCausalLM     Llama-Nemotron (arXiv 2505.00949): decoder block i → '*', 'L' or
+                          nothing, then '-', 'L' or nothing, each block its own sizes
   Mamba2ForCausalLM     layer i → 'M'
   NemotronHForCausalLM  layer i → 'M', '*' (no RoPE) or '-' (squared-ReLU MLP), 1:1
 
@@ -47,6 +49,21 @@ Semantics (transformers 5.23-5.25 modeling files, NVIDIA's NemotronH modeling co
     (bos 1, eos 2, pad 0) would apply.
   * Mamba2's ``residual_in_fp32`` only changes the residual dtype; our residual stream is
     in cfg.dtype (identical in float32).
+  * DeciLM (model_type 'nemotron-nas', NVIDIA's modeling_decilm.py and block_config.py):
+    a Llama config whose ``num_key_value_heads`` and ``intermediate_size`` are null and
+    whose ``block_configs`` give each decoder layer an ``attention`` and an ``ffn``
+    sub-block. ``no_op`` removes the sub-block and its norm; ``replace_with_linear``
+    makes it ``x + W·rms_norm(x)`` with a bias-free hidden × hidden ``linear_attn`` /
+    ``linear_mlp`` (our 'L'); otherwise attention has num_attention_heads //
+    n_heads_in_group KV heads and the SwiGLU MLP is ``_ffn_width(ffn_mult, hidden_size)``
+    wide. Head width is hidden_size // num_attention_heads. Unknown sub-block fields are
+    refused (NVIDIA's code drops them with a warning) and sliding-window / sink
+    attention is not implemented; ``sparsify`` only adds a backward hook there.
+    A pattern is saved in canonical blocks (``_blocks_of``): an attention or 'L' layer
+    takes the '-' or 'L' layer after it as its ffn, a '-' alone gets a no-op attention.
+    Reloaded, the pattern and every array come back unchanged; a DeciLM file whose
+    blocks group its sub-blocks otherwise (an 'L' then an 'L' in two blocks, say) saves
+    back in fewer blocks, the same function.
 """
 
 from __future__ import annotations
@@ -72,11 +89,21 @@ from model.config import ModelConfig
 ARCHITECTURES = {
     "LlamaForCausalLM": "llama",
     "Qwen2ForCausalLM": "qwen2",
+    "DeciLMForCausalLM": "nemotron-nas",
     "Mamba2ForCausalLM": "mamba2",
     "NemotronHForCausalLM": "nemotron_h",
 }
 _FAMILY_ARCHITECTURE = {family: arch for arch, family in ARCHITECTURES.items()}
 _NEMOTRON_BLOCKS = {"linear_attention": "M", "full_attention": "*", "mlp": "-", "moe": "E"}
+# The fields of NVIDIA's AttentionConfig and FFNConfig (block_config.py), the keys of a
+# block_configs entry. window_length and num_sink_tokens must be null (no sliding-window or
+# sink attention); the two sink switches act only with them.
+_DECILM_FIELDS = {
+    "attention": ("no_op", "replace_with_linear", "n_heads_in_group", "window_length",
+                  "num_sink_tokens", "use_prefill_window_in_sink_attention",
+                  "unshifted_sink", "sparsify"),
+    "ffn": ("no_op", "replace_with_linear", "ffn_mult", "sparsify"),
+}
 _NEMOTRON_LEGACY = {  # old NemotronH config names → current ones (configuration_nemotron_h.py)
     "mamba_n_groups": "n_groups", "mamba_d_conv": "conv_kernel", "mamba_expand": "expand",
     "mamba_dt_min": "time_step_min", "mamba_dt_max": "time_step_max",
@@ -98,6 +125,13 @@ _HF_DEFAULTS = {
               "intermediate_size": 11008, "num_hidden_layers": 32,
               "num_attention_heads": 32, "num_key_value_heads": None,
               "max_position_embeddings": 2048, "attention_bias": False, "mlp_bias": False},
+    # NVIDIA's DeciLMConfig: transformers 4.44's LlamaConfig plus block_configs; its newer
+    # versions add position_embedding_type and o_proj_bias.
+    "nemotron-nas": {**_TRANSFORMER_DEFAULTS, "vocab_size": 32000, "hidden_size": 4096,
+                     "num_hidden_layers": 32, "num_attention_heads": 32,
+                     "max_position_embeddings": 2048, "attention_bias": False,
+                     "mlp_bias": False, "block_configs": None,
+                     "position_embedding_type": "rope", "o_proj_bias": False},
     "qwen2": {**_TRANSFORMER_DEFAULTS, "vocab_size": 151936, "hidden_size": 4096,
               "intermediate_size": 22016, "num_hidden_layers": 32,
               "num_attention_heads": 32, "num_key_value_heads": 32,
@@ -128,6 +162,7 @@ _HF_DEFAULTS = {
 _SIZING_KEYS = {
     "llama": ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers"),
     "qwen2": ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers"),
+    "nemotron-nas": ("vocab_size", "hidden_size", "num_hidden_layers", "block_configs"),
     "mamba2": ("vocab_size", "hidden_size", "num_hidden_layers"),
     "nemotron_h": ("vocab_size", "hidden_size", "intermediate_size",
                    ("layers_block_type", "hybrid_override_pattern")),
@@ -135,6 +170,9 @@ _SIZING_KEYS = {
 DT_FLOORS = ("time_step_limit", "time_step_min")
 
 Path = tuple  # a key path into our param tree, e.g. ("layers", 3, "in_x")
+# A Llama-style decoder block: its attention sub-block ('*', 'L' or '' for none) and its
+# MLP sub-block ('-', 'L' or ''), as pattern characters.
+Block = tuple[str, str]
 
 
 # ------------------------------------------------------------------------------ config
@@ -178,7 +216,8 @@ def _as_dict(hf_config) -> dict:
 
 
 def hf_family(hf_config) -> str:
-  """'llama' | 'qwen2' | 'mamba2' | 'nemotron_h' from ``architectures`` or ``model_type``."""
+  """'llama' | 'qwen2' | 'nemotron-nas' | 'mamba2' | 'nemotron_h' from ``architectures`` or
+  ``model_type``."""
   d = _as_dict(hf_config)
   for arch in d.get("architectures") or ():
     if arch in ARCHITECTURES:
@@ -234,10 +273,109 @@ def _attention_widths(d: dict) -> dict:
           "head_dim": d["head_dim"] or d["hidden_size"] // heads}
 
 
+def _ffn_width(ffn_mult: float, hidden: int) -> int:
+  """DeciLM's MLP width: int(2/3 · ffn_mult · hidden) rounded up to a multiple of 256
+  (NVIDIA's _ffn_mult_to_intermediate_size of ffn_mult rounded to 6 decimals, as their
+  FFNConfig stores it)."""
+  width = int(2 * round(ffn_mult, 6) * hidden / 3)
+  return -(-width // 256) * 256
+
+
+def _decilm_blocks(d: dict) -> tuple[list[Block], list[int], list[int]]:
+  """From a DeciLM config's ``block_configs``: each decoder layer's Block, the KV heads
+  of its attention ('*') layers and the widths of its MLP ('-') layers, in order.
+  ValueError naming the layer and the field of the first malformed or unsupported entry."""
+  configs, n_layers = d["block_configs"], d["num_hidden_layers"]
+  if not isinstance(configs, list) or len(configs) != n_layers:
+    got = (f"{len(configs)} entries" if isinstance(configs, list)
+           else f"a {type(configs).__name__}")
+    raise ValueError(f"DeciLMForCausalLM config field block_configs has {got}: want one "
+                     f"object per decoder layer (num_hidden_layers={n_layers})")
+  heads, hidden = d["num_attention_heads"], d["hidden_size"]
+  blocks, kv_heads, widths = [], [], []
+  for i, entry in enumerate(configs):
+    def fail(field, value, why, i=i):
+      raise ValueError(f"DeciLMForCausalLM config field block_configs[{i}]{field}="
+                       f"{value!r}: {why}")
+
+    if not isinstance(entry, Mapping):
+      fail("", entry, "want an object with 'attention' and 'ffn'")
+    for kind in entry:
+      if kind not in _DECILM_FIELDS:
+        fail(f".{kind}", entry[kind], "unknown sub-block; a block has 'attention' and 'ffn'")
+    block = []
+    for kind, fields in _DECILM_FIELDS.items():
+      sub = entry.get(kind)
+      if not isinstance(sub, Mapping):
+        fail(f".{kind}", sub, "want an object")
+      for key, value in sub.items():
+        if key not in fields:
+          fail(f".{kind}.{key}", value, f"unknown field; known: {list(fields)}")
+      for key in ("no_op", "replace_with_linear"):
+        if not isinstance(sub.get(key, False), bool):
+          fail(f".{kind}.{key}", sub[key], "want true or false")
+      if sub.get("no_op") and sub.get("replace_with_linear"):
+        fail(f".{kind}", dict(sub), "no_op and replace_with_linear are both true: a "
+             "sub-block is removed or linear, not both")
+      if sub.get("no_op") or sub.get("replace_with_linear"):
+        block.append("" if sub.get("no_op") else "L")
+      elif kind == "attention":
+        for key in ("window_length", "num_sink_tokens"):
+          if sub.get(key) is not None:
+            fail(f".attention.{key}", sub[key], "sliding-window and sink attention are "
+                 "not implemented")
+        group = sub.get("n_heads_in_group")
+        if isinstance(group, bool) or not isinstance(group, int) or group <= 0 or heads % group:
+          fail(".attention.n_heads_in_group", group, "want a positive integer that "
+               f"divides num_attention_heads={heads}")
+        block.append("*")
+        kv_heads.append(heads // group)
+      else:
+        mult = sub.get("ffn_mult")
+        if (isinstance(mult, bool) or not isinstance(mult, (int, float))
+            or not 0 < mult < _INF or _ffn_width(mult, hidden) == 0):
+          fail(".ffn.ffn_mult", mult, "want a number that gives a positive width "
+               f"(int(2/3 · ffn_mult · hidden_size={hidden}) rounded up to a multiple of 256)")
+        block.append("-")
+        widths.append(_ffn_width(mult, hidden))
+    blocks.append(tuple(block))
+  return blocks, kv_heads, widths
+
+
+def _layer_sizes(uniform: str, per_layer: str, sizes: list[int], default: int) -> dict:
+  """One ModelConfig size for every layer when they agree (``default`` if there is no
+  such layer), else one per layer (the uniform field, then unused, the largest)."""
+  if len(set(sizes)) > 1:
+    return {uniform: max(sizes), per_layer: tuple(sizes)}
+  return {uniform: sizes[0] if sizes else default}
+
+
+def _decilm_sizes(d: dict, family: str) -> dict:
+  """The pattern and sizes of a DeciLM config's layers, ModelConfig fields."""
+  if d["position_embedding_type"] != "rope":
+    _unsupported(family, "position_embedding_type", d["position_embedding_type"],
+                 "only 'rope' (rotate-half RoPE)")
+  if d["o_proj_bias"]:
+    _unsupported(family, "o_proj_bias", True, "the attention output has no bias")
+  heads, hidden = d["num_attention_heads"], d["hidden_size"]
+  if hidden % heads:
+    _unsupported(family, "num_attention_heads", heads,
+                 f"DeciLM heads are hidden_size // num_attention_heads wide; {hidden} is "
+                 "no multiple of it")
+  if d["head_dim"] not in (None, hidden // heads):
+    _unsupported(family, "head_dim", d["head_dim"], "DeciLM heads are hidden_size // "
+                 f"num_attention_heads = {hidden // heads} wide")
+  blocks, kv_heads, widths = _decilm_blocks(d)
+  return {"pattern": "".join(a + f for a, f in blocks), "n_heads": heads,
+          "head_dim": hidden // heads,
+          **_layer_sizes("n_kv_heads", "layer_kv_heads", kv_heads, heads),
+          **_layer_sizes("mlp_dim", "layer_mlp_dims", widths, hidden)}
+
+
 def _transformer_config(d: dict, family: str) -> ModelConfig:
   if d["hidden_act"] != "silu":
     _unsupported(family, "hidden_act", d["hidden_act"], "the MLP is SwiGLU (silu gate)")
-  if family == "llama":
+  if family in ("llama", "nemotron-nas"):
     if d["mlp_bias"]:
       _unsupported(family, "mlp_bias", True, "MLP projections have no bias")
     if d["attention_bias"]:
@@ -250,11 +388,15 @@ def _transformer_config(d: dict, family: str) -> ModelConfig:
     if any(t != "full_attention" for t in layer_types):
       _unsupported(family, "layer_types", layer_types, "only full_attention layers")
   theta, llama3 = _rope(d, family)
+  if family == "nemotron-nas":
+    sizes = _decilm_sizes(d, family)
+  else:
+    sizes = {"pattern": "*-" * d["num_hidden_layers"], **_attention_widths(d),
+             "mlp_dim": d["intermediate_size"]}
   return ModelConfig(
-      vocab_size=d["vocab_size"], d_model=d["hidden_size"],
-      pattern="*-" * d["num_hidden_layers"], **_attention_widths(d),
+      vocab_size=d["vocab_size"], d_model=d["hidden_size"], **sizes,
       qkv_bias=family == "qwen2", use_rope=True, rope_theta=theta,
-      rope_llama3_scaling=llama3, mlp_dim=d["intermediate_size"], mlp_activation="swiglu",
+      rope_llama3_scaling=llama3, mlp_activation="swiglu",
       norm_eps=float(d["rms_norm_eps"]), tie_embeddings=bool(d["tie_word_embeddings"]),
       init_std=float(d["initializer_range"]))
 
@@ -350,6 +492,7 @@ def _nemotron_h_config(d: dict, family: str, dt_floor: str) -> ModelConfig:
 _CONFIG_READERS = {
     "llama": lambda d, family, dt_floor: _transformer_config(d, family),
     "qwen2": lambda d, family, dt_floor: _transformer_config(d, family),
+    "nemotron-nas": lambda d, family, dt_floor: _transformer_config(d, family),
     "mamba2": _mamba2_config, "nemotron_h": _nemotron_h_config}
 
 
@@ -372,6 +515,56 @@ def config_from_hf(hf_config, *, dt_floor: str = "time_step_limit") -> ModelConf
   return _CONFIG_READERS[family](d, family, dt_floor)
 
 
+# NVIDIA's DeciLM config.json names its code (trust_remote_code), which transformers lacks.
+_DECILM_AUTO_MAP = {"AutoConfig": "configuration_decilm.DeciLMConfig",
+                    "AutoModelForCausalLM": "modeling_decilm.DeciLMForCausalLM"}
+
+
+def _blocks_of(pattern: str) -> list[Block]:
+  """A pattern of '*', '-' and 'L' layers in Llama-style decoder blocks: an attention or
+  'L' layer takes the '-' or 'L' layer after it as its MLP; a '-' alone has none before."""
+  blocks, i = [], 0
+  while i < len(pattern):
+    attention = pattern[i] if pattern[i] in "*L" else ""
+    i += len(attention)
+    mlp = pattern[i] if i < len(pattern) and pattern[i] in "-L" else ""
+    i += len(mlp)
+    if not attention + mlp:
+      raise AssertionError(f"layer {i} of {pattern!r} is in no Llama-style block")
+    blocks.append((attention, mlp))
+  return blocks
+
+
+def _decilm_block_configs(cfg: ModelConfig, fail) -> list[dict]:
+  """``block_configs`` of cfg's pattern in canonical blocks (``_blocks_of``), with every
+  field of NVIDIA's AttentionConfig and FFNConfig; ``fail(field, why)`` for an MLP width
+  that no ffn_mult gives."""
+  out, layer = [], 0
+  for attention, mlp in _blocks_of(cfg.pattern):
+    block = {
+        "attention": {"no_op": not attention, "replace_with_linear": attention == "L",
+                      "n_heads_in_group": None, "window_length": None,
+                      "num_sink_tokens": None, "use_prefill_window_in_sink_attention": False,
+                      "unshifted_sink": False, "sparsify": None},
+        "ffn": {"no_op": not mlp, "replace_with_linear": mlp == "L", "ffn_mult": None,
+                "sparsify": None}}
+    if attention == "*":
+      block["attention"]["n_heads_in_group"] = (
+          cfg.n_heads // cfg.layer_config(layer).n_kv_heads)
+    layer += len(attention)
+    if mlp == "-":
+      width = cfg.layer_config(layer).mlp_dim
+      ffn_mult = round(1.5 * width / cfg.d_model, 6)
+      if _ffn_width(ffn_mult, cfg.d_model) != width:
+        fail("layer_mlp_dims" if cfg.layer_mlp_dims else "mlp_dim",
+             f"layer {layer}'s width {width} is not a DeciLM width (a multiple of 256: "
+             "int(2/3 · ffn_mult · d_model) rounded up)")
+      block["ffn"]["ffn_mult"] = ffn_mult
+    layer += len(mlp)
+    out.append(block)
+  return out
+
+
 def _hf_config(cfg: ModelConfig, family: str, dtype_name: str) -> dict:
   """The config.json for ``cfg`` saved as ``family``; ValueError if not representable."""
   def fail(field, why):
@@ -386,16 +579,27 @@ def _hf_config(cfg: ModelConfig, family: str, dtype_name: str) -> dict:
   mamba = {"n_groups": cfg.ssm_groups, "conv_kernel": cfg.conv_width,
            "chunk_size": cfg.chunk_size, "layer_norm_epsilon": cfg.norm_eps,
            "use_bias": False, "use_conv_bias": True, "time_step_max": cfg.dt_max}
-  if family in ("llama", "qwen2"):
+  if family != "nemotron-nas":
+    if not cfg.is_uniform:
+      fail("layer_kv_heads" if cfg.layer_kv_heads else "layer_mlp_dims",
+           f"{_FAMILY_ARCHITECTURE[family]} has one size for all layers; save a model of "
+           "attention, MLP and linear layers as DeciLMForCausalLM")
+    if "L" in cfg.pattern:
+      fail("pattern", f"{_FAMILY_ARCHITECTURE[family]} has no linear ('L') layers; save a "
+           "model of attention, MLP and linear layers as DeciLMForCausalLM")
+  if family in ("llama", "qwen2", "nemotron-nas"):
     n = len(cfg.pattern) // 2
-    if cfg.pattern != "*-" * n:
+    if family != "nemotron-nas" and cfg.pattern != "*-" * n:
       fail("pattern", "a Llama/Qwen2 model is '*-' repeated")
+    if "M" in cfg.pattern:
+      fail("pattern", "DeciLM layers are attention ('*'), MLP ('-') and linear ('L')")
     if cfg.mlp_activation != "swiglu":
-      fail("mlp_activation", "Llama/Qwen2 MLPs are SwiGLU")
+      fail("mlp_activation", "Llama/Qwen2/DeciLM MLPs are SwiGLU")
     if not cfg.use_rope:
-      fail("use_rope", "Llama/Qwen2 attention always applies RoPE")
-    if family == "llama" and cfg.qkv_bias:
-      fail("qkv_bias", "LlamaForCausalLM has no q/k/v-only bias; save as Qwen2ForCausalLM")
+      fail("use_rope", "Llama/Qwen2/DeciLM attention always applies RoPE")
+    if family != "qwen2" and cfg.qkv_bias:
+      fail("qkv_bias", f"{_FAMILY_ARCHITECTURE[family]} has no q/k/v-only bias; save a "
+           "uniform transformer as Qwen2ForCausalLM")
     rope = {"rope_type": "default", "rope_theta": cfg.rope_theta}
     max_positions = 32768
     if cfg.rope_llama3_scaling is not None:
@@ -403,9 +607,22 @@ def _hf_config(cfg: ModelConfig, family: str, dtype_name: str) -> dict:
       rope.update(rope_type="llama3", factor=factor, low_freq_factor=low,
                   high_freq_factor=high, original_max_position_embeddings=original)
       max_positions = max(max_positions, int(original * factor))
-    out = {**common, **attention, "num_hidden_layers": n, "hidden_act": "silu",
-           "rms_norm_eps": cfg.norm_eps, "rope_parameters": rope,
-           "max_position_embeddings": max_positions}
+    shared = {**common, "num_attention_heads": cfg.n_heads, "hidden_act": "silu",
+              "rms_norm_eps": cfg.norm_eps, "max_position_embeddings": max_positions}
+    if family == "nemotron-nas":
+      if cfg.head_dim * cfg.n_heads != cfg.d_model:
+        fail("head_dim", f"DeciLM heads are d_model // n_heads = {cfg.d_model // cfg.n_heads}"
+             " wide")
+      block_configs = _decilm_block_configs(cfg, fail)
+      # transformers 4.44's LlamaConfig keys, which NVIDIA's DeciLMConfig extends.
+      rope_scaling = ({k: v for k, v in rope.items() if k != "rope_theta"}
+                      if cfg.rope_llama3_scaling is not None else None)
+      return {**shared, "num_hidden_layers": len(block_configs),
+              "num_key_value_heads": None, "intermediate_size": None,
+              "head_dim": cfg.head_dim, "rope_theta": cfg.rope_theta,
+              "rope_scaling": rope_scaling, "attention_bias": False, "mlp_bias": False,
+              "block_configs": block_configs, "auto_map": _DECILM_AUTO_MAP}
+    out = {**shared, **attention, "num_hidden_layers": n, "rope_parameters": rope}
     if family == "llama":
       out.update(attention_bias=False, mlp_bias=False)
     else:
@@ -526,18 +743,32 @@ def _mamba_entries(prefix: str, i: int) -> list[_Entry]:
   ]
 
 
-def _mapping(cfg: ModelConfig, family: str) -> list[_Entry]:
-  """The one table of (HF key ↔ our arrays) for ``family``, used to load and to save."""
+def _mapping(cfg: ModelConfig, family: str,
+             blocks: Optional[list[Block]] = None) -> list[_Entry]:
+  """The one table of (HF key ↔ our arrays) for ``family``, used to load and to save.
+
+  blocks: a Llama-style family's decoder blocks as its file groups them (a DeciLM
+  ``block_configs``); default the canonical blocks of cfg.pattern (``_blocks_of``).
+  """
   entries = []
   norm = lambda key, i: _Entry(key, (("layers", i, "norm"),), _FLAT)
-  if family in ("llama", "qwen2"):
+  linear = lambda key, i: _Entry(key, (("layers", i, "w"),), _LINEAR)
+  if family in ("llama", "qwen2", "nemotron-nas"):
     entries.append(_Entry("model.embed_tokens.weight", (("embed",),), _SAME))
-    for block in range(cfg.n_layers // 2):
-      a, m, prefix = 2 * block, 2 * block + 1, f"model.layers.{block}"
-      entries.append(norm(f"{prefix}.input_layernorm.weight", a))
-      entries += _attention_entries(f"{prefix}.self_attn", a, cfg.qkv_bias)
-      entries.append(norm(f"{prefix}.post_attention_layernorm.weight", m))
-      entries += _mlp_entries(f"{prefix}.mlp", m, gated=True)
+    layer = 0
+    for block, (attention, mlp) in enumerate(blocks or _blocks_of(cfg.pattern)):
+      prefix = f"model.layers.{block}"
+      if attention:
+        entries.append(norm(f"{prefix}.input_layernorm.weight", layer))
+        entries += (_attention_entries(f"{prefix}.self_attn", layer, cfg.qkv_bias)
+                    if attention == "*" else
+                    [linear(f"{prefix}.self_attn.linear_attn.weight", layer)])
+        layer += 1
+      if mlp:
+        entries.append(norm(f"{prefix}.post_attention_layernorm.weight", layer))
+        entries += (_mlp_entries(f"{prefix}.mlp", layer, gated=True) if mlp == "-" else
+                    [linear(f"{prefix}.mlp.linear_mlp.weight", layer)])
+        layer += 1
     entries.append(_Entry("model.norm.weight", (("final_norm",),), _FLAT))
   else:  # mamba2, nemotron_h
     entries.append(_Entry("backbone.embeddings.weight", (("embed",),), _SAME))
@@ -680,7 +911,9 @@ def load_hf_checkpoint(path: str, dtype="float32", *, dt_floor: str = "time_step
                                                          dtype=dtype_name)
   except ValueError as e:
     raise ValueError(f"{config_path}: {e}") from None
-  table = _mapping(cfg, family)
+  blocks = (_decilm_blocks({**_HF_DEFAULTS[family], **raw})[0]
+            if family == "nemotron-nas" else None)
+  table = _mapping(cfg, family, blocks)
   shapes = _spec_shapes(cfg)
   _check_table(table, shapes)
 
@@ -736,8 +969,10 @@ def _resolve_family(cfg: ModelConfig, architecture: Optional[str]) -> str:
   if architecture is None:
     if set(cfg.pattern) == {"M"}:
       return "mamba2"
-    if cfg.pattern == "*-" * (len(cfg.pattern) // 2) and cfg.use_rope:
+    if cfg.pattern == "*-" * (len(cfg.pattern) // 2) and cfg.use_rope and cfg.is_uniform:
       return "qwen2" if cfg.qkv_bias else "llama"
+    if "M" not in cfg.pattern and cfg.use_rope:
+      return "nemotron-nas"
     return "nemotron_h"
   if architecture in ARCHITECTURES:
     return ARCHITECTURES[architecture]
@@ -792,8 +1027,10 @@ def save_hf_checkpoint(params: dict, cfg: ModelConfig, path: str,
                        token_ids: Optional[TokenIds] = None) -> str:
   """Writes ``config.json`` + ``model.safetensors`` that transformers reloads.
 
-  architecture: 'LlamaForCausalLM' | 'Qwen2ForCausalLM' | 'Mamba2ForCausalLM' |
-    'NemotronHForCausalLM' (or the family name); default inferred from cfg.pattern.
+  architecture: 'LlamaForCausalLM' | 'Qwen2ForCausalLM' | 'DeciLMForCausalLM' |
+    'Mamba2ForCausalLM' | 'NemotronHForCausalLM' (or the family name); default inferred
+    from cfg: Mamba2 for 'M' only, Llama/Qwen2 for a uniform '*-' repeated, DeciLM for
+    other RoPE models without Mamba layers (per-layer sizes, 'L' layers), else NemotronH.
   dtype: of the stored tensors; default cfg.param_dtype.
   token_ids: the tokenizer's special ids, for config.json and a
     ``generation_config.json``; None writes neither.
