@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from train import aot  # pylint: disable=g-import-not-at-top
 
-CONFIGS = ("nemotron_h_8b", "nemotron_h_4b", "llama_1b", "hybrid_125m")
+CONFIGS = ("nemotron_h_8b", "nemotron_h_4b", "prune_nemotron_h_8b", "llama_1b",
+           "hybrid_125m")
 FIT_FRACTION = 0.9
 BEGIN, END = "<!-- fit table (bench/fit.py --write) -->", "<!-- end fit table -->"
 HEADER = ("| config | topology | mesh (data, fsdp, tensor) | batch × seq / accum | "

@@ -200,7 +200,7 @@ def kept_layers(depth_importance, n_layers: int) -> tuple[int, ...]:
   scores = np.asarray(depth_importance)
   if not 1 <= n_layers <= scores.shape[0]:
     raise ValueError(f"target n_layers={n_layers} must be in [1, {scores.shape[0]}]")
-  return tuple(int(i) for i in _top(scores, n_layers))
+  return tuple(int(i) for i in top_indices(scores, n_layers))
 
 
 def target_config(cfg: ModelConfig, target: Target, depth_importance=None) -> ModelConfig:
@@ -260,7 +260,7 @@ def target_for_budget(cfg: ModelConfig, max_params: int,
 # --------------------------------------------------------------------------- pruning
 
 
-def _top(scores, k: int) -> np.ndarray:
+def top_indices(scores, k: int) -> np.ndarray:
   """Indices of the k highest scores, sorted (ties keep the lower index)."""
   return np.sort(np.argsort(-np.asarray(scores, np.float64), kind="stable")[:k])
 
@@ -268,7 +268,7 @@ def _top(scores, k: int) -> np.ndarray:
 def _top_per_group(scores, n_groups: int, k_per_group: int) -> np.ndarray:
   """The top ``k_per_group`` of each of ``n_groups`` equal, consecutive groups."""
   grouped = np.asarray(scores).reshape(n_groups, -1)
-  return np.concatenate([g * grouped.shape[1] + _top(group, k_per_group)
+  return np.concatenate([g * grouped.shape[1] + top_indices(group, k_per_group)
                          for g, group in enumerate(grouped)])
 
 
@@ -282,22 +282,22 @@ def _layer_keep(kind: str, layer_cfg: ModelConfig, scores: dict, new_cfg: ModelC
       keep["ssm_heads"] = (
           _top_per_group(scores["heads"], layer_cfg.ssm_groups,
                          new_cfg.ssm_heads // layer_cfg.ssm_groups)
-          if group_aware else _top(scores["heads"], new_cfg.ssm_heads))
+          if group_aware else top_indices(scores["heads"], new_cfg.ssm_heads))
     if new_cfg.ssm_head_dim < layer_cfg.ssm_head_dim:
-      keep["ssm_head_dim"] = _top(scores["channels"], new_cfg.ssm_head_dim)
+      keep["ssm_head_dim"] = top_indices(scores["channels"], new_cfg.ssm_head_dim)
   elif kind == "attention":
     kv_heads, group_size = layer_cfg.n_kv_heads, layer_cfg.n_heads // layer_cfg.n_kv_heads
     new_kv_heads = new_cfg.n_kv_heads
     heads_KG = np.asarray(scores["heads"]).reshape(kv_heads, group_size)
-    kept_groups = _top(heads_KG.sum(axis=1), new_kv_heads)
+    kept_groups = top_indices(heads_KG.sum(axis=1), new_kv_heads)
     per_group = new_cfg.n_heads // new_kv_heads
     if new_kv_heads < kv_heads:
       keep["kv_heads"] = kept_groups
     if new_cfg.n_heads < layer_cfg.n_heads:
-      keep["q_heads"] = np.concatenate([k * group_size + _top(heads_KG[k], per_group)
+      keep["q_heads"] = np.concatenate([k * group_size + top_indices(heads_KG[k], per_group)
                                         for k in kept_groups])
   elif kind == "mlp" and new_cfg.mlp_dim < layer_cfg.mlp_dim:
-    keep["mlp"] = _top(scores["neurons"], new_cfg.mlp_dim)
+    keep["mlp"] = top_indices(scores["neurons"], new_cfg.mlp_dim)
   return keep
 
 
@@ -310,7 +310,7 @@ def keep_indices(cfg: ModelConfig, scores: dict, target: Target) -> dict:
           if target.n_layers is not None else tuple(range(cfg.n_layers)))
   model_axes = {}
   if new_cfg.d_model < cfg.d_model:
-    model_axes["embed"] = _top(scores["embed"], new_cfg.d_model)
+    model_axes["embed"] = top_indices(scores["embed"], new_cfg.d_model)
   layer_axes = [_layer_keep(cfg.layer_kinds[i], cfg.layer_config(i), scores["layers"][i],
                             new_cfg.layer_config(j), target.group_aware)
                 for j, i in enumerate(kept)]

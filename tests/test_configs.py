@@ -24,7 +24,8 @@ CONFIG_FILES = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
 CONFIG_FILES = [f for f in CONFIG_FILES if not f.endswith("__init__.py")]
 # Devices each config is meant for (the rest: whatever the mesh's fixed sizes need).
 # The chips of each large config's mesh.topology (v5p:4x4x4, v5p:2x2x2, v5e:2x2).
-DEVICES = {"nemotron_h_8b": 64, "nemotron_h_4b": 64, "llama_1b": 8, "hybrid_125m": 4}
+DEVICES = {"nemotron_h_8b": 64, "nemotron_h_4b": 64, "prune_nemotron_h_8b": 64, "llama_1b": 8,
+           "hybrid_125m": 4}
 
 
 def load(path):
@@ -81,6 +82,10 @@ def test_command_line_overrides_are_typed_and_checked():
                   "--config.optimizer.learning_rate=1"])
   assert run_config.model_config(config.model).d_model == 96
   assert config.train.steps == 7 and config.optimizer.learning_rate == 1.0
+  config = parse(["--config.model.pattern=*-L*", "--config.model.layer_kv_heads=(1,2)",
+                  "--config.model.layer_mlp_dims=(64,)"])
+  model_cfg = run_config.model_config(config.model)
+  assert (model_cfg.layer_kv_heads, model_cfg.layer_mlp_dims) == ((1, 2), (64,))
   with pytest.raises(flags.IllegalFlagValueError, match="steps"):
     parse(["--config.train.steps=1.5"])
   with pytest.raises(flags.IllegalFlagValueError, match="d_model"):

@@ -13,6 +13,8 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec
 
 from configs import base, tiny_hybrid
+from model import config as mcfg
+from model import lm
 from model import partitioning
 from model.kernels import ssd_pallas
 from train import aot, sharding
@@ -107,4 +109,19 @@ def test_shipped_config_fits_its_slice_at_reduced_depth():
   _, report = aot.compile_train_step(config)
   assert report.topology == "v5p:2x2x2" and report.mesh["fsdp"] == 8
   assert report.temp_bytes > 2 ** 30  # a real step's activations, not an empty program
+  assert report.total_bytes < report.hbm_bytes, report.table()
+
+
+def test_prune_recipe_distill_step_fits_its_slice_at_reduced_depth():
+  """configs/prune_nemotron_h_8b.py (the 8B teacher inside the step of its pruned 4B
+  student, batch 512 x 8192 in 16 micro-batches) on v5p:4x4x4 with one layer of each kind
+  for both: the student derived from the shortened teacher has the 4B's widths, and the
+  step fits."""
+  config = importlib.import_module("configs.prune_nemotron_h_8b").get_config()
+  config.teacher.model.pattern = "M-*-"
+  _, report = aot.compile_train_step(config)
+  assert report.topology == "v5p:4x4x4" and report.mesh == {"data": 1, "fsdp": 16,
+                                                            "tensor": 4}
+  assert report.params == lm.count_params(mcfg.nemotron_h_4b(pattern="M-*-"))
+  assert report.temp_bytes > 2 ** 30
   assert report.total_bytes < report.hbm_bytes, report.table()

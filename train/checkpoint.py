@@ -444,7 +444,8 @@ class Checkpointer:
           if stored_shapes.get(path) != shape:
             raise CheckpointMismatchError(
                 f"{where}: {path} has shape {stored_shapes.get(path)} there but {shape} in "
-                "this model; use init_checkpoint of the same model or set model.* to match")
+                "this model; use a checkpoint of this model, or set the config of the model "
+                "it is read into (model.*, teacher.model.*) to match")
         with _reading(f"{where} does not restore"):
           restored = self._manager.restore(step, args=ocp.args.Composite(
               state=_restore_args({"params": abstract_params}, partial=True)))["state"]
@@ -572,13 +573,28 @@ def load_params(path: str, model_cfg: ModelConfig, shardings,
 # Fields that are run choices, not properties of the weights.
 _RUN_CHOICES = ("ssm_impl", "remat", "dtype", "param_dtype", "init_std", "chunk_size",
                 "dt_min", "dt_max")
+# Sizes the weights have layer by layer: (per-layer field, its layers' pattern character,
+# the uniform field it overrides). n_kv_heads=2 and layer_kv_heads=(2, 2) are one model.
+_LAYER_SIZES = (("layer_kv_heads", "*", "n_kv_heads"), ("layer_mlp_dims", "-", "mlp_dim"))
 
 
 def _check_same_model(stored: ModelConfig, wanted: ModelConfig, path: str) -> None:
+  def mismatch(field, stored_value, wanted_value):
+    raise CheckpointMismatchError(
+        f"init_checkpoint={path} has model.{field}={stored_value!r}, the run config has "
+        f"{wanted_value!r}: set --config.model.{field} to match")
+
+  compared_per_layer = {name for per_layer, _, uniform in _LAYER_SIZES
+                        for name in (per_layer, uniform)}
   for field in type(wanted).__dataclass_fields__:
-    if field in _RUN_CHOICES:
-      continue
-    if getattr(stored, field) != getattr(wanted, field):
-      raise CheckpointMismatchError(
-          f"init_checkpoint={path} has model.{field}={getattr(stored, field)!r}, the run "
-          f"config has {getattr(wanted, field)!r}: set --config.model.{field} to match")
+    if field not in _RUN_CHOICES and field not in compared_per_layer and (
+        getattr(stored, field) != getattr(wanted, field)):
+      mismatch(field, getattr(stored, field), getattr(wanted, field))
+  for per_layer, char, uniform in _LAYER_SIZES:
+    sizes = [tuple(getattr(cfg.layer_config(i), uniform)
+                   for i, c in enumerate(cfg.pattern) if c == char)
+             for cfg in (stored, wanted)]
+    if sizes[0] != sizes[1]:
+      if stored.is_uniform and wanted.is_uniform:
+        mismatch(uniform, getattr(stored, uniform), getattr(wanted, uniform))
+      mismatch(per_layer, *sizes)

@@ -152,6 +152,17 @@ def model_config(section: ml_collections.ConfigDict) -> model_config_lib.ModelCo
   return model_config_lib.named(section.name, **overrides)
 
 
+def recorded_model_config(record: ml_collections.ConfigDict
+                          ) -> model_config_lib.ModelConfig:
+  """The model of a run's ``config.json``: its model section, or where the run derived
+  its model (``model`` None, e.g. a pruned student) the resolved one it recorded."""
+  if record.model is not None:
+    return model_config(record.model)
+  return model_config_lib.ModelConfig(**{
+      key: tuple(value) if isinstance(value, list) else value
+      for key, value in record.model_resolved.items()})
+
+
 def _get(config: ml_collections.ConfigDict, dotted: str) -> Any:
   value = config
   for part in dotted.split("."):
@@ -186,18 +197,20 @@ def check_vocabulary(tokenizer: str, tokenizer_vocab: int, model: str,
 
 
 def check_sections(config: ml_collections.ConfigDict, loop_name: str,
-                   loop_sections: Sequence[str]) -> None:
-  """Every section is one the driver or the loop reads, and the loop's are present."""
+                   loop_sections: Sequence[str], optional_sections: Sequence[str] = ()
+                   ) -> None:
+  """Every section is one the driver or the loop reads, and the loop's (but its
+  optional ones) are present."""
   for section in loop_sections:
     if section not in config:
       raise ConfigError(f"loop {loop_name!r} needs a config section {section!r}")
-  readers = set(COMMON_SECTIONS) | set(loop_sections)
+  readers = set(COMMON_SECTIONS) | set(loop_sections) | set(optional_sections)
   for section in config:
     if section not in readers:
       raise ConfigError(
           f"config section {section!r} is not read by loop {loop_name!r} (it reads "
-          f"{sorted(loop_sections) or 'only the common sections'}); set loop= to the loop "
-          f"this config is for, or remove the section")
+          f"{sorted({*loop_sections, *optional_sections}) or 'only the common sections'}); "
+          "set loop= to the loop this config is for, or remove the section")
 
 
 def _leaves(tree: Mapping, prefix: str = "") -> dict[str, Any]:

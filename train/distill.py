@@ -22,7 +22,8 @@ The loop (``LOOP``, ``loop='distill'``): the state carries the teacher's weights
 Hugging Face directory). Config sections: ``teacher`` (model, checkpoint) and
 ``distill`` (mode 'logits' on the data pipeline's rows or 'sequence' on teacher
 samples of ``prompts_path`` questions; divergence, top_k, temperature,
-hard_label_weight, max_new_tokens, sample_temperature, thinking).
+hard_label_weight, max_new_tokens, sample_temperature, thinking), and optionally
+``prune``: the student is then the teacher pruned to a target shape (``train/prune.py``).
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ from train import config as config_lib
 from train import generation
 from train import loss as loss_lib
 from train import pretrain
+from train import prune
 from train import step as step_lib
-from train.loops import Context, ExtraWeights, Loop, StepSeededBatches
+from train.loops import Context, DerivedModel, ExtraWeights, Loop, StepSeededBatches
 from train.registry import Registry
 from train.state import TrainState
 
@@ -250,6 +252,18 @@ def make_batches(ctx: Context):
   return TeacherSamples(ctx, prompts)
 
 
+def pruned_student(config) -> Optional[DerivedModel]:
+  """With a ``prune`` section the student is the teacher pruned to its target, scored
+  on the run's data when the run starts (``train/prune.py``); else None."""
+  if prune.SECTION not in config:
+    return None
+  return DerivedModel(
+      model_cfg=prune.student_config(config),
+      origin=f"the teacher {config.teacher.checkpoint or '(random)'} pruned",
+      make_params=lambda ctx, extra, report: prune.pruned_student(
+          ctx, extra["teacher_params"], report))
+
+
 def extra_weights(ctx: Context) -> dict[str, ExtraWeights]:
   teacher = teacher_config(ctx)
   check_compatible(ctx.model_cfg, teacher)
@@ -259,8 +273,9 @@ def extra_weights(ctx: Context) -> dict[str, ExtraWeights]:
 LOOP = Loop(
     make_step=make_step, make_batches=make_batches, abstract_batch=pretrain.abstract_lm_batch,
     state_type=DistillState, extra_weights=extra_weights, sections=("distill", "teacher"),
+    optional_sections=(prune.SECTION,), derived_model=pruned_student,
     ranges={"distill.top_k": config_lib.NON_NEGATIVE_INT,
             "distill.temperature": config_lib.POSITIVE,
             "distill.hard_label_weight": config_lib.FRACTION,
             "distill.max_new_tokens": config_lib.POSITIVE_INT,
-            "distill.sample_temperature": config_lib.NON_NEGATIVE})
+            "distill.sample_temperature": config_lib.NON_NEGATIVE, **prune.RANGES})

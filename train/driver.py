@@ -70,9 +70,9 @@ def check(config: ml_collections.ConfigDict, num_devices: int
     raise config_lib.ConfigError(f"the config file's get_config() returned a "
                                  f"{type(config).__name__}, not an ml_collections.ConfigDict")
   loop = loops.get(loop_name(config))
-  config_lib.check_sections(config, loop_name(config), loop.sections)
+  config_lib.check_sections(config, loop_name(config), loop.sections, loop.optional_sections)
   config_lib.check_ranges(config, {**config_lib.RANGES, **loop.ranges})
-  model_cfg = config_lib.model_config(config.model)
+  model_cfg = loops.model_config(config)
   train = config.train
   optimizer_lib.learning_rate_schedule(config.optimizer, train.steps)
   mesh = sharding.abstract_mesh(config.mesh, num_devices)
@@ -162,18 +162,12 @@ def load_tokenizer(config: ml_collections.ConfigDict, model_cfg: ModelConfig):
 
 
 def initial_state(built: Built, report: Callable[[str], None]):
-  """Fresh state: weights from ``init_checkpoint`` (or random), extras per the loop."""
+  """Fresh state: extras per the loop, then the weights the loop derives from them
+  (``Loop.derived_model``), else those of ``init_checkpoint``, else random ones."""
   config, ctx = built.ctx.config, built.ctx
   shardings = built.state_shardings
   seed = config.train.seed
   once = xla_flags.run_once_options()   # each program here runs once: a shorter compile
-  if config.init_checkpoint:
-    params, _ = checkpoint_lib.load_params(config.init_checkpoint, ctx.model_cfg,
-                                           shardings.params, report=report)
-  else:
-    params = jax.jit(functools.partial(lm.init, cfg=ctx.model_cfg),
-                     out_shardings=shardings.params,
-                     compiler_options=once)(jax.random.PRNGKey(seed))
   extra = {}
   for index, (name, weights) in enumerate(built.extra_weights.items()):
     extra_shardings = getattr(shardings, name)
@@ -186,6 +180,16 @@ def initial_state(built: Built, report: Callable[[str], None]):
       extra[name] = jax.jit(functools.partial(lm.init, cfg=weights.model_cfg),
                             out_shardings=extra_shardings,
                             compiler_options=once)(jax.random.PRNGKey(seed + 1 + index))
+  derived = built.loop.derived_model(config)
+  if derived:
+    params = derived.make_params(ctx, extra, report)
+  elif config.init_checkpoint:
+    params, _ = checkpoint_lib.load_params(config.init_checkpoint, ctx.model_cfg,
+                                           shardings.params, report=report)
+  else:
+    params = jax.jit(functools.partial(lm.init, cfg=ctx.model_cfg),
+                     out_shardings=shardings.params,
+                     compiler_options=once)(jax.random.PRNGKey(seed))
   make = functools.partial(make_state, built.loop.state_type, optimizer=ctx.optimizer)
   return jax.jit(lambda p, r, e: make(p, rng=r, extra=e), out_shardings=shardings,
                  compiler_options=once)(params, jax.random.PRNGKey(seed), extra)
@@ -441,7 +445,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, allow_changes: bool 
     else:
       _check_fresh_start(directory, checkpointer.directory)
       state, start_step = initial_state(built, report), 0
-      origin = f"from {config.init_checkpoint or 'scratch'}"
+      derived = built.loop.derived_model(config)
+      origin = f"from {derived.origin if derived else config.init_checkpoint or 'scratch'}"
     params_count = lm.count_params(model_cfg)
     if primary:
       for kind in ("metrics", "eval"):

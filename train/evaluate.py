@@ -114,6 +114,7 @@ from train import checkpoint as checkpoint_lib
 from train import cli
 from train import config as run_config
 from train import generation
+from train import loops
 from train import loss as loss_lib
 from train import metrics as metrics_lib
 from train import sharding
@@ -449,8 +450,9 @@ def check_finite(figures: Mapping[str, float], step: int) -> None:
 
 def model_and_tokenizer(config, checkpoint: str):
   """(model config, tokenizer) to evaluate ``checkpoint`` with: a Hugging Face
-  directory's model with its own ``tokenizer.json`` if it has one, else the config's
-  model and ``data.tokenizer_path``. ConfigError if the tokenizer has ids the model
+  directory's model with its own ``tokenizer.json`` if it has one, else the run
+  config's model (``loops.model_config``: e.g. a pruned student) and
+  ``data.tokenizer_path``. ConfigError if the tokenizer has ids the model
   cannot embed."""
   tokenizer_path = config.data.tokenizer_path
   tokenizer_named = f"data.tokenizer_path={tokenizer_path}"
@@ -460,7 +462,7 @@ def model_and_tokenizer(config, checkpoint: str):
     if os.path.exists(own_tokenizer := os.path.join(checkpoint, "tokenizer.json")):
       tokenizer_path = tokenizer_named = own_tokenizer
   else:
-    model_cfg, vocab_named = run_config.model_config(config.model), "model.vocab_size"
+    model_cfg, vocab_named = loops.model_config(config), "model.vocab_size"
   tokenizer = tokenizer_lib.load_tokenizer(tokenizer_path)
   run_config.check_vocabulary(tokenizer_named, tokenizer.vocab_size, vocab_named,
                               model_cfg.vocab_size)

@@ -3,20 +3,22 @@ r"""Export a run's checkpoint as a Hugging Face model directory, in one command.
   python -m train.export --workdir=runs/<name> [--step=N] --output=<dir> \
       [--architecture=NemotronHForCausalLM]
 
-Reads the run's ``config.json`` (written by the driver: the model section and
-``data.tokenizer_path``), restores the parameters of the newest intact checkpoint (or of
-``--step``) and writes to ``--output``:
+Reads the run's ``config.json`` (written by the driver: the model section, or the
+resolved model of a run that derives it, and ``data.tokenizer_path``), restores the
+parameters of the newest intact checkpoint (or of ``--step``) and writes to ``--output``:
 
   model.safetensors, config.json   ``model.hf.save_hf_checkpoint``; the architecture is
-                                   the model family's (all 'M': Mamba2, '*-' repeated with
-                                   RoPE: Llama or Qwen2, else NemotronH) unless given
+                                   the model family's (all 'M': Mamba2, a uniform '*-'
+                                   repeated with RoPE: Llama or Qwen2, other RoPE models
+                                   without 'M': DeciLM, else NemotronH) unless given
   generation_config.json           bos, pad and the ids that end a completion as the
                                    run evaluates it (``eval.template``: eos for text, also
                                    the end of turn for chat)
   tokenizer.json,                  the run's tokenizer (``Tokenizer.save_hf``), which
   tokenizer_config.json            ``transformers.AutoTokenizer`` loads
 
-so that ``AutoModelForCausalLM.from_pretrained(output)`` and
+so that ``AutoModelForCausalLM.from_pretrained(output)`` (for DeciLM with NVIDIA's
+modeling code beside it and ``trust_remote_code=True``) and
 ``AutoTokenizer.from_pretrained(output)`` give the run's model and tokenizer. Every
 failure ends with one ``error:`` line (``train/cli.py``; ``--traceback`` shows it whole).
 """
@@ -60,7 +62,7 @@ def export(workdir: str, output: str, step: Optional[int] = None,
     raise ValueError(f"--output={output} is the run's workdir (its config.json would be "
                      "overwritten): export to another directory")
   config = read_run_config(workdir)
-  model_cfg = run_config.model_config(config.model)
+  model_cfg = run_config.recorded_model_config(config)
   tokenizer = tokenizer_lib.load_tokenizer(config.data.tokenizer_path)
   params, step = checkpoint_lib.load_params(workdir, model_cfg, None, step=step)
   token_ids = hf.TokenIds(bos=tokenizer.bos_id, pad=tokenizer.pad_id,

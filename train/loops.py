@@ -31,6 +31,7 @@ import optax
 from data import prompts as prompts_lib
 from data import tokenizer as tokenizer_lib
 from model.config import ModelConfig
+from train import config as config_lib
 from train import sharding
 from train.config import ConfigError, Range
 from train.state import TrainState
@@ -204,6 +205,28 @@ class PromptFormat:
     return prompts_lib.stop_token_ids(tokenizer, self.template or "text")
 
 
+@dataclasses.dataclass(frozen=True)
+class DerivedModel:
+  """A model a loop derives from its extra weights instead of reading ``config.model``
+  (a distillation student pruned from its teacher: ``train/prune.py``).
+
+  model_cfg: its config, a function of the run config alone (checks and ahead-of-time
+    compiles need no data and no weights).
+  origin: where its starting weights come from, for the log.
+  make_params(ctx, extra, report): its starting weights, placed with
+    ``ctx.param_shardings()``, from the extra weights loaded from checkpoints or
+    initialised (sets that copy the starting weights are not there yet).
+  """
+  model_cfg: ModelConfig
+  origin: str
+  make_params: Callable[[Context, dict[str, Any], Callable[[str], None]], Any]
+
+
+def _no_derived_model(config: ml_collections.ConfigDict) -> Optional[DerivedModel]:
+  del config
+  return None
+
+
 def _no_extra_weights(ctx: Context) -> dict[str, ExtraWeights]:
   del ctx
   return {}
@@ -228,6 +251,10 @@ class Loop:
   ranges: allowed values of the numbers in those sections ('section.field' → Range).
   prompt_format(ctx): how the run's model is prompted (the samples printed at the end
     of a run): plain text to continue unless the loop trains on templated prompts.
+  optional_sections: run-config sections the loop reads when they are there.
+  derived_model(config): the model the loop derives from its extra weights for this
+    config (``DerivedModel``), or None: ``config.model``, from ``init_checkpoint`` or
+    random.
   """
   make_step: Callable[[Context], StepFn]
   make_batches: Callable[[Context], BatchSource]
@@ -237,6 +264,16 @@ class Loop:
   sections: tuple[str, ...] = ()
   ranges: Mapping[str, Range] = dataclasses.field(default_factory=dict)
   prompt_format: Callable[[Context], PromptFormat] = _plain_text
+  optional_sections: tuple[str, ...] = ()
+  derived_model: Callable[[ml_collections.ConfigDict], Optional[DerivedModel]] = (
+      _no_derived_model)
+
+
+def model_config(config: ml_collections.ConfigDict) -> ModelConfig:
+  """A run config's model: the one its loop derives (``Loop.derived_model``, e.g. a
+  student pruned from its teacher), else its ``model`` section."""
+  derived = get(config.get("loop", "pretrain")).derived_model(config)
+  return derived.model_cfg if derived else config_lib.model_config(config.model)
 
 
 def get(name: str) -> Loop:

@@ -366,7 +366,7 @@ def _figures(run: ml_collections.ConfigDict, params_of: Callable[[loops.Context]
              ) -> dict[str, float]:
   """The figures of ``run``'s eval section for the weights ``params_of(context)`` gives
   as (params, step)."""
-  model_cfg = config_lib.model_config(run.model)
+  model_cfg = loops.model_config(run)
   ctx = loops.Context(config=run, model_cfg=model_cfg,
                       tokenizer=driver.load_tokenizer(run, model_cfg),
                       mesh=sharding.make_mesh(run.mesh), optimizer=None, schedule=None)

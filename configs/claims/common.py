@@ -8,30 +8,40 @@ with each arm's eval section and the gate's).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Optional
 
 import ml_collections
 
 from configs import base
+from configs import distill as distill_config
 from configs import grpo as grpo_config
 from configs import rlp as rlp_config
 from configs import sft as sft_config
 from data import config as data_config
+from model.config import ModelConfig
 from train import config as run_config
+from train import prune as prune_lib
 from train import stages as stages_lib
 
 # A 3-layer transformer (~0.7M parameters): every claim trains in minutes on a CPU.
 MODEL = dict(vocab_size=1024, d_model=128, pattern="*-*-*-", n_heads=4, n_kv_heads=4,
              head_dim=32, mlp_dim=384)
+# The compression claims' teacher: a Nemotron-H-style hybrid (~0.9M parameters) whose
+# Mamba heads form two B/C groups, squared-ReLU MLPs and one NoPE attention layer.
+HYBRID = dict(vocab_size=1024, d_model=128, pattern="M-M*-M-", n_heads=4, n_kv_heads=2,
+              head_dim=32, use_rope=False, mlp_dim=384, mlp_activation="relu2",
+              ssm_heads=8, ssm_head_dim=16, ssm_state=16, ssm_groups=2, chunk_size=32)
 
 stage = stages_lib.stage
 corpus = data_config.corpus_path
 
 
 def _trim(config: ml_collections.ConfigDict, *, seq_len: int, batch: int,
-          learning_rate: float, constant: bool) -> ml_collections.ConfigDict:
-  config.model = run_config.model_section("tiny", **MODEL)
+          learning_rate: float, constant: bool, model: Mapping = MODEL
+          ) -> ml_collections.ConfigDict:
+  config.model = run_config.model_section("tiny", **model)
   config.train.seq_len = seq_len
   config.train.global_batch_size = batch
   config.train.log_every = 20
@@ -48,11 +58,19 @@ def _trim(config: ml_collections.ConfigDict, *, seq_len: int, batch: int,
 
 
 def pretrain(weights: Mapping[str, float], *, seq_len: int, batch: int,
-             learning_rate: float, constant: bool = False) -> ml_collections.ConfigDict:
+             learning_rate: float, constant: bool = False, model: Mapping = MODEL
+             ) -> ml_collections.ConfigDict:
   """Next-token training on shipped text: ``weights`` {corpus file: weight} (.txt files
   are blank-line separated documents, .jsonl files their 'text')."""
   config = _trim(base.get_config(), seq_len=seq_len, batch=batch,
-                 learning_rate=learning_rate, constant=constant)
+                 learning_rate=learning_rate, constant=constant, model=model)
+  _mixture(config, weights)
+  return config
+
+
+def _mixture(config: ml_collections.ConfigDict, weights: Mapping[str, float]) -> None:
+  """The data of ``config``: ``weights`` {corpus file: weight} (.txt files are blank-line
+  separated documents, .jsonl files their 'text')."""
   sources = {}
   for name in weights:
     format_ = "jsonl" if name.endswith(".jsonl") else "text"
@@ -60,6 +78,24 @@ def pretrain(weights: Mapping[str, float], *, seq_len: int, batch: int,
   config.data.sources = sources
   config.data.stages = (data_config.stage_config(
       "main", {name.split(".")[0]: w for name, w in weights.items()}),)
+
+
+def distill(weights: Mapping[str, float], *, teacher: Mapping, seq_len: int, batch: int,
+            learning_rate: float, prune: Optional[Mapping] = None,
+            student: Optional[ModelConfig] = None) -> ml_collections.ConfigDict:
+  """Logit distillation (forward KL) from ``teacher`` (model fields; its checkpoint is
+  a stage's, ``stage(..., teacher=...)``) on the mixture ``weights``. The student is
+  the teacher pruned to ``prune`` (``train/prune.py`` fields) or, without it, a random
+  ``student``. A constant learning rate."""
+  config = _trim(distill_config.get_config(), seq_len=seq_len, batch=batch,
+                 learning_rate=learning_rate, constant=True, model=teacher)
+  config.teacher.model = config.model
+  if prune is not None:
+    config.model = None
+    config.prune = prune_lib.section(**prune)
+  else:
+    config.model = run_config.model_section("tiny", **dataclasses.asdict(student))
+  _mixture(config, weights)
   return config
 
 
@@ -139,3 +175,51 @@ def eval_section(records: str, **fields) -> ml_collections.ConfigDict:
   text loss)."""
   return base.eval_section(**{"text_files": {}, "records": corpus(records),
                               "max_records": 0, **fields})
+
+
+# ------------------------------------------------------------------ compression claims
+
+# The compression claims' teacher and students read one mixture: synthetic English and
+# five-digit sums worked out line by line.
+COMPRESSION_DATA = {"english.txt": 0.5, "chain_sums.txt": 0.5}
+# The teacher's held-out loss on english_valid.txt it must reach: far below a unigram
+# model's (5.45 nats: token frequencies of english.txt) and the untrained 6.93 (ln 1024),
+# set before any arm ran.
+COMPRESSION_GATE = 1.0
+
+
+def compression_teacher() -> ml_collections.ConfigDict:
+  """The shared teacher stage: the HYBRID model pretrained 600 steps (fast: 200)."""
+  run = pretrain(COMPRESSION_DATA, seq_len=128, batch=16, learning_rate=3e-3,
+                 model=HYBRID)
+  return stage(run, steps=600, fast_steps=200, shared=True)
+
+
+def compression_arm(*, prune: Optional[Mapping] = None,
+                    student: Optional[ModelConfig] = None) -> ml_collections.ConfigDict:
+  """A student distilled from the stage 'teacher' for 100 steps (fast: 30) of 16 × 128
+  tokens: the teacher pruned to ``prune`` or a random ``student``."""
+  run = distill(COMPRESSION_DATA, teacher=HYBRID, seq_len=128, batch=16,
+                learning_rate=1e-3, prune=prune, student=student)
+  return stage(run, steps=100, fast_steps=30, teacher="teacher")
+
+
+def compression_eval() -> ml_collections.ConfigDict:
+  """Held-out loss on english_valid.txt; greedy pass@1 on 64 held-out sums, whose prompts
+  also time decoding (``decode_tokens_per_s``)."""
+  return eval_section("chain_sums_valid.jsonl", template="text", max_records=64,
+                      text_files={"english": corpus("english_valid.txt")},
+                      max_text_rows=64, max_new_tokens=48, batch_size=32,
+                      decode_timing=True)
+
+
+def compression_gate() -> ml_collections.ConfigDict:
+  return gate(stages=("teacher",), metric="loss/english", threshold=COMPRESSION_GATE,
+              skill="the teacher models the held-out English (loss in nats at most the "
+                    "threshold)")
+
+
+def student_of(prune: Mapping) -> ModelConfig:
+  """The student model ``compression_arm(prune=prune)`` trains (for a random one of the
+  same shape)."""
+  return prune_lib.student_config(compression_arm(prune=prune).run)
