@@ -27,6 +27,7 @@ from train import driver
 from train import evaluate
 from train import export
 from train import prune
+from train import puzzle
 from train import sharding
 from train.config import ConfigError
 
@@ -101,7 +102,15 @@ def test_a_budget_or_named_layers_decide_the_student_without_data():
     ({"prune.n_layers": 4},
      "prune.n_layers=4: which of the teacher's layers stay would decide the student's "
      "pattern"),
-    ({"prune.method": "puzzle"}, "prune.method='puzzle': want one of ('minitron',)"),
+    ({"prune.method": "obd"}, "prune.method='obd': want one of ('minitron', 'puzzle')"),
+    ({"prune.method": "puzzle"},
+     "prune.method='puzzle' searches within one budget: set exactly one of"),
+    ({**NO_WIDTHS, "prune.method": "puzzle", "prune.max_params": 10 ** 6,
+      "prune.layers": (0, 1)}, "prune.layers=(0, 1): the 'puzzle' method chooses"),
+    ({**NO_WIDTHS, "prune.method": "puzzle", "prune.max_params": 10 ** 6},
+     "prune.method='puzzle' searches the trained teacher's layers: set teacher.checkpoint"),
+    ({**NO_WIDTHS, "prune.max_kv_bytes_per_token": 64},
+     "prune.max_kv_bytes_per_token=64: a KV-cache budget is the 'puzzle' method's"),
     ({"init_checkpoint": ROOT}, f"init_checkpoint={ROOT} and a prune section are both set"),
     ({"model": prune_distill.get_config().teacher.model}, "model: a prune run's model is"),
 ])
@@ -161,6 +170,33 @@ def test_named_layers_are_the_layers_kept(fresh_start):
                                      state.teacher_params))
   kept = {**teacher, "layers": [teacher["layers"][i] for i in (0, 2, 3, 4)]}
   jax.tree.map(np.testing.assert_array_equal, student, kept)
+
+
+def test_a_puzzle_student_is_the_search_of_the_teachers_layers(fresh_start, tmp_path):
+  """method='puzzle': the student's config and starting weights are ``puzzle.search`` of
+  the teacher on the run's first calibration batches within the budget (its report in
+  the run's puzzle.json), searched once per process."""
+  config, built, state = fresh_start
+  teacher_cfg = run_config.model_config(config.teacher.model)
+  budget = int(0.8 * lm.count_params(teacher_cfg))
+  config = set_fields(config_of(config.teacher.checkpoint),
+                      {**NO_WIDTHS, "prune.method": "puzzle", "prune.max_params": budget,
+                       "prune.bld_steps": 2})
+  _, student_cfg = driver.check(config, 8)
+  teacher_params, _ = checkpoint_lib.load_params(config.teacher.checkpoint, teacher_cfg, None)
+  expected, expected_cfg, _ = puzzle.search(
+      teacher_params, teacher_cfg, puzzle.run_batches(config, 2), puzzle.Budget(
+          max_params=budget), bld_steps=2, held_out_batches=1)
+  assert student_cfg == expected_cfg != teacher_cfg
+  assert lm.count_params(student_cfg) <= budget
+  ctx = dataclasses.replace(built.ctx, config=config, model_cfg=student_cfg,
+                            workdir=str(tmp_path))
+  student = prune.pruned_student(ctx, state.teacher_params)
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-6),
+               jax.device_get(student), jax.device_get(expected))
+  report = json.loads((tmp_path / "puzzle.json").read_text())
+  assert report["searched"]["pattern"] == student_cfg.pattern
+  assert driver.check(config, 8)[1] == student_cfg   # read back, not searched again
 
 
 def test_empty_calibration_data_is_refused(fresh_start, monkeypatch):

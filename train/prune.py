@@ -20,7 +20,13 @@ teacher's size):
   calibration_batches  batches of the run's own data pipeline (train.global_batch_size x
                        train.seq_len rows, sharded like training) the importance is
                        measured on
-  method               'minitron' (activation importance)
+  method               'minitron' (activation importance) or 'puzzle': a heterogeneous
+                       student searched within a budget (``train/puzzle.py``, Puzzle,
+                       arXiv 2411.19146): per-layer candidates scored by blockwise local
+                       distillation on the calibration batches, one chosen per layer
+  max_kv_bytes_per_token  'puzzle': a KV-cache budget instead of ``max_params``
+  bld_steps, held_out_batches  'puzzle': local distillation steps per candidate, and the
+                       last calibration batches that only score
 
 The student's ModelConfig is a function of the run config alone (``student_config``:
 teacher.model and the target), so checks, ``build`` and ``train/aot.py`` need no data
@@ -34,6 +40,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import os
 import re
 import time
 from typing import Any, Callable, Optional
@@ -47,18 +55,22 @@ from model import lm
 from model import partitioning
 from model import pruning
 from model.config import ModelConfig
+from train import checkpoint as checkpoint_lib
 from train import config as config_lib
 from train import pretrain
+from train import puzzle
 from train import sharding
 from train import step as step_lib
+from train import workdir as workdir_lib
 from train import xla_flags
 from train.config import ConfigError
 from train.loops import Context
 
 SECTION = "prune"
-METHODS = ("minitron",)
+METHODS = ("minitron", "puzzle")
 RANGES = {f"{SECTION}.{field}": config_lib.NON_NEGATIVE_INT
-          for field in (*pruning.WIDTH_AXES, "n_layers", "max_params", "calibration_batches")}
+          for field in (*pruning.WIDTH_AXES, "n_layers", "max_params", "calibration_batches",
+                        "max_kv_bytes_per_token", "bld_steps", "held_out_batches")}
 # The features of a batch the importance reads.
 CALIBRATION_FEATURES = ("tokens", "positions", "segment_ids")
 
@@ -68,7 +80,8 @@ def section(**overrides) -> ml_collections.ConfigDict:
   ``overrides`` give one."""
   fields = dict({axis: 0 for axis in pruning.WIDTH_AXES}, n_layers=0, layers=(),
                 max_params=0, budget_axes=("d_model", "mlp_dim", "ssm_heads"),
-                group_aware=True, calibration_batches=8, method="minitron")
+                group_aware=True, calibration_batches=8, method="minitron",
+                max_kv_bytes_per_token=0, bld_steps=20, held_out_batches=1)
   unknown = sorted(set(overrides) - set(fields))
   if unknown:
     raise ConfigError(f"prune fields {unknown} do not exist; known: {sorted(fields)}")
@@ -109,6 +122,13 @@ def _check_section(config: ml_collections.ConfigDict, teacher_cfg: ModelConfig) 
         f"chunk of the teacher's Mamba scan (teacher.model.chunk_size="
         f"{teacher_cfg.chunk_size}); use rows of at least a chunk")
   widths = [axis for axis in pruning.WIDTH_AXES if prune[axis]]
+  if prune.method == "puzzle":
+    _check_puzzle(config, widths)
+    return
+  if prune.max_kv_bytes_per_token:
+    raise ConfigError(f"prune.max_kv_bytes_per_token={prune.max_kv_bytes_per_token}: a "
+                      "KV-cache budget is the 'puzzle' method's; set prune.method='puzzle' "
+                      "or give prune.max_params")
   if prune.max_params and widths:
     raise ConfigError(f"prune.max_params={prune.max_params} and prune.{widths[0]}="
                       f"{prune[widths[0]]} are both set: give a parameter budget or widths")
@@ -135,6 +155,26 @@ def _check_section(config: ml_collections.ConfigDict, teacher_cfg: ModelConfig) 
   if not (widths or prune.max_params or layers or prune.n_layers):
     raise ConfigError("prune: no target; set widths (prune.d_model, prune.mlp_dim, "
                       "prune.ssm_heads, ...), prune.max_params or prune.n_layers/layers")
+
+
+def _check_puzzle(config: ml_collections.ConfigDict, widths: list[str]) -> None:
+  prune = config[SECTION]
+  given = [name for name in ("max_params", "max_kv_bytes_per_token") if prune[name]]
+  if len(given) != 1:
+    raise ConfigError(f"prune.method='puzzle' searches within one budget: set exactly one "
+                      f"of prune.max_params and prune.max_kv_bytes_per_token (set: "
+                      f"{given or 'neither'})")
+  chosen = widths + [name for name in ("n_layers", "layers") if prune[name]]
+  if chosen:
+    raise ConfigError(f"prune.{chosen[0]}={prune[chosen[0]]!r}: the 'puzzle' method chooses "
+                      "every layer's shape itself; leave the widths and depth unset")
+  if not config.teacher.checkpoint:
+    raise ConfigError("prune.method='puzzle' searches the trained teacher's layers: set "
+                      "teacher.checkpoint")
+  if not prune.held_out_batches < prune.calibration_batches:
+    raise ConfigError(f"prune.held_out_batches={prune.held_out_batches}: fewer than "
+                      f"prune.calibration_batches={prune.calibration_batches}, which also "
+                      "fit the candidates")
 
 
 def _depth_choice(prune: ml_collections.ConfigDict, teacher_cfg: ModelConfig
@@ -171,6 +211,8 @@ def student_config(config: ml_collections.ConfigDict) -> ModelConfig:
   teacher_cfg = _teacher_config(config)
   _check_section(config, teacher_cfg)
   prune = config[SECTION]
+  if prune.method == "puzzle":
+    return searched_student(config).model_cfg
   try:
     return pruning.target_config(teacher_cfg, target(config),
                                  _depth_choice(prune, teacher_cfg))
@@ -253,12 +295,65 @@ def _describe(teacher_cfg: ModelConfig, student_cfg: ModelConfig) -> str:
           f" ({', '.join(changed)})")
 
 
+@dataclasses.dataclass(frozen=True)
+class Searched:
+  """A Puzzle search's student: its config, its weights (host arrays) and the report."""
+  model_cfg: ModelConfig
+  params: Any
+  report: dict
+
+
+_SEARCHES: dict[str, Searched] = {}
+
+
+def searched_student(config: ml_collections.ConfigDict,
+                     report: Callable[[str], None] = print) -> Searched:
+  """The 'puzzle' student of ``config``: ``puzzle.search`` of the teacher's weights on
+  the first ``prune.calibration_batches`` batches of the run's data, within the budget.
+  Searched once per process for the same teacher, data and prune fields."""
+  key = json.dumps({name: json.loads(config[name].to_json_best_effort())
+                    for name in ("teacher", "data", SECTION)}
+                   | {"train": [config.train.seq_len, config.train.global_batch_size,
+                                config.train.seed]}, sort_keys=True)
+  if key not in _SEARCHES:
+    prune, teacher_cfg = config[SECTION], _teacher_config(config)
+    budget = puzzle.Budget(max_params=prune.max_params or None,
+                           max_kv_bytes_per_token=prune.max_kv_bytes_per_token or None)
+    teacher_params, _ = checkpoint_lib.load_params(config.teacher.checkpoint, teacher_cfg,
+                                                   None, report=report)
+    report(f"prune: searching the teacher's layers within {budget.unit} {budget.limit:,} "
+           f"on {prune.calibration_batches} calibration batches (Puzzle)")
+    started = time.time()
+    params, model_cfg, search_report = puzzle.search(
+        teacher_params, teacher_cfg, puzzle.run_batches(config, prune.calibration_batches),
+        budget, bld_steps=prune.bld_steps, held_out_batches=prune.held_out_batches)
+    found = search_report["searched"]
+    report(f"prune: searched {found['pattern']!r} (KV heads {found['kv_heads']}, MLP widths "
+           f"{found['mlp_dims']}) in {time.time() - started:.0f} s")
+    _SEARCHES[key] = Searched(model_cfg, jax.device_get(params), search_report)
+  return _SEARCHES[key]
+
+
+def searched_params(ctx: Context, report: Callable[[str], None] = print) -> Any:
+  """The 'puzzle' student's starting weights, placed with its shardings; the search's
+  report goes to the run's ``puzzle.json``."""
+  searched = searched_student(ctx.config, report)
+  if ctx.workdir and jax.process_index() == 0:
+    workdir_lib.write_json(os.path.join(ctx.workdir, "puzzle.json"), searched.report)
+  report(f"prune: the student is the teacher's searched layers, "
+         f"{_describe(_teacher_config(ctx.config), ctx.model_cfg)}")
+  return jax.device_put(searched.params, ctx.param_shardings())
+
+
 def pruned_student(ctx: Context, teacher_params,
                    report: Callable[[str], None] = print) -> Any:
   """The student's starting weights: the teacher's (placed with the teacher's
   shardings) scored by ``calibrate`` and pruned to the run's target, placed with the
-  student's shardings (``ctx.model_cfg``, which ``student_config`` derived)."""
+  student's shardings (``ctx.model_cfg``, which ``student_config`` derived); with
+  method 'puzzle' the searched layers' weights (``searched_params``)."""
   config = ctx.config
+  if config[SECTION].method == "puzzle":
+    return searched_params(ctx, report)
   teacher_cfg = _teacher_config(config)
   scores = calibrate(ctx, teacher_params, teacher_cfg, report)
   if config[SECTION].layers:   # the config's choice of layers, not the data's

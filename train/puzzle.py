@@ -412,6 +412,25 @@ def model_overrides(parent_cfg: ModelConfig, cfg: ModelConfig) -> dict:
   return overrides
 
 
+def run_batches(config, count: int, rows_per_batch: Optional[int] = None) -> list[dict]:
+  """The first ``count`` batches of a run config's data pipeline (a fresh iterator of its
+  seed, every row on this process; the first ``rows_per_batch`` rows of each)."""
+  tokenizer = tokenizer_lib.load_tokenizer(config.data.tokenizer_path)
+  iterator = pipeline.make_iterator(
+      config.data, seq_len=config.train.seq_len,
+      global_batch_size=config.train.global_batch_size, tokenizer=tokenizer,
+      seed=config.train.seed)
+  rows = slice(None, rows_per_batch)
+  batches = []
+  for number in range(count):
+    try:
+      batches.append({name: value[rows] for name, value in next(iterator).items()})
+    except StopIteration:
+      raise ValueError(f"the data schedule ended after {number} of {count} calibration "
+                       "batches") from None
+  return batches
+
+
 def search_run(teacher: str, output: str, budget: Budget, *, calibration_batches: int,
                calibration_rows_per_batch: Optional[int] = None, **search_options) -> dict:
   """Searches the model of the run in workdir ``teacher`` on its data pipeline's first
@@ -426,14 +445,7 @@ def search_run(teacher: str, output: str, budget: Budget, *, calibration_batches
   config = export.read_run_config(teacher)
   parent_cfg = run_config.recorded_model_config(config)
   parent_params, _ = checkpoint_lib.load_params(teacher, parent_cfg, None)
-  tokenizer = tokenizer_lib.load_tokenizer(config.data.tokenizer_path)
-  iterator = pipeline.make_iterator(
-      config.data, seq_len=config.train.seq_len,
-      global_batch_size=config.train.global_batch_size, tokenizer=tokenizer,
-      seed=config.train.seed)
-  rows = slice(None, calibration_rows_per_batch)
-  batches = [{name: value[rows] for name, value in next(iterator).items()}
-             for _ in range(calibration_batches)]
+  batches = run_batches(config, calibration_batches, calibration_rows_per_batch)
   params, cfg, report = search(parent_params, parent_cfg, batches, budget, log=print,
                                **search_options)
   report["teacher"] = os.path.abspath(teacher)
