@@ -112,6 +112,7 @@ def test_shipped_config_fits_its_slice_at_reduced_depth():
   assert report.total_bytes < report.hbm_bytes, report.table()
 
 
+@pytest.mark.slow   # ~2 minutes of TPU compile; bench/fit.py compiles it whole
 def test_prune_recipe_distill_step_fits_its_slice_at_reduced_depth():
   """configs/prune_nemotron_h_8b.py (the 8B teacher inside the step of its pruned 4B
   student, batch 512 x 8192 in 16 micro-batches) on v5p:4x4x4 with one layer of each kind
