@@ -16,10 +16,12 @@ import cli_runs
 import pytest
 
 from configs.claims import code_entity_tracking, common, crossthink, front_loading, long_cot
-from configs.claims import genselect, rlp, synthesis_filter
+from configs.claims import genselect, group_aware_pruning, prune_distill, puzzle, rlp
+from configs.claims import synthesis_filter, width_vs_depth
 from data import sources
 from rl import sandbox
-from train import claims, driver, sft, stages
+from model import lm
+from train import claims, driver, prune, sft, stages
 from train import config as run_config
 
 
@@ -123,6 +125,40 @@ def test_synthesis_filter_arms_differ_only_in_the_answer_filter():
   # The teacher is long_cot's base: one cache entry for both claims.
   key = lambda c: stages.resolve(c.stages, ["base"], "/c", seed=0, fast=False)["base"].key
   assert key(config) == key(long_cot.get_config())
+
+
+def test_compression_arms_share_a_teacher_and_differ_only_in_the_student():
+  """The four compression claims: one teacher stage (one cache entry), students
+  distilled from it on equal tokens, differing only in how the student is made."""
+  configs = {m.__name__.split(".")[-1]: m.get_config() for m in (
+      prune_distill, group_aware_pruning, width_vs_depth, puzzle)}
+  teacher_keys = set()
+  for name, config in configs.items():
+    claims.check(config)
+    assert config.claim.metric == "loss/english" and claims.lower_is_better("loss/english")
+    teacher_keys.add(stages.resolve(config.stages, ["teacher"], "/c", seed=0,
+                                    fast=False)["teacher"].key)
+    students = {arm: config.stages[stage] for arm, stage in config.arms.items()
+                if stage != "teacher"}
+    assert {spec.teacher for spec in students.values()} == {"teacher"}
+    runs = {arm: spec.run.to_dict() for arm, spec in students.items()}
+    for run in runs.values():
+      run.pop("prune", None)
+      run.pop("model")
+    assert len({json.dumps(run, sort_keys=True, default=str) for run in runs.values()}) == 1
+  assert len(teacher_keys) == 1
+  # The scratch student has the pruned one's shape; width and depth have equal sizes.
+  config = configs["prune_distill"]
+  assert (run_config.model_config(config.stages.scratch.run.model)
+          == prune.student_config(config.stages.pruned.run))
+  config = configs["width_vs_depth"]
+  sizes = [lm.count_params(prune.student_config(config.stages[arm].run))
+           for arm in ("width", "depth")]
+  assert abs(sizes[0] - sizes[1]) < 0.01 * sizes[1]
+  assert prune.student_config(config.stages.depth.run).pattern == "MM*M-"
+  config = configs["group_aware_pruning"]
+  assert [config.stages[arm].run.prune.group_aware
+          for arm in ("group_aware", "ignore_groups")] == [True, False]
 
 
 def test_genselect_arms_judge_one_models_samples_two_ways():
@@ -263,6 +299,11 @@ def test_a_teacher_stage_trains_first_and_keys_its_student(tmp_path):
   assert list(resolved) == ["teacher", "student"]
   assert resolved["student"].run.teacher.checkpoint == resolved["teacher"].directory
   assert not resolved["student"].run.init_checkpoint
+  # The untrained student (a claim's baseline) has its teacher too: a student's shape
+  # may depend on the teacher's weights.
+  untrained = stages.untrained(pipeline, "student", "/c", resolved)
+  assert untrained.run.teacher.checkpoint == resolved["teacher"].directory
+  assert untrained.run.train.steps == 0
   key = resolved["student"].key
   pipeline["teacher"].run.train.log_every += 1           # another teacher, another student
   assert stages.resolve(pipeline, ["student"], "/c", seed=1, fast=False)["student"].key != key
@@ -577,8 +618,32 @@ def test_fast_genselect_claim(fast_claim):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", ["prune_distill", "group_aware_pruning", "width_vs_depth",
+                                  "puzzle"])
+def test_fast_compression_claim(name, fast_claim):
+  """The fast compression claims (slow: 2-5 minutes each on 2 busy cores): a teacher
+  that passes the gate, students scored by held-out loss (lower is better) against the
+  untrained ln(1024), and every arm's decoding timed."""
+  _, summary = fast_claim(name)
+  assert summary["seeds"] == [0] and summary["metric"] == "loss/english"
+  assert summary["gate"]["passed"] and summary["verdict"] == "not shown"   # one seed
+  untrained = summary["baselines"]["untrained"]["arms"]
+  for arm, figures in summary["arms"].items():
+    assert figures["loss/english"]["mean"] < untrained[arm] - 1.0
+    assert figures["decode_tokens_per_s"]["mean"] > 0
+  (comparison,) = summary["comparisons"]
+  better, worse = (summary["arms"][arm]["loss/english"]["mean"]
+                   for arm in (comparison["better"], comparison["worse"]))
+  assert comparison["difference"] == pytest.approx(worse - better)
+  if name == "prune_distill":   # pruned 0.91 vs scratch 5.08 on 2026-12-06
+    assert comparison["difference"] > 1.0
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["long_cot", "rlp", "front_loading", "code_entity_tracking",
-                                  "crossthink", "synthesis_filter", "tir", "genselect"])
+                                  "crossthink", "synthesis_filter", "tir", "genselect",
+                                  "prune_distill", "group_aware_pruning", "width_vs_depth",
+                                  "puzzle"])
 def test_full_claim(name, tmp_path):
   """The full claim (5 seeds, under ~30 minutes each); prints its verdict."""
   summary, stdout = _run_claim(name, tmp_path, timeout=1800)

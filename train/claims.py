@@ -392,11 +392,13 @@ def _cache_compilations(directory: str) -> None:
 
 
 def _untrained(config: ml_collections.ConfigDict, cache: str,
-               report: Callable[[str], None]) -> tuple[dict[str, Any], float]:
+               pipeline: Mapping[str, stages_lib.Stage], report: Callable[[str], None]
+               ) -> tuple[dict[str, Any], float]:
   """The untrained baseline (each arm's metric, the gate's metric) and the seconds its
-  evaluations took."""
+  evaluations took; ``pipeline``: resolved stages (a student's teacher)."""
   claim = config.claim
-  model = stages_lib.untrained(config.stages, next(iter(config.arms.values())), cache)
+  model = stages_lib.untrained(config.stages, next(iter(config.arms.values())), cache,
+                               pipeline)
   seconds, per_arm = 0.0, {}
   for arm in config.arms:
     figures, spent = stages_lib.evaluate(model, arm_eval(config, arm), report)
@@ -481,7 +483,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
       gate_values[name].append(figures[claim.gate.metric])
     shared_s += spent[True]
     per_seed_s[str(seed)] = spent[False]
-  untrained, baselines_s = _untrained(config, cache, report)
+  untrained, baselines_s = _untrained(config, cache, pipeline, report)
   gate = gate_summary(claim.gate, gate_values)
   arms = {arm: {**aggregate(figures), "tokens_seen": tokens[arm]}
           for arm, figures in per_seed.items()}

@@ -289,7 +289,8 @@ def calibrate(ctx: Context, teacher_params, teacher_cfg: ModelConfig,
 
 def _describe(teacher_cfg: ModelConfig, student_cfg: ModelConfig) -> str:
   changed = [f"{axis} {getattr(teacher_cfg, axis)}→{getattr(student_cfg, axis)}"
-             for axis in (*pruning.WIDTH_AXES, "n_layers")
+             for axis in (*pruning.WIDTH_AXES, "n_layers", "pattern", "layer_kv_heads",
+                          "layer_mlp_dims")
              if getattr(teacher_cfg, axis) != getattr(student_cfg, axis)]
   return (f"{lm.count_params(teacher_cfg):,} → {lm.count_params(student_cfg):,} parameters"
           f" ({', '.join(changed)})")

@@ -289,14 +289,19 @@ def resolve(stages: Mapping[str, Any], targets: Sequence[str], cache: str, *, se
   return out
 
 
-def untrained(stages: Mapping[str, Any], name: str, cache: str) -> Stage:
+def untrained(stages: Mapping[str, Any], name: str, cache: str,
+              teachers: Optional[Mapping[str, Stage]] = None) -> Stage:
   """The randomly initialised model of the root of stage ``name`` (``train.seed=0``, no
-  step): an entry for its evaluations (``evaluate``)."""
+  step): an entry for its evaluations (``evaluate``). A root taught by a stage takes its
+  teacher from ``teachers`` (resolved stages by name): the shape of a student may depend
+  on its teacher's weights (a Puzzle search)."""
   spec = stages[chain(stages, name)[0]]
-  run = run_config(spec, seed=0, fast=False)
+  teacher = (teachers or {}).get(spec.get("teacher", ""))
+  run = run_config(spec, seed=0, fast=False,
+                   teacher_checkpoint=teacher.directory if teacher else "")
   with run.unlocked():
     run.train.steps = 0
-  inputs, files = identity(run, "")
+  inputs, files = identity(run, "", teacher.key if teacher else "")
   key = sha256_json({**inputs, "untrained": True})
   return Stage(name="untrained", run=run, key=key, parent_key="", files=files,
                directory=os.path.join(cache, key), tokens_seen=0, shared=True)

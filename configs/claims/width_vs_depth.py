@@ -7,9 +7,9 @@ The teacher of ``prune_distill`` (shared stage, pattern ``M-M*-M-``). Per seed, 
 students of the same parameter count are distilled alike (100 batches, fast 30):
 
   depth   5 of the 7 layers kept: ``LAYERS``, the teacher without its two layers of least
-          depth importance (1 − cos between a layer's input and output, measured on the
-          full teacher's calibration batches: 0.017 and 0.065 for the MLPs at 1 and 4;
-          the others 0.09–0.88). Named here because which layers go decides the student's
+          depth importance (1 − cos between a layer's input and output, on the full
+          teacher's calibration batches, seed 0: 0.018 and 0.068 for the MLPs at 1 and 4,
+          the others 0.095–0.876; every seed's calibration ranks them alike). Named here because which layers go decides the student's
           pattern, which a run config must fix before any data is read.
   width   all 7 layers, d_model, MLP width and Mamba heads shrunk by one fraction to the
           depth student's parameter count (``prune.max_params``)
