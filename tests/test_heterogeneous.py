@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import safetensors.numpy as safetensors_numpy
 
-from configs import sft as sft_config, tiny_hybrid
+from configs import grpo as grpo_config, rlp as rlp_config, sft as sft_config, tiny_hybrid
 from model import config as mcfg
 from model import generate as gen
 from model import hf
@@ -462,6 +462,13 @@ def test_pretraining_runs_sharded_and_resumes(tmp_path, capsys):
 def test_sft_runs_sharded(tmp_path):
   train_sharded(sft_config, tmp_path, pattern="*--*L", layer_kv_heads=(4, 2),
                 layer_mlp_dims=(32, 96))
+
+
+@pytest.mark.parametrize("loop_module", [grpo_config, rlp_config], ids=["grpo", "rlp"])
+def test_rl_loops_run_sharded(loop_module, tmp_path):
+  """GRPO (rollouts through the caches) and RLP on the same heterogeneous layers."""
+  train_sharded(loop_module, tmp_path, pattern="*-L*-", layer_kv_heads=(1, 2),
+                layer_mlp_dims=(64, 32))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("libtpu") is None,
