@@ -9,6 +9,7 @@ with each arm's eval section and the gate's).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from typing import Optional
 
@@ -223,3 +224,16 @@ def student_of(prune: Mapping) -> ModelConfig:
   """The student model ``compression_arm(prune=prune)`` trains (for a random one of the
   same shape)."""
   return prune_lib.student_config(compression_arm(prune=prune).run)
+
+
+def compression_claim(name: str, *, comparison: tuple[str, str],
+                      students: Mapping[str, ml_collections.ConfigDict],
+                      arms: Optional[Sequence[str]] = None) -> ml_collections.ConfigDict:
+  """A compression claim: the shared teacher stage and ``students`` (``compression_arm``
+  stages), arms on the stages ``arms`` (default: the students) compared by held-out
+  English loss over 5 seeds (fast: 1), the teacher's gate."""
+  return claim(
+      name, seeds=(0, 1, 2, 3, 4), fast_seeds=(0,), metric="loss/english",
+      comparisons=[comparison], stages={"teacher": compression_teacher(), **students},
+      arms={arm: arm for arm in (arms or students)}, eval_section=compression_eval(),
+      gate=compression_gate(), chance=math.log(1024))

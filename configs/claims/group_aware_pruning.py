@@ -18,21 +18,12 @@ run names the heads kept. Gate: as ``prune_distill``.
 What it showed: configs/claims/README.md.
 """
 
-import math
-
 from configs.claims import common
 
 
 def get_config():
-  return common.claim(
-      "group_aware_pruning", seeds=(0, 1, 2, 3, 4), fast_seeds=(0,), metric="loss/english",
-      comparisons=[("group_aware", "ignore_groups")],
-      stages={
-          "teacher": common.compression_teacher(),
-          "group_aware": common.compression_arm(prune=dict(ssm_heads=4)),
-          "ignore_groups": common.compression_arm(prune=dict(ssm_heads=4,
-                                                             group_aware=False)),
-      },
-      arms={"group_aware": "group_aware", "ignore_groups": "ignore_groups"},
-      eval_section=common.compression_eval(), gate=common.compression_gate(),
-      chance=math.log(1024))
+  return common.compression_claim(
+      "group_aware_pruning", comparison=("group_aware", "ignore_groups"),
+      students={"group_aware": common.compression_arm(prune=dict(ssm_heads=4)),
+                "ignore_groups": common.compression_arm(prune=dict(ssm_heads=4,
+                                                                   group_aware=False))})

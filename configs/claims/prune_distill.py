@@ -22,22 +22,14 @@ Gate: the teacher's held-out loss at most ``common.COMPRESSION_GATE``.
 What it showed: configs/claims/README.md.
 """
 
-import math
-
 from configs.claims import common
 
 TARGET = dict(d_model=96, mlp_dim=192, ssm_heads=6)
 
 
 def get_config():
-  return common.claim(
-      "prune_distill", seeds=(0, 1, 2, 3, 4), fast_seeds=(0,), metric="loss/english",
-      comparisons=[("pruned", "scratch")],
-      stages={
-          "teacher": common.compression_teacher(),
-          "pruned": common.compression_arm(prune=TARGET),
-          "scratch": common.compression_arm(student=common.student_of(TARGET)),
-      },
-      arms={"pruned": "pruned", "scratch": "scratch", "teacher": "teacher"},
-      eval_section=common.compression_eval(), gate=common.compression_gate(),
-      chance=math.log(1024))
+  return common.compression_claim(
+      "prune_distill", comparison=("pruned", "scratch"),
+      students={"pruned": common.compression_arm(prune=TARGET),
+                "scratch": common.compression_arm(student=common.student_of(TARGET))},
+      arms=("pruned", "scratch", "teacher"))

@@ -21,25 +21,15 @@ Claim: puzzle beats uniform on held-out English loss. Gate: as ``prune_distill``
 What it showed: configs/claims/README.md.
 """
 
-import math
-
 from configs.claims import common
 
 BUDGET = 628_000
 
 
 def get_config():
-  return common.claim(
-      "puzzle", seeds=(0, 1, 2, 3, 4), fast_seeds=(0,), metric="loss/english",
-      comparisons=[("puzzle", "uniform")],
-      stages={
-          "teacher": common.compression_teacher(),
+  return common.compression_claim(
+      "puzzle", comparison=("puzzle", "uniform"),
+      students={
           "puzzle": common.compression_arm(prune=dict(method="puzzle", max_params=BUDGET)),
           "uniform": common.compression_arm(prune=dict(max_params=BUDGET,
-                                                       budget_axes=("mlp_dim",))),
-      },
-      # The first arm's model, untrained, is the untrained baseline: the uniform one's
-      # shape needs no search.
-      arms={"uniform": "uniform", "puzzle": "puzzle"},
-      eval_section=common.compression_eval(), gate=common.compression_gate(),
-      chance=math.log(1024))
+                                                       budget_axes=("mlp_dim",)))})

@@ -18,8 +18,6 @@ Claim: width beats depth on held-out English loss. Gate: as ``prune_distill``.
 What it showed: configs/claims/README.md.
 """
 
-import math
-
 from configs.claims import common
 from model import lm
 
@@ -29,14 +27,7 @@ LAYERS = (0, 2, 3, 5, 6)
 def get_config():
   depth = dict(layers=LAYERS)
   budget = lm.count_params(common.student_of(depth))
-  return common.claim(
-      "width_vs_depth", seeds=(0, 1, 2, 3, 4), fast_seeds=(0,), metric="loss/english",
-      comparisons=[("width", "depth")],
-      stages={
-          "teacher": common.compression_teacher(),
-          "depth": common.compression_arm(prune=depth),
-          "width": common.compression_arm(prune=dict(max_params=budget)),
-      },
-      arms={"width": "width", "depth": "depth"},
-      eval_section=common.compression_eval(), gate=common.compression_gate(),
-      chance=math.log(1024))
+  return common.compression_claim(
+      "width_vs_depth", comparison=("width", "depth"),
+      students={"depth": common.compression_arm(prune=depth),
+                "width": common.compression_arm(prune=dict(max_params=budget))})
