@@ -288,6 +288,30 @@ def test_a_loss_is_better_when_lower_in_comparisons_and_the_gate():
   assert not claims.gate_summary(gate, {"base": [1.4, 1.6]})["passed"]
 
 
+@pytest.mark.parametrize("better,verdict", [
+    ([0.50, 0.49, 0.51, 0.50], "holds"),          # level: within the margin
+    ([0.47, 0.46, 0.48, 0.47], "not shown"),      # the interval covers -margin
+    ([0.40, 0.41, 0.39, 0.40], "contradicted"),   # worse by more than the margin
+])
+def test_a_margin_makes_a_non_inferiority_comparison(better, verdict):
+  arms = {"a": {"pass@1": {"values": better}}, "b": {"pass@1": {"values": [0.5] * 4}}}
+  (comparison,) = claims.compare(arms, "pass@1", [("a", "b", 0.03)])
+  assert comparison["margin"] == 0.03 and comparison["verdict"] == verdict, comparison
+  (strict,) = claims.compare(arms, "pass@1", [("a", "b")])
+  assert strict["verdict"] != "holds"
+  with pytest.raises(run_config.ConfigError, match="margin"):
+    claims.compare(arms, "pass@1", [("a", "b", -0.1)])
+
+
+def test_a_completion_length_is_better_when_shorter():
+  assert claims.lower_is_better("length") and claims.lower_is_better("correct_length")
+  assert not claims.lower_is_better("pass@1")
+  arms = {"short": {"length": {"values": [20.0, 21.0, 19.0]}},
+          "long": {"length": {"values": [30.0, 32.0, 31.0]}}}
+  (comparison,) = claims.compare(arms, "length", [("short", "long")])
+  assert comparison["verdict"] == "holds" and comparison["wins"] == 3
+
+
 def test_a_teacher_stage_trains_first_and_keys_its_student(tmp_path):
   data = tmp_path / "data.txt"
   data.write_text("What is 1 + 2?\n3\n\n")

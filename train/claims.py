@@ -7,8 +7,9 @@ A claim config (``loop='claim'``) holds:
 
   claim       name; seeds (the headline comparison's, at least 5 for a verdict worth
               reading); fast_seeds; metric (the eval figure compared, e.g. 'pass@1');
-              comparisons: ((better arm, worse arm), ...) that the papers report; gate
-              (below); chance (the metric of guessing, None for an open answer)
+              comparisons: ((better arm, worse arm[, margin]), ...) that the papers
+              report (a margin: "equal or better", below); gate (below); chance (the
+              metric of guessing, None for an open answer)
   stages      {name: ``train.stages.stage(...)``}: the pipeline every arm runs through
   arms        {arm: stage}: the stage whose final weights are that arm's model
   eval        the one eval section (``train/evaluate.py``) every arm is evaluated with:
@@ -36,7 +37,7 @@ seeds with the same inputs (``shared`` stages) and other claims (``train/stages.
   {"claim", "metric", "arm_metric": {arm: its figure compared}, "seeds", "fast",
    "statistic": "paired Student t, 95%, over seeds",
    "arms": {arm: {figure: {"mean", "std", "values"}, "tokens_seen": int}},
-   "comparisons": [{"better", "worse", "metrics": [better's, worse's figure],
+   "comparisons": [{"better", "worse", "metrics": [better's, worse's figure], "margin",
                     "differences": [per seed], "difference": mean,
                     "interval": [lo, hi] or null (one seed), "wins", "verdict"}],
    "verdict": "holds" | "contradicted" | "not shown" | "untestable", "holds": bool,
@@ -49,10 +50,13 @@ seeds with the same inputs (``shared`` stages) and other claims (``train/stages.
    "times": {"shared_s", "per_seed_s": {seed: s}, "baselines_s", "total_s"}}
 
 A comparison's verdict: the 95% paired Student t interval of better − worse over seeds
-lies above 0 ('holds'), below 0 ('contradicted'), or covers 0 or there is one seed ('not
-shown'). A held-out loss (``loss/<name>``) is better when lower: its difference is worse
-− better, and a gate on it passes at or below its threshold; 'untestable' if the gate failed. The claim's verdict: 'untestable' if the gate
-failed, else 'holds' if every comparison holds, 'contradicted' if any is contradicted,
+lies above −margin ('holds'), below −margin ('contradicted'), or covers −margin or there
+is one seed ('not shown'). The margin is 0 unless the comparison gives one: then it is a
+non-inferiority test ("at equal or higher accuracy": no worse by more than the margin,
+declared before the run). A held-out loss (``loss/<name>``) and a completion length
+('length', 'correct_length') are better when lower: the difference is worse − better,
+and a gate on such a figure passes at or below its threshold; 'untestable' if the gate
+failed. The claim's verdict: 'untestable' if the gate failed, else 'holds' if every comparison holds, 'contradicted' if any is contradicted,
 else 'not shown'. Baselines: ``chance`` as the config declares it, ``most_frequent`` the
 share of eval records whose answer is the most common one, ``untrained`` each arm's
 metric of the randomly initialised model (evaluated like the arms). Times: wall seconds of the
@@ -100,9 +104,29 @@ def _sampled(metric: str) -> bool:
       metric.startswith(("pass@", "maj@", "genselect")) and metric.split("/")[0] != "pass@1")
 
 
+# Figures better when lower: held-out losses ('loss/<name>') and completion lengths
+# (mean tokens of every completion, of the right ones).
+LOWER_IS_BETTER = ("loss", "length", "correct_length")
+
+
 def lower_is_better(metric: str) -> bool:
-  """A held-out loss ('loss/<name>'); every other figure is better when higher."""
-  return metric.split("/")[0] == "loss"
+  """A held-out loss ('loss/<name>') or a completion length; every other figure is
+  better when higher."""
+  return metric.split("/")[0] in LOWER_IS_BETTER
+
+
+def comparison_parts(comparison: Sequence[Any]) -> tuple[str, str, float]:
+  """(better arm, worse arm, non-inferiority margin) of a ``claim.comparisons`` entry:
+  ``(better, worse)`` (margin 0: better must win) or ``(better, worse, margin)``."""
+  if len(comparison) not in (2, 3):
+    raise config_lib.ConfigError(f"claim.comparisons entry {tuple(comparison)!r}: want "
+                                 "(better, worse) or (better, worse, margin)")
+  better, worse, *rest = comparison
+  margin = float(rest[0]) if rest else 0.0
+  if margin < 0 or not math.isfinite(margin):
+    raise config_lib.ConfigError(f"claim.comparisons {better!r} vs {worse!r}: margin "
+                                 f"{rest[0]!r} must be a finite number >= 0")
+  return better, worse, margin
 
 
 def arm_metric(config: ml_collections.ConfigDict, arm: str) -> str:
@@ -173,7 +197,8 @@ def check(config: ml_collections.ConfigDict) -> None:
   _check_gate(config)
   for fast in (False, True):
     tokens = arm_tokens(config, fast)
-    for better, worse in claim.comparisons:
+    for comparison in claim.comparisons:
+      better, worse, _ = comparison_parts(comparison)
       for arm in (better, worse):
         if arm not in config.arms:
           raise config_lib.ConfigError(f"claim.comparisons names arm {arm!r}; arms: "
@@ -260,14 +285,16 @@ def t_interval(values: Sequence[float]) -> Optional[list[float]]:
   return [mean - half, mean + half]
 
 
-def verdict_of(interval: Optional[Sequence[float]]) -> str:
-  """'holds' if the interval of better − worse lies above 0, 'contradicted' if below,
-  else 'not shown' (also without an interval)."""
+def verdict_of(interval: Optional[Sequence[float]], margin: float = 0.0) -> str:
+  """'holds' if the interval of better − worse lies above −margin, 'contradicted' if
+  below, else 'not shown' (also without an interval). Margin 0: better must win; a
+  margin > 0 is a non-inferiority test (better is no worse than worse by more than
+  ``margin``)."""
   if interval is None:
     return "not shown"
-  if interval[0] > 0:
+  if interval[0] > -margin:
     return "holds"
-  return "contradicted" if interval[1] < 0 else "not shown"
+  return "contradicted" if interval[1] < -margin else "not shown"
 
 
 def compare(arms: Mapping[str, Mapping[str, Any]], metric: str,
@@ -276,19 +303,21 @@ def compare(arms: Mapping[str, Mapping[str, Any]], metric: str,
   """Per comparison: the per-seed differences better − worse of ``metric`` (an arm's
   own in ``metrics``, {arm: figure}, if there; worse − better for a loss), paired by
   seed; their mean and 95% t interval, the seeds the better arm wins, the verdict
-  ('untestable' whatever the numbers if the gate failed)."""
+  ('untestable' whatever the numbers if the gate failed, else ``verdict_of`` with the
+  comparison's margin)."""
   out = []
-  for better, worse in comparisons:
+  for comparison in comparisons:
+    better, worse, margin = comparison_parts(comparison)
     figures = [(metrics or {}).get(arm, metric) for arm in (better, worse)]
     sign = -1.0 if lower_is_better(figures[0]) else 1.0
     differences = [sign * float(a - b) for a, b in zip(arms[better][figures[0]]["values"],
                                                        arms[worse][figures[1]]["values"])]
     interval = t_interval(differences)
-    out.append({"better": better, "worse": worse, "metrics": figures,
+    out.append({"better": better, "worse": worse, "metrics": figures, "margin": margin,
                 "differences": differences,
                 "difference": float(np.mean(differences)), "interval": interval,
                 "wins": sum(d > 0 for d in differences),
-                "verdict": verdict_of(interval) if gate_passed else "untestable"})
+                "verdict": verdict_of(interval, margin) if gate_passed else "untestable"})
   return out
 
 
@@ -420,7 +449,8 @@ def _report_lines(summary: Mapping[str, Any]) -> list[str]:
   for c in summary["comparisons"]:
     interval = ("no interval (one seed)" if c["interval"] is None else
                 f"95% interval [{c['interval'][0]:+.3f}, {c['interval'][1]:+.3f}]")
-    lines.append(f"{c['better']} - {c['worse']} = {c['difference']:+.3f}, {interval}, "
+    margin = f" (margin {c['margin']:.3f})" if c.get("margin") else ""
+    lines.append(f"{c['better']} - {c['worse']} = {c['difference']:+.3f}, {interval}{margin}, "
                  f"wins {c['wins']}/{len(c['differences'])}: {c['verdict']}")
   values = "; ".join(f"{stage} {', '.join(f'{v:.3f}' for v in vs)}"
                      for stage, vs in gate["values"].items())
