@@ -539,7 +539,10 @@ def _run_claim(name, workdir, *flags, timeout=900):
     return json.load(f), result.stdout
 
 
-@pytest.mark.xdist_group("more_fast_claims")   # on the other worker than `fast_claims`
+# The fast claims below are slow (4-5 minutes each here): the default run keeps the two
+# the notebook reads back (`fast_claims`) and the toy claims above, which run the same
+# framework end to end in seconds.
+@pytest.mark.slow
 @pytest.mark.parametrize("name, arms, gate_stages, kinds", [
     ("front_loading", {"front_loaded", "late", "narrow"}, ["general_sft"], 4),
     ("code_entity_tracking", {"code", "text"}, ["base"], 4)])
@@ -558,7 +561,7 @@ def test_fast_claim_pipeline(name, arms, gate_stages, kinds, fast_claim):
                           for c in summary["comparisons"]})
 
 
-@pytest.mark.xdist_group("more_fast_claims")
+@pytest.mark.slow
 def test_fast_crossthink_claim_pipeline(fast_claim):
   """The fast crossthink claim: its arms on equal tokens, the SFT base beside them, the
   plot; the sign is not asserted."""
@@ -597,7 +600,7 @@ def test_fast_synthesis_filter_claim(fast_claim):
         "right solutions:", right)
 
 
-@pytest.mark.xdist_group("fast_claims")   # after long_cot's: its base is read back
+@pytest.mark.slow
 def test_fast_tir_claim(fast_claims, fast_claim):
   """The fast tir claim: the SFT'd model calls the sandbox on every held-out product and
   answers some of them; long multiplication in the text answers fewer."""
