@@ -30,6 +30,7 @@ setuptools.setup(
         "tensorboardX>=2.6",
         "tqdm>=4.66",
         "matplotlib>=3.8",  # the claims' plots
+        "scikit-learn>=1.5,<2",  # FusionFactory's routers (train/routing.py)
     ],
     extras_require={
         # libtpu (the TPU compiler, matched to the installed jax by jax's own extra):
@@ -57,6 +58,7 @@ setuptools.setup(
             "sentencepiece>=0.2,<0.3",
             "math-verify>=0.9,<0.10",
             "tensorboardX>=2.6,<2.7",
+            "scikit-learn>=1.5,<2",
             "ipython>=8,<10",     # notebooks/claims.ipynb displays the plots
             "nbclient>=0.10,<0.12",   # the notebooks run in a fresh kernel
             "ipykernel>=6.29,<8",

@@ -8,7 +8,8 @@ share, and for the ``Answer: ...`` line the shipped corpus ends its solutions wi
 
 Extraction (``final_answer``) reads only the text a reader sees: after the last
 ``</think>``, cut at a ``<think>`` that is never closed and at the first end-of-turn
-marker. There it takes the last ``\\boxed{...}``, else the last ``Answer: ...`` line,
+marker. There it takes the last ``\\boxed{...}``, else the last ``<answer>`` or
+``<score>`` pair (MAE's solver and judge), else the last ``Answer: ...`` line,
 else the last "the answer is ...", else the whole text.
 
 Math equivalence (``math_equal``) is Hugging Face's Math-Verify (``math-verify`` on
@@ -64,6 +65,9 @@ CHECK_THREADS = max(1, min(8, os.cpu_count() or 1))   # map_checks' threads (and
 
 _ANSWER_LINE = re.compile(r"^Answer:[ \t]*(.*?)[ \t]*$", re.MULTILINE)
 _ANSWER_IS = re.compile(r"\bthe (?:final )?answer is:?[ \t]*(.*\S)", re.IGNORECASE)
+# MAE's tagged outputs (arXiv 2510.23595): a solver's <answer>…</answer>, a judge's
+# <score>…</score>.
+_MAE_TAG = re.compile(r"<(answer|score)>(.*?)</\1>", re.DOTALL)
 _TEXT_COMMAND = re.compile(r"\\(?:text|textbf|textit|mathrm|mbox)\{([^{}]*)\}")
 _WORDS = re.compile(r"[^\W\d_]+(?:[\s'-]+[^\W\d_]+)*")
 _PROSE = re.compile(r"[^\W\d_]{2,}(?:\s+[^\W\d_]{2,}){3}")   # four words in a row
@@ -112,6 +116,13 @@ def answer_line(text: str) -> Optional[str]:
   return lines[-1].rstrip(".").strip() if lines else None
 
 
+def mae_tagged(text: str) -> Optional[str]:
+  """The content of the last ``<answer>…</answer>`` or ``<score>…</score>`` pair (the
+  solver's and the judge's formats of MAE, ``data/mae.py``), or None."""
+  pairs = _MAE_TAG.findall(text)
+  return pairs[-1][1] if pairs else None
+
+
 def _answer_is(text: str) -> Optional[str]:
   """What follows the last "the answer is" on its line, without a final period."""
   matches = _ANSWER_IS.findall(text)
@@ -121,7 +132,7 @@ def _answer_is(text: str) -> Optional[str]:
 def final_answer(completion: str) -> str:
   """The answer a completion gives (see the module docstring), stripped."""
   text = visible_text(completion)
-  for extract in (last_boxed, answer_line, _answer_is):
+  for extract in (last_boxed, mae_tagged, answer_line, _answer_is):
     if (answer := extract(text)) is not None:
       return answer.strip()
   return text.strip()

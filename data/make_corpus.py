@@ -96,12 +96,44 @@ Files of the claims (``configs/claims/``; not part of the tokenizer's training t
                                       that claim's task data beside its selector records
   genselect_seeds.jsonl               distinct sums with their answers in neither file:
                                       the problems whose samples make its selector records
+  retro_sums.jsonl                    sums of five digits worked out line by line,
+                                      each line a step ended by a blank line, then
+                                      often checked again for nothing ("Wait, let me
+                                      check." and the last step again; "Alternatively,
+                                      let me start again." and every step again), as
+                                      {"text"}: the retro_search claim's pretraining
+                                      text
+  retro_seeds.jsonl                   distinct sums with their answers in neither that
+                                      file nor the held-out and dev sums: that claim's
+                                      seed problems
+
+  mae_roles.txt, mae_roles_weak.txt   proposer, judge and solver documents
+                                      (``data/mae.py``): the mae claim's pretraining
+                                      text, its solver answers wrong 40% (weak: 80%) of
+                                      the time, its judgements right
+  mae_seed_questions.jsonl            unlabelled sums: that claim's starting question pool
+  mae_solve_valid.jsonl, mae_judge_dev.jsonl, mae_propose_probe.jsonl
+                                      held-out sums for the solver (kind "terms<k>"),
+                                      the judge's dev split (its gate) and proposer
+                                      prompts (its difficulty figure)
+  fusion_sums.jsonl, fusion_tens.jsonl
+                                      sums of three digits, two-digit numbers plus a
+                                      digit, worked out step by step, as {"text"}: the
+                                      fusion_routing claim's two specialists' text
+  fusion_queries.jsonl                as many distinct questions of each (from that
+                                      text) with their answers and kind: that claim's
+                                      routing queries and fusion problems
+  fusion_dev.jsonl, fusion_valid.jsonl
+                                      held-out questions of both skills, in neither
+                                      file above nor each other: its gate and its eval
 
 ``python -m data.make_corpus --only=crossthink`` writes the CrossThink files alone,
 ``--only=boxes`` the last two boxes files, ``--only=long_cot`` chain_sums_dev.jsonl,
 ``--only=rlp`` modsum_thought_valid.jsonl, ``--only=front_loading`` the four front_*
 files, ``--only=synthesis_filter`` chain_sums_seeds.jsonl, ``--only=tir`` the three
-products files, ``--only=genselect`` the three genselect_* files (the
+products files, ``--only=genselect`` the three genselect_* files,
+``--only=retro_search`` the two retro_* files, ``--only=mae`` the six mae_* files,
+``--only=fusion_routing`` the five fusion_* files (the
 whole corpus takes long: its tokenizer is trained first).
 """
 
@@ -117,6 +149,7 @@ from data import answers
 from data import config as config_lib
 from data import english_grammar
 from data import general_questions
+from data import mae
 from data import reasoning_tasks
 from data import tir
 from data import tokenizer as tokenizer_lib
@@ -167,6 +200,21 @@ NUM_GENSELECT, NUM_GENSELECT_SFT, NUM_GENSELECT_SEEDS = 4000, 500, 1024
 GENSELECT_SLIP = 0.6   # the share of genselect_sums.txt whose answer line slips
 GENSELECT_FILES = ("genselect_sums.txt", "genselect_sft.jsonl", "genselect_seeds.jsonl")
 CORPUS_FILES += GENSELECT_FILES
+NUM_RETRO, NUM_RETRO_SEEDS = 4000, 512
+RETRO_WAIT, RETRO_RESTART = 0.6, 0.25   # after the answer: a re-check; a restart
+RETRO_CHECK, RETRO_AGAIN = "Wait, let me check.", "Alternatively, let me start again."
+RETRO_FILES = ("retro_sums.jsonl", "retro_seeds.jsonl")
+CORPUS_FILES += RETRO_FILES
+NUM_MAE_DOCS, NUM_MAE_SEEDS, NUM_MAE_VALID_PER_TERMS, NUM_MAE_DEV = 24000, 64, 64, 128
+MAE_SOLVER_ERROR, MAE_WEAK_SOLVER_ERROR = 0.4, 0.8   # wrong solver answers in the text
+MAE_FILES = ("mae_roles.txt", "mae_roles_weak.txt", "mae_seed_questions.jsonl",
+             "mae_solve_valid.jsonl", "mae_judge_dev.jsonl", "mae_propose_probe.jsonl")
+CORPUS_FILES += MAE_FILES
+FUSION_KINDS = ("chain_sum", "add_digit")   # the two skills: a + b + c, ab + c
+NUM_FUSION_TEXT, NUM_FUSION_QUERIES, NUM_FUSION_DEV, NUM_FUSION_VALID = 3000, 256, 64, 128
+FUSION_FILES = ("fusion_sums.jsonl", "fusion_tens.jsonl", "fusion_queries.jsonl",
+                "fusion_dev.jsonl", "fusion_valid.jsonl")
+CORPUS_FILES += FUSION_FILES
 
 
 def english_documents(rng: random.Random, count: int,
@@ -318,6 +366,9 @@ def write_corpus(out_dir: str) -> list[str]:
   write_front_files(out_dir)
   write_products_files(out_dir)
   write_genselect_files(out_dir)
+  write_mae_files(out_dir)
+  write_fusion_files(out_dir)
+  write_retro_files(out_dir)
   return paths
 
 
@@ -577,12 +628,127 @@ def write_genselect_files(out_dir: str) -> list[str]:
   return paths
 
 
+def detoured(problem: dict[str, str], rng: random.Random) -> dict[str, str]:
+  """A sum of five digits worked out line by line, then checked again for nothing: each
+  line a step, every step ended by a blank line, the last line with its "Answer:" line;
+  then, with probability `RETRO_WAIT`, a step `RETRO_CHECK` and the last step again,
+  and, with probability `RETRO_RESTART`, a step `RETRO_AGAIN` and every step again. The
+  answer stays right (the Retro-Search claim's traces: detours after the answer, which
+  leave the lines that compute it next to each other)."""
+  body, _, final = problem["solution"].rpartition("\n")
+  lines = body.split("\n")
+  steps = lines[:-1] + [f"{lines[-1]}\n{final}"]
+  detours = []
+  if rng.random() < RETRO_WAIT:
+    detours += [RETRO_CHECK, steps[-1]]
+  if rng.random() < RETRO_RESTART:
+    detours += [RETRO_AGAIN, *steps]
+  solution = "".join(f"{step}\n\n" for step in steps + detours)
+  return {**problem, "solution": solution, "text": f"{problem['question']}\n{solution}"}
+
+
+def write_retro_files(out_dir: str) -> list[str]:
+  """The retro_search claim's files (`RETRO_FILES`): sums of five digits worked out with
+  detours (``detoured``) as pretraining records ({"text"}), and distinct seed problems
+  with their answers in none of them; none of either a question of
+  chain_sums_valid.jsonl or chain_sums_dev.jsonl. Returns their paths."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = [os.path.join(out_dir, name) for name in RETRO_FILES]
+  _, valid, dev = chain_sum_splits()
+  held_out = frozenset(p["question"] for p in valid + dev)
+  rng = random.Random(f"{SEED}-retro")
+  traces = [detoured(p, rng) for p in chain_sums(rng, NUM_RETRO, exclude_questions=held_out)]
+  seeds = chain_sums(random.Random(f"{SEED}-retro-seeds"), NUM_RETRO_SEEDS,
+                     exclude_questions=held_out | {p["question"] for p in traces},
+                     distinct=True)
+  _write_jsonl(paths[0], [{"text": p["text"]} for p in traces])
+  _write_jsonl(paths[1], [{"question": p["question"], "answer": p["answer"]} for p in seeds])
+  return paths
+
+
+def write_mae_files(out_dir: str) -> list[str]:
+  """The mae claim's files (`MAE_FILES`, ``data/mae.py``): role-formatted pretraining text
+  whose solver answers are wrong with probability `MAE_SOLVER_ERROR` (the weak base's:
+  `MAE_WEAK_SOLVER_ERROR`) and whose judgements are right; unlabelled seed questions;
+  held-out solver records (kind "terms<k>"); a judge dev split (half the answers wrong,
+  the right score as answer); proposer prompts with a reference question (their greedy
+  proposals' length is that claim's difficulty figure). No held-out or dev question occurs
+  in the other files. Returns their paths."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = [os.path.join(out_dir, name) for name in MAE_FILES]
+  rng = random.Random(f"{SEED}-mae-held-out")
+  valid, dev, seen = [], [], set()
+  for terms in range(mae.MIN_TERMS, mae.MAX_TERMS + 1):
+    while len(valid) < NUM_MAE_VALID_PER_TERMS * (terms - 1):
+      if (q := mae.sum_question(rng, terms)) not in seen:
+        seen.add(q)
+        valid.append({"question": mae.solver_prompt(q), "answer": str(mae.sum_value(q)),
+                      "kind": f"terms{terms}"})
+  while len(dev) < NUM_MAE_DEV:
+    q = mae.sum_question(rng, rng.randint(mae.MIN_TERMS + 1, mae.MAX_TERMS))
+    if q not in seen:
+      seen.add(q)
+      right = len(dev) % 2 == 0
+      answer = mae.sum_value(q) + (0 if right else rng.choice([-2, -1, 1, 2]))
+      response = mae.tagged(str(answer), mae.ANSWER_TAG)
+      dev.append({"question": mae.judge_prompt(q, response),
+                  "answer": str(mae.RIGHT_SCORE if right else mae.WRONG_SCORE)})
+  held_out = frozenset(seen)
+  for path, error, name in ((paths[0], MAE_SOLVER_ERROR, "roles"),
+                            (paths[1], MAE_WEAK_SOLVER_ERROR, "roles-weak")):
+    docs = mae.role_documents(random.Random(f"{SEED}-mae-{name}"), NUM_MAE_DOCS,
+                              solver_error=error, exclude=held_out)
+    _write_text(path, "\n\n".join(docs) + "\n")
+  rng = random.Random(f"{SEED}-mae-seeds")
+  seeds = []
+  while len(seeds) < NUM_MAE_SEEDS:
+    if (q := mae.sum_question(rng, rng.randint(mae.MIN_TERMS, mae.MAX_TERMS))) not in seen:
+      seen.add(q)
+      seeds.append(q)
+  _write_jsonl(paths[2], [{"question": q} for q in seeds])
+  _write_jsonl(paths[3], valid)
+  _write_jsonl(paths[4], dev)
+  _write_jsonl(paths[5], [{"question": mae.proposer_prompt(q), "answer": q} for q in seeds])
+  return paths
+
+
+def write_fusion_files(out_dir: str) -> list[str]:
+  """The fusion_routing claim's files (`FUSION_FILES`): two skills, sums of three digits
+  and a two-digit number plus a digit (`FUSION_KINDS`, ``reasoning_tasks``). Held-out records first
+  (valid, dev: as many of each skill, distinct questions); then per skill pretraining
+  text ({"text"}) asking none of their questions, and the routing queries: the first
+  `NUM_FUSION_QUERIES` distinct questions of each skill's text. Returns their paths."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = [os.path.join(out_dir, name) for name in FUSION_FILES]
+  rng = random.Random(f"{SEED}-fusion")
+  held_out, valid, dev = set(), [], []
+  for kind in FUSION_KINDS:
+    make = reasoning_tasks.FRONT_LOADING_KINDS[kind]
+    for records, count in ((valid, NUM_FUSION_VALID), (dev, NUM_FUSION_DEV)):
+      for _ in range(count):
+        while (problem := make(rng))["question"] in held_out:
+          pass
+        held_out.add(problem["question"])
+        records.append({key: problem[key] for key in ("question", "answer", "kind")})
+  queries = []
+  for kind, path in zip(FUSION_KINDS, paths[:2]):
+    problems = front_problems(rng, [kind], NUM_FUSION_TEXT, frozenset(held_out))
+    _write_jsonl(path, [{"text": p["text"]} for p in problems])
+    distinct = list({p["question"]: p for p in problems}.values())[:NUM_FUSION_QUERIES]
+    queries += [{key: p[key] for key in ("question", "answer", "kind")} for p in distinct]
+  _write_jsonl(paths[2], queries)
+  _write_jsonl(paths[3], dev)
+  _write_jsonl(paths[4], valid)
+  return paths
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
   parser.add_argument("--out_dir", default=config_lib.CORPUS_DIR)
   parser.add_argument("--only", choices=("", "crossthink", "boxes", "long_cot", "rlp",
                                            "front_loading", "synthesis_filter", "tir",
-                                           "genselect"),
+                                           "genselect", "retro_search", "mae",
+                                           "fusion_routing"),
                       default="",
                       help="write only the files of one claim")
   args = parser.parse_args()
@@ -593,7 +759,10 @@ def main() -> None:
            "front_loading": write_front_files,
            "synthesis_filter": write_chain_seed_files,
            "tir": write_products_files,
-           "genselect": write_genselect_files}.get(args.only, write_corpus)
+           "genselect": write_genselect_files,
+           "retro_search": write_retro_files,
+           "mae": write_mae_files,
+           "fusion_routing": write_fusion_files}.get(args.only, write_corpus)
   for path in write(args.out_dir):
     print(f"{os.path.getsize(path):>9,d}  {path}")
 

@@ -43,6 +43,9 @@ class SamplingConfig:
   stop_tokens: a row stops after emitting any of these (the stop token is kept).
   min_new_tokens: stop tokens are forbidden before this many tokens.
   pad_id: written after a row has stopped.
+  banned_tokens, banned_new_tokens: these ids are forbidden in the first
+    ``banned_new_tokens`` new tokens (Retro-Search's first step without a switch word,
+    arXiv 2504.04383; ``data/retro_search.py``); () or 0: off.
   """
   max_new_tokens: int
   temperature: float = 1.0
@@ -51,6 +54,8 @@ class SamplingConfig:
   stop_tokens: tuple[int, ...] = ()
   min_new_tokens: int = 0
   pad_id: int = 0
+  banned_tokens: tuple[int, ...] = ()
+  banned_new_tokens: int = 0
 
   def __post_init__(self):
     if self.max_new_tokens < 1:
@@ -64,7 +69,19 @@ class SamplingConfig:
     if not 0 <= self.min_new_tokens <= self.max_new_tokens:
       raise ValueError(f"SamplingConfig.min_new_tokens={self.min_new_tokens}: must be in "
                        f"[0, max_new_tokens={self.max_new_tokens}]")
+    if not 0 <= self.banned_new_tokens <= self.max_new_tokens:
+      raise ValueError(f"SamplingConfig.banned_new_tokens={self.banned_new_tokens}: must be "
+                       f"in [0, max_new_tokens={self.max_new_tokens}]")
     object.__setattr__(self, "stop_tokens", tuple(int(t) for t in self.stop_tokens))
+    object.__setattr__(self, "banned_tokens", tuple(int(t) for t in self.banned_tokens))
+
+  def ban(self, logits_V: jax.Array, new_tokens: jax.Array) -> jax.Array:
+    """``logits_V`` (..., v) with ``banned_tokens`` at -inf while ``new_tokens`` (the
+    tokens generated so far) is below ``banned_new_tokens``; unchanged when off."""
+    if not (self.banned_new_tokens > 0 and self.banned_tokens):
+      return logits_V
+    banned_V = jnp.isin(jnp.arange(logits_V.shape[-1]), jnp.asarray(self.banned_tokens))
+    return jnp.where(banned_V & (new_tokens < self.banned_new_tokens), -jnp.inf, logits_V)
 
 
 @flax.struct.dataclass
@@ -119,6 +136,7 @@ def decode(params, cache: dict, logits_BV: jax.Array, positions_B: jax.Array,
     if sampling.min_new_tokens > 0 and sampling.stop_tokens:
       allowed_BV = jnp.where(vocab_is_stop_1V & (i < sampling.min_new_tokens),
                              -jnp.inf, logits_BV)
+    allowed_BV = sampling.ban(allowed_BV, i)
     token_B = sampling_lib.choose_tokens(step_rng, allowed_BV,
                                          temperature=sampling.temperature,
                                          top_k=sampling.top_k, top_p=sampling.top_p)
@@ -309,6 +327,7 @@ def advance_tool_decoding(params, state: ToolDecoding, rng: jax.Array, fence_SV:
     if sampling.min_new_tokens > 0 and sampling.stop_tokens:
       logits_V = jnp.where(vocab_is_stop_1V[0] & (length < sampling.min_new_tokens),
                            -jnp.inf, logits_V)
+    logits_V = sampling.ban(logits_V, length)
     return sampling_lib.choose_tokens(
         jax.random.fold_in(key, length), logits_V[None], temperature=sampling.temperature,
         top_k=sampling.top_k, top_p=sampling.top_p)[0]

@@ -53,6 +53,30 @@ def leave_one_out_advantages(rewards_PG: jax.Array) -> jax.Array:
   return jnp.where(uniform_groups(rewards_PG)[:, None], 0.0, advantages_PG)
 
 
+def task_relative_advantages(rewards_B: jax.Array, task_B: jax.Array, valid_B: jax.Array,
+                             num_tasks: int, eps: float = 1e-6) -> jax.Array:
+  """Task-Relative REINFORCE++ (MAE, arXiv 2510.23595): with one scalar reward per
+  sequence and γ = 1 every token's return is the reward R; it is whitened within its
+  task (MAE's role): A = (R − μ_task) / (σ_task + eps) over the valid rows of the task.
+
+  task_B: int task ids in [0, num_tasks); valid_B: 1 for rows that learn, 0 for rows with
+  nothing to learn (their A is exactly 0, never NaN). A task whose valid rewards are all
+  equal, or that has no valid row, gets A = 0 (population std, ddof 0, as 'grpo').
+  """
+  rewards_B = rewards_B.astype(jnp.float32)
+  member_BT = jax.nn.one_hot(task_B, num_tasks, dtype=jnp.float32) * valid_B[:, None]
+  count_T = jnp.maximum(jnp.sum(member_BT, axis=0), 1.0)
+  rewards_B1 = rewards_B[:, None]
+  mean_1T = (jnp.sum(member_BT * rewards_B1, axis=0) / count_T)[None, :]
+  centered_BT = (rewards_B1 - mean_1T) * member_BT
+  std_1T = jnp.sqrt(jnp.sum(centered_BT ** 2, axis=0) / count_T)[None, :]
+  highest_T = jnp.max(jnp.where(member_BT > 0, rewards_B1, -jnp.inf), axis=0)
+  lowest_T = jnp.min(jnp.where(member_BT > 0, rewards_B1, jnp.inf), axis=0)
+  spread_1T = (highest_T > lowest_T)[None, :]      # False when uniform or empty
+  advantages_BT = jnp.where(spread_1T, centered_BT / (std_1T + eps), 0.0)
+  return jnp.sum(advantages_BT * member_BT, axis=-1)
+
+
 @POLICY_LOSSES.register("ppo_clip")
 def clipped_surrogate(log_probs_BL: jax.Array, behaviour_log_probs_BL: jax.Array,
                       advantages_B1: jax.Array, *, epsilon_low: float, epsilon_high: float

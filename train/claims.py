@@ -19,6 +19,10 @@ A claim config (``loop='claim'``) holds:
   arm_metric  {arm: figure}: the eval figure compared for an arm instead of
               ``claim.metric`` (e.g. 'genselect@8' against 'maj@8': two ways of
               judging the same samples of one model, two arms on one stage)
+  routers     (optional) {arm: router}: the arm is a query-level router (FusionFactory,
+              arXiv 2507.10540; ``train.fusion.evaluate_router``) over the final weights of
+              ``router.stages``, embedding queries with its own stage's; its tokens are
+              every stage it uses, each once
   fast        run the reduced version: ``fast_seeds`` and every stage's ``fast_steps``
   cache_dir   the stage cache (``train/stages.py``; '': $REASONAX_STAGE_CACHE, else
               ~/.cache/reasonax/stages)
@@ -84,12 +88,15 @@ from scipy import stats
 from data import answers
 from data import sources
 from train import config as config_lib
+from train import fusion
 from train import stages as stages_lib
 from train import workdir as workdir_lib
 
 LOOP = "claim"
 SECTIONS = ("loop", "claim", "stages", "arms", "eval", "arm_eval", "arm_metric", "fast",
             "cache_dir")
+# Read when there: {arm: router section} (``train.fusion.evaluate_router``).
+OPTIONAL_SECTIONS = ("routers",)
 STATISTIC = "paired Student t, 95%, over seeds"
 CONFIDENCE = 0.95
 VERDICTS = ("holds", "contradicted", "not shown", "untestable")
@@ -140,7 +147,7 @@ def _check_metric(field: str, metric: str, section: ml_collections.ConfigDict,
   the figure ``metric`` (set in ``field``): a sampled figure needs samples, k of them for
   an '@k' one, and a GenSelect one its selection."""
   name = metric.split("/")[0]
-  if lower_is_better(metric) and metric.split("/", 1)[-1] not in section.text_files:
+  if name == "loss" and metric.split("/", 1)[-1] not in section.text_files:
     raise config_lib.ConfigError(f"{field}={metric!r} needs {where}.text_files to name "
                                  f"{metric.split('/', 1)[-1]!r}")
   if _sampled(metric) and not section.samples:
@@ -162,7 +169,7 @@ def check(config: ml_collections.ConfigDict) -> None:
     if section not in config:
       raise config_lib.ConfigError(f"a claim config needs the section {section!r}")
   for section in config:
-    if section not in SECTIONS:
+    if section not in SECTIONS + OPTIONAL_SECTIONS:
       raise config_lib.ConfigError(f"config section {section!r} is not read by a claim "
                                    f"(it reads {list(SECTIONS)})")
   if not config.eval.records:
@@ -194,6 +201,10 @@ def check(config: ml_collections.ConfigDict) -> None:
     if not arm_metric(config, arm):
       raise config_lib.ConfigError(f"{field}: name the eval figure compared")
     _check_metric(field, arm_metric(config, arm), arm_eval(config, arm), "eval")
+  for arm, router in config.get("routers", {}).items():
+    if arm not in config.arms:
+      raise config_lib.ConfigError(f"routers.{arm}: no such arm; arms: {sorted(config.arms)}")
+    fusion.check_router(arm, router, config.stages, arm_eval(config, arm))
   _check_gate(config)
   for fast in (False, True):
     tokens = arm_tokens(config, fast)
@@ -249,13 +260,25 @@ def gate_eval(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return config.eval if gate.eval is None else gate.eval
 
 
+def arm_stages(config: ml_collections.ConfigDict, arm: str) -> list[str]:
+  """The stages whose final weights ``arm`` uses: its stage, and a router arm's
+  candidates (``routers.<arm>.stages``)."""
+  router = config.get("routers", {}).get(arm)
+  return list(dict.fromkeys([config.arms[arm], *(router.stages if router else ())]))
+
+
+def _arm_chain(config: ml_collections.ConfigDict, arm: str) -> list[str]:
+  """Every stage ``arm``'s weights come from, each once (a shared base once)."""
+  return list(dict.fromkeys(name for stage in arm_stages(config, arm)
+                            for name in stages_lib.chain(config.stages, stage)))
+
+
 def arm_tokens(config: ml_collections.ConfigDict, fast: bool) -> dict[str, int]:
   """Global tokens each arm's pipeline reads (``train.stages.stage_tokens``)."""
   out = {}
-  for arm, stage in config.arms.items():
+  for arm in config.arms:
     out[arm] = sum(stages_lib.stage_tokens(stages_lib.run_config(
-        config.stages[name], seed=0, fast=fast)) for name in
-        stages_lib.chain(config.stages, stage))
+        config.stages[name], seed=0, fast=fast)) for name in _arm_chain(config, arm))
   return out
 
 
@@ -485,7 +508,9 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   cache = stages_lib.cache_root(config.cache_dir)
   _cache_compilations(os.path.join(cache, "jit"))
   seeds = list(claim.fast_seeds if config.fast else claim.seeds)
-  targets = list(dict.fromkeys([*config.arms.values(), *claim.gate.stages]))
+  targets = list(dict.fromkeys([*(stage for arm in config.arms
+                                   for stage in arm_stages(config, arm)),
+                                 *claim.gate.stages]))
   per_seed = {arm: [] for arm in config.arms}
   gate_values = {stage: [] for stage in claim.gate.stages}
   stage_runs = collections.defaultdict(list)
@@ -500,10 +525,16 @@ def run(config: ml_collections.ConfigDict, workdir: str,
       if jax.process_index() == 0:
         stages_lib.link(stage, os.path.join(workdir, f"seed{seed}", name))
     for arm, name in config.arms.items():
-      figures, seconds = stages_lib.evaluate(pipeline[name], arm_eval(config, arm), report)
+      if arm in config.get("routers", {}):
+        figures, seconds = fusion.evaluate_router(pipeline, pipeline[name],
+                                                  config.routers[arm], arm_eval(config, arm),
+                                                  report)
+      else:
+        figures, seconds = stages_lib.evaluate(pipeline[name], arm_eval(config, arm), report)
       spent[pipeline[name].shared] += seconds
       per_seed[arm].append(figures)
-      tokens[arm] = pipeline[name].tokens_seen
+      tokens[arm] = sum(stages_lib.stage_tokens(pipeline[stage].run)
+                        for stage in _arm_chain(config, arm))
     for name in claim.gate.stages:
       if pipeline[name].shared and gate_values[name]:
         continue  # one model for every seed: gated once

@@ -132,15 +132,16 @@ def generate_in_chunks(ctx: Context, params, prompts: Sequence[Sequence[int]],
                        sampling: generate_lib.SamplingConfig, chunk_rows: int,
                        row_multiple: int = 1, all_rows: bool = False,
                        tools: Optional["ToolUse"] = None,
-                       reply_ids: Optional[Callable[[str], list[int]]] = None
-                       ) -> list[Completion]:
+                       reply_ids: Optional[Callable[[str], list[int]]] = None,
+                       width: Optional[int] = None) -> list[Completion]:
   """``generate_rows`` (``generate_with_tools`` with ``tools``) over the rows
   ``prompts[i] for i in indices``, ``chunk_rows`` at a time (the last chunk padded to the
-  same program; chunk k's key ``fold_in(rng, k's first row)``): the completions of the
-  rows this process reads (every row with ``all_rows``; not with tools)."""
+  same program; chunk k's key ``fold_in(rng, k's first row)``), prompts left-padded to
+  ``width`` slots (default: the longest): the completions of the rows this process reads
+  (every row with ``all_rows``; not with tools)."""
   if tools and all_rows:
     raise ValueError("generation with tools reads each process's own rows (all_rows=False)")
-  width = max(len(prompts[i]) for i in indices)
+  width = width or max(len(prompts[i]) for i in indices)
   chunk_rows = min(chunk_rows, len(indices))
   out = []
   for start in range(0, len(indices), chunk_rows):

@@ -42,6 +42,7 @@ LOOP_MODULES = {
     "distill": "train.distill",
     "grpo": "rl.grpo",
     "rlp": "rl.rlp",
+    "mae": "rl.mae",
 }
 
 StepFn = Callable[[Any, dict], tuple[Any, dict]]

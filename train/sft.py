@@ -45,6 +45,16 @@ record longer than ``max_tokens`` tokens (its conversation) is dropped, decontam
 applies, ``filter`` and ``max_solutions`` do not.
 ``sft.records``, if set, is trained on beside the selector records: the task data that
 keeps the selector a solver (AIMO-2 trains one model on solutions and selections).
+Or 'retro_search': the solutions synthesised as for 'solutions' (into ``traces.jsonl``)
+are then revised by Retro-Search (arXiv 2504.04383; ``train.retro_search``) into the
+records it trains on: as many, each the shortest correct trace the search found; the
+reviser is ``reviser`` (a checkpoint; '': the starting weights, self-improvement) of
+``reviser_model`` (None: the run's model; a smaller model: weak-to-strong), with
+``gamma`` (0.9), ``switch_words`` and ``banned_new_tokens`` (16) (``revise_traces``).
+Or 'fusion' (FusionFactory's model-level fusion, arXiv 2507.10540): the starting weights
+and, with a ``teacher`` section, ``teacher.checkpoint`` answer the problems, and the
+``top_k`` (1) best responses per problem under (``alpha``, ``beta``) = (1, 0), right ones
+only unless ``filter`` is 'none', are the records (``train.fusion.fusion_from_run``).
 """
 
 from __future__ import annotations
@@ -60,18 +70,22 @@ import numpy as np
 from data import chat
 from data import packing
 from data import pipeline
+from data import retro_search as data_retro_search
 from data import sources
 from data import tokenizer as tokenizer_lib
 from train import config as config_lib
+from train import fusion
 from train import genselect_data
 from train import pretrain
+from train import retro_search
 from train import synthesize
 from train.loops import Context, IteratorBatches, Loop, PromptFormat
 
 TOGGLES = ("pair", "on", "off", "none")
 SYNTHESIS_FILTERS = ("answer", "none")
-SYNTHESIS_KINDS = ("solutions", "selector")
+SYNTHESIS_KINDS = ("solutions", "selector", "retro_search", "fusion")
 SYNTHESIZED = "synthesized.jsonl"
+TRACES = "traces.jsonl"   # kind 'retro_search': the solutions before the search
 
 
 def split_solution(solution: str) -> tuple[str, str]:
@@ -170,7 +184,7 @@ def records_paths(ctx: Context) -> list[str]:
   if kind not in SYNTHESIS_KINDS:
     raise config_lib.ConfigError(f"sft.synthesis.kind={kind!r}: want one of "
                                  f"{SYNTHESIS_KINDS}")
-  if config.sft.records and kind == "solutions":
+  if config.sft.records and kind != "selector":
     raise config_lib.ConfigError(
         f"sft.records={config.sft.records} and sft.synthesis.problems={section.problems}: "
         "the run trains on one of them (sft.records='' to synthesise)")
@@ -193,16 +207,43 @@ def records_paths(ctx: Context) -> list[str]:
         template=section.template, max_tokens=section.max_tokens or None,
         eval_records=tuple(section.eval_records), ngram=section.ngram,
         seed=config.train.seed)
-  elif not os.path.exists(path):   # kind 'solutions'
+  elif not os.path.exists(path) and kind == "fusion":
     os.makedirs(ctx.workdir, exist_ok=True)
-    synthesize.synthesize(
-        config, config.init_checkpoint, section.problems, path, samples=section.samples,
-        temperature=section.temperature, max_new_tokens=section.max_new_tokens,
-        template=section.template, eval_records=tuple(section.eval_records),
-        ngram=section.ngram, max_tokens=section.max_tokens or None,
-        strict=section.filter == "answer", max_solutions=section.max_solutions or None,
-        seed=config.train.seed, tool_calls=section.get("tool_calls", 0))
+    fusion.fusion_from_run(config, path)
+  elif not os.path.exists(path):   # kinds 'solutions' and 'retro_search'
+    os.makedirs(ctx.workdir, exist_ok=True)
+    solutions = path if kind == "solutions" else os.path.join(ctx.workdir, TRACES)
+    if not os.path.exists(solutions):
+      synthesize.synthesize(
+          config, config.init_checkpoint, section.problems, solutions,
+          samples=section.samples, temperature=section.temperature,
+          max_new_tokens=section.max_new_tokens, template=section.template,
+          eval_records=tuple(section.eval_records), ngram=section.ngram,
+          max_tokens=section.max_tokens or None, strict=section.filter == "answer",
+          max_solutions=section.max_solutions or None, seed=config.train.seed,
+          tool_calls=section.get("tool_calls", 0))
+    if kind == "retro_search":
+      revise_traces(config, section, solutions, path)
   return [path, *filter(None, [config.sft.records])]
+
+
+def revise_traces(config, section, traces: str, out: str) -> None:
+  """Kind 'retro_search': the synthesised ``traces`` revised into ``out``
+  (``train.retro_search``, arXiv 2504.04383) by ``section.reviser``, a checkpoint ('':
+  the run's starting weights, self-improvement) of ``section.reviser_model`` (None: the
+  run's model; a smaller one: weak-to-strong), with the synthesis' temperature, budget
+  and template, ``gamma``, ``switch_words``, ``banned_new_tokens`` and ``train.seed``."""
+  reviser_config = config
+  if section.get("reviser_model") is not None:
+    reviser_config = config.copy_and_resolve_references()
+    with reviser_config.unlocked():
+      reviser_config.model = section.reviser_model
+  retro_search.retro_search_file(
+      reviser_config, section.get("reviser", "") or config.init_checkpoint, traces, out,
+      template=section.template, temperature=section.temperature,
+      max_new_tokens=section.max_new_tokens, gamma=section.get("gamma", 0.9),
+      switch_words=tuple(section.get("switch_words", data_retro_search.SWITCH_WORDS)),
+      banned_new_tokens=section.get("banned_new_tokens", 16), seed=config.train.seed)
 
 
 def make_batches(ctx: Context) -> IteratorBatches:
@@ -243,5 +284,6 @@ LOOP = Loop(make_step=pretrain.make_lm_step, make_batches=make_batches,
                     "sft.synthesis.max_solutions": config_lib.NON_NEGATIVE_INT,
                     "sft.synthesis.ngram": config_lib.POSITIVE_INT,
                     "sft.synthesis.candidates": config_lib.POSITIVE_INT,
-                    "sft.synthesis.rounds": config_lib.POSITIVE_INT},
-            prompt_format=prompt_format)
+                    "sft.synthesis.rounds": config_lib.POSITIVE_INT,
+                    "sft.synthesis.banned_new_tokens": config_lib.NON_NEGATIVE_INT},
+            prompt_format=prompt_format, optional_sections=("teacher",))

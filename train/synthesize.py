@@ -124,15 +124,21 @@ def synthesize(config, teacher: str, problems_path: str, out: str, *, samples: i
     selected = [dict(r, messages=tir.conversation(tir.with_budget(r["question"], tool_calls),
                                                   r["solution"])) for r in selected]
   counts["select"] = {"in": len(records), "out": len(selected)}
+  write_records(out, selected, {"problems": len(problems), **counts})
+  return counts
+
+
+def write_records(out: str, records: list[dict], counts: dict) -> None:
+  """Writes ``records`` (JSONL) to ``out`` and ``counts`` to ``<out>.counts.json``, both
+  atomically, from process 0; every process returns once they are written."""
   if jax.process_index() == 0:
     temporary = f"{out}.tmp{os.getpid()}"
     with open(temporary, "w", encoding="utf-8") as f:
-      f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in selected)
+      f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     os.replace(temporary, out)
-    workdir_lib.write_json(f"{out}.counts.json", {"problems": len(problems), **counts})
+    workdir_lib.write_json(f"{out}.counts.json", counts)
   if jax.process_count() > 1:
-    multihost_utils.sync_global_devices(f"synthesized {out}")
-  return counts
+    multihost_utils.sync_global_devices(f"wrote {out}")
 
 
 def main(argv: list[str]) -> None:

@@ -18,6 +18,7 @@ import ml_collections
 from configs import base
 from configs import distill as distill_config
 from configs import grpo as grpo_config
+from configs import mae as mae_config
 from configs import rlp as rlp_config
 from configs import sft as sft_config
 from data import config as data_config
@@ -138,6 +139,16 @@ def grpo(records: str, *, seq_len: int, batch: int, learning_rate: float,
   config.grpo.skip_uniform_groups = True
   for field, value in grpo_fields.items():   # set, not merged: rewards={...} replaces
     config.grpo[field] = value               # the default's {'math': 1.0}
+  return config
+
+
+def mae(*, seq_len: int, batch: int, learning_rate: float,
+        **mae_fields) -> ml_collections.ConfigDict:
+  """Multi-Agent Evolve (``rl/mae.py``) at a constant learning rate; ``batch`` must be the
+  rows of the ``mae_fields``' layout (``configs.mae.batch_rows``)."""
+  config = _trim(mae_config.get_config(), seq_len=seq_len, batch=batch,
+                 learning_rate=learning_rate, constant=True)
+  config.mae.update(mae_fields)
   return config
 
 
