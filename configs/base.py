@@ -11,27 +11,12 @@ from __future__ import annotations
 import ml_collections
 
 from data import config as data_config
+from model import partitioning
 from train import config as run_config
 
 # Megatron-style tensor parallelism over heads / MLP width / vocabulary, FSDP over the
-# model width, data parallelism over the batch. A name listed twice is tried in order.
-LOGICAL_AXIS_RULES = (
-    ("batch", ("data", "fsdp")),
-    ("vocab", "tensor"),
-    ("embed", "fsdp"),
-    ("mlp", "tensor"),
-    ("q_heads", "tensor"),
-    ("kv_heads", "tensor"),
-    ("head_dim", None),
-    ("ssm_heads", "tensor"),
-    ("ssm_head_dim", None),
-    ("ssm_groups", "tensor"),
-    ("ssm_state", None),
-    ("conv_width", None),
-    # Activations only: the residual stream between layers is split along the sequence
-    # over the tensor axis (which would otherwise hold it whole on every device).
-    ("length", "tensor"),
-)
+# model width, data parallelism over the batch (the model's defaults).
+LOGICAL_AXIS_RULES = partitioning.DEFAULT_RULES
 
 
 def eval_section(**overrides) -> ml_collections.ConfigDict:

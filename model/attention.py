@@ -13,9 +13,10 @@ j <= i and both carry the same segment id.
   * ``flash_attention``   the fused kernel of the compile target, chosen with
     ``jax.lax.platform_dependent``: on TPU the Pallas splash attention kernel (Mosaic;
     block-sparse causal mask plus segment ids), on CUDA cuDNN's fused attention through
-    ``jax.nn.dot_product_attention`` (causal, segments as a (b 1 l s) mask), elsewhere
-    ``chunked_attention``. A CPU host compiles the TPU kernel for a topology it does
-    not have. On a mesh it runs under ``shard_map`` over rows and kv heads.
+    ``jax.nn.dot_product_attention`` (causal, segments as a (b 1 l s) mask) for the
+    head sizes it takes (``cudnn_head_dim``), elsewhere ``chunked_attention``. A CPU
+    host compiles the TPU kernel for a topology it does not have. On JAX's current mesh
+    (``jax.set_mesh``) it runs under ``shard_map`` over rows and kv heads.
 """
 
 from __future__ import annotations
@@ -220,9 +221,10 @@ def flash_attention(q, k, v, segment_ids, *, block: int, interpret: bool = False
     segment_ids = segment_ids.astype(jnp.int32)
     if interpret:
       return splash_attention(q, k, v, segment_ids, block=block, interpret=True)
-    # cuDNN's call checks for cuDNN when traced, so CUDA is a target only where present.
+    # cuDNN's call checks for cuDNN when traced, so CUDA is a target only where present,
+    # and for head sizes its fused kernel takes (else CUDA runs the chunked kernel).
     cuda = ({"cuda": functools.partial(cudnn_attention, implementation="cudnn")}
-            if _has_cuda() else {})
+            if _has_cuda() and cudnn_head_dim(q.shape[-1]) else {})
     return jax.lax.platform_dependent(
         q, k, v, segment_ids, tpu=functools.partial(splash_attention, block=block),
         default=functools.partial(chunked_attention, block=block), **cuda)
@@ -236,6 +238,12 @@ def flash_attention(q, k, v, segment_ids, *, block: int, interpret: bool = False
   return partitioning.shard_map_layouts(
       lambda *args: (local(*args),), (q, k, v, segment_ids),
       ("b l k g e", "b k s e", "b k s e", "b l"), ("b l k g e",), {"b": rows, "k": heads})[0]
+
+
+def cudnn_head_dim(head_dim: int) -> bool:
+  """Whether cuDNN's fused attention takes heads of ``head_dim`` on every GPU it runs
+  on: a multiple of 8, at most 128 (256 from Hopper on)."""
+  return head_dim % 8 == 0 and head_dim <= 128
 
 
 @functools.cache

@@ -76,6 +76,9 @@ def test_cudnn_call_matches_einsum():
   q, k, v, segments = _inputs(4, dtype=jnp.float32)
   xla = lambda q, k, v, s: attention.cudnn_attention(q, k, v, s, implementation="xla")
   _assert_matches_reference(xla, q, k, v, segments, atol=1e-5, grad_atol=1e-4)
+  # Head sizes cuDNN's fused kernel does not take run the chunked kernel on CUDA.
+  assert [attention.cudnn_head_dim(e) for e in (64, 128, 80, 36, 256)] == [
+      True, True, True, False, False]
 
 
 @pytest.mark.parametrize("impl", ["chunked", "flash"])  # 'flash' is 'chunked' on CPU
@@ -103,21 +106,18 @@ def test_model_with_fused_attention_matches_einsum(impl):
 
 
 def test_flash_on_a_mesh_matches_reference():
-  """attention_impl='flash' under shard_map on the 8-device CPU mesh (rows over data x
-  fsdp, kv heads over tensor; the CPU kernel is chunked_attention): forward and
-  gradients equal the einsum reference on one device."""
-  from configs import base  # pylint: disable=g-import-not-at-top
-  from model import partitioning  # pylint: disable=g-import-not-at-top
+  """attention_impl='flash' under the user's ``jax.set_mesh`` on the 8-device CPU mesh
+  (it shard_maps itself: rows over data x fsdp, kv heads over tensor; the CPU kernel is
+  chunked_attention): forward and gradients equal the einsum reference on one device."""
   assert jax.device_count() == 8
   mesh = jax.make_mesh((2, 2, 2), ("data", "fsdp", "tensor"),
                        axis_types=(jax.sharding.AxisType.Auto,) * 3)
   q, k, v, segments = _inputs(5, b=4, l=40, dtype=jnp.float32)
-  flash = partitioning.on_mesh(
-      lambda q, k, v, s: attention.flash_attention(q, k, v, s, block=128), mesh,
-      base.LOGICAL_AXIS_RULES)
-  text = jax.jit(flash).lower(q, k, v, segments).as_text()
-  assert "sdy.manual_computation" in text or "shard_map" in text
-  _assert_matches_reference(flash, q, k, v, segments, atol=1e-5, grad_atol=1e-4)
+  flash = lambda q, k, v, s: attention.flash_attention(q, k, v, s, block=128)
+  with jax.set_mesh(mesh):
+    text = jax.jit(flash).lower(q, k, v, segments).as_text()
+    assert "sdy.manual_computation" in text or "shard_map" in text
+    _assert_matches_reference(flash, q, k, v, segments, atol=1e-5, grad_atol=1e-4)
 
 
 def test_single_query_decode_path_matches_the_last_row_float64():

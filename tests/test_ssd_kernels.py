@@ -189,11 +189,10 @@ def test_model_dispatch_matches_xla():
 
 
 def test_pallas_on_a_mesh_matches_one_device_and_reference():
-  """ssm_impl='pallas' on CPU (the compile target picks interpret mode) under shard_map
-  on the 8-device mesh (batch over data x fsdp, heads and groups over tensor): scan,
-  gradients and decode step equal one device's, which equal the XLA reference."""
-  from configs import base  # pylint: disable=g-import-not-at-top
-  from model import partitioning  # pylint: disable=g-import-not-at-top
+  """ssm_impl='pallas' on CPU (the compile target picks interpret mode) under the
+  user's ``jax.set_mesh`` of 8 devices (the kernels shard_map themselves: batch over
+  data x fsdp, heads and groups over tensor): scan, gradients and decode step equal one
+  device's, which equal the XLA reference."""
   assert jax.device_count() == 8
   mesh = jax.make_mesh((2, 2, 2), ("data", "fsdp", "tensor"),
                        axis_types=(jax.sharding.AxisType.Auto,) * 3)
@@ -207,25 +206,33 @@ def test_pallas_on_a_mesh_matches_one_device_and_reference():
             ssd_lib.ssd_decode(*step_args, impl=impl))
 
   one_device = jax.jit(lambda: scan_grads_decode("pallas"))()
-  on_mesh = jax.jit(partitioning.on_mesh(lambda: scan_grads_decode("pallas"), mesh,
-                                         base.LOGICAL_AXIS_RULES))
-  text = on_mesh.lower().as_text()
-  assert "sdy.manual_computation" in text or "shard_map" in text
-  chex.assert_trees_all_close(on_mesh(), one_device, atol=1e-5, rtol=1e-5)
+  sharded = jax.jit(lambda: scan_grads_decode("pallas"))
+  with jax.set_mesh(mesh):   # the kernels shard_map themselves over JAX's mesh
+    text = sharded.lower().as_text()
+    assert "sdy.manual_computation" in text or "shard_map" in text
+    chex.assert_trees_all_close(sharded(), one_device, atol=1e-5, rtol=1e-5)
   chex.assert_trees_all_close(one_device, scan_grads_decode("xla"), atol=5e-4, rtol=0)
 
 
-@pytest.mark.parametrize("platform,backend", [("cuda", "gpu"), ("tpu", "tpu")])
-def test_kernels_lower_for_hardware(platform, backend):
-  """The Triton and Mosaic lowerings accept the kernels at production tile sizes
-  (p 64, n 128, chunk 256, bf16): lowered here without a device, not compiled."""
+# (chunk, head dim p, state n): production sizes, then sizes neither lowering tiles as
+# they are (the kernels run them at ``ssd_pallas.tile_sizes``, zero-padded).
+TILE_TABLE = [(256, 64, 128), (64, 64, 128), (96, 48, 96), (32, 16, 16), (128, 8, 8)]
+
+
+@pytest.mark.parametrize("platform,backend,chunk,p,n", [
+    *(("cuda", "gpu", *shape) for shape in TILE_TABLE),
+    *(("tpu", "tpu", *shape) for shape in TILE_TABLE[:2])])
+def test_kernels_lower_for_hardware(platform, backend, chunk, p, n):
+  """The Triton lowering accepts the scan (forward and backward) and the decode step at
+  every shape of the table, Mosaic at two of them, bf16: lowered here without a device,
+  not compiled (tests/test_tpu_compile.py compiles the whole table for TPU)."""
   s = jax.ShapeDtypeStruct
-  b, l, h, p, n = 1, 512, 2, 64, 128
+  b, l, h = 1, 256, 2
   args = (s((b, l, h, p), jnp.bfloat16), s((b, l, h), jnp.float32), s((h,), jnp.float32),
           s((b, l, 1, n), jnp.bfloat16), s((b, l, 1, n), jnp.bfloat16), s((h,), jnp.float32))
 
   def forward_backward(x, dt, A, B, C, D):
-    scan = lambda *a: ssd_pallas.ssd(*a, chunk_size=256, backend=backend)[0]
+    scan = lambda *a: ssd_pallas.ssd(*a, chunk_size=chunk, backend=backend)[0]
     y, vjp = jax.vjp(scan, x, dt, A, B, C, D)
     return vjp(y)
 
@@ -238,6 +245,30 @@ def test_kernels_lower_for_hardware(platform, backend):
   for fn, fn_args in ((forward_backward, args), (decode, step_args)):
     lowered = jax.jit(fn).trace(*fn_args).lower(lowering_platforms=(platform,))
     assert "custom_call" in lowered.as_text()
+
+
+def test_kernels_at_hardware_tile_sizes_equal_the_reference():
+  """Run at the sizes the GPU lowering uses (``tile_legal``: chunk 24 → 32, p 12 and
+  n 10 → 16; TPU's only lengthens the chunk, to 128), interpreted: the padded scan, its
+  gradients and the padded decode step equal the XLA reference at the model's sizes."""
+  backend = "gpu"
+  assert ssd_pallas.tile_sizes("gpu", 24, 12, 10) == (32, 16, 16)
+  assert ssd_pallas.tile_sizes("tpu", 24, 12, 10) == (128, 12, 10)
+  args, kwargs = _inputs(21, b=1, l=40, h=2, p=12, g=1, n=10)
+  padded = lambda **kw: ssd_pallas.ssd(**kw, chunk_size=24, backend=backend,
+                                       interpret=True, tile_legal=True)
+  reference = lambda **kw: ssd_lib.ssd(**kw, chunk_size=24, impl="xla")
+  chex.assert_trees_all_close(padded(**args, **kwargs), reference(**args, **kwargs),
+                              atol=1e-4, rtol=0)
+  chex.assert_trees_all_close(_loss_grads(padded, args, kwargs, seed=22),
+                              _loss_grads(reference, args, kwargs, seed=22),
+                              atol=5e-4, rtol=0)
+  step_args = (kwargs["initial_state"], args["x"][:, 0], args["dt"][:, 0], args["A"],
+               args["B"][:, 0], args["C"][:, 0], args["D"])
+  chex.assert_trees_all_close(
+      ssd_pallas.ssd_step(*step_args, backend=backend, interpret=True, tile_legal=True),
+      ssd_lib.ssd_decode(*step_args, impl="xla"), atol=1e-5, rtol=0)
+
 
 def test_hybrid_model_pallas_matches_xla():
   """A whole hybrid model (Mamba-2 + attention + MLP): loss and every gradient."""

@@ -12,12 +12,13 @@ import jax.numpy as jnp
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec
 
-from configs import base, tiny_hybrid
+import test_ssd_kernels
+from configs import tiny_hybrid
+from model import attention
 from model import config as mcfg
 from model import lm
-from model import partitioning
 from model.kernels import ssd_pallas
-from train import aot, sharding
+from train import aot
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("libtpu") is None,
                                 reason="libtpu is not installed (pip install -e '.[tpu]')")
@@ -25,25 +26,33 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("libtpu") is None,
 TOPOLOGY = "v5e:2x2"  # 4 chips of 15.75 GiB
 
 
-@pytest.fixture(scope="module")
-def mesh():
-  mesh_config = {"data": 1, "fsdp": 2, "tensor": 2}
-  return sharding.make_mesh(mesh_config, aot.topology_devices(TOPOLOGY))
+def _mesh(topology: str, shape: dict[str, int]) -> jax.sharding.Mesh:
+  """A user's mesh over the chips of ``topology`` (``jax.make_mesh``, GSPMD axes)."""
+  return jax.make_mesh(tuple(shape.values()), tuple(shape),
+                       devices=aot.topology_devices(topology),
+                       axis_types=(jax.sharding.AxisType.Auto,) * len(shape))
 
 
 def _compile(fn, mesh, *args):
-  compiled = jax.jit(partitioning.on_mesh(fn, mesh, base.LOGICAL_AXIS_RULES)).trace(
-      *args).lower().compile()
-  text = compiled.as_text()
-  assert "tpu_custom_call" in text  # the Mosaic kernels, not an XLA fallback
+  """``fn`` compiled the way a user calls it: ``jax.jit`` under ``jax.set_mesh``."""
+  with jax.set_mesh(mesh):
+    compiled = jax.jit(fn).trace(*args).lower().compile()
+  assert "tpu_custom_call" in compiled.as_text()  # the Mosaic kernels, not a fallback
   return compiled
 
 
-def test_ssd_kernels_compile_for_a_tpu_mesh(mesh):
-  """Forward, forward+backward and decode of the Pallas SSD kernels at production tile
-  sizes (p 64, n 128, chunk 256, bf16), sharded over batch (fsdp) and heads (tensor)."""
-  b, l, h, p, g, n = 4, 512, 4, 64, 2, 128
-  rows = lambda *rest: NamedSharding(mesh, PartitionSpec("fsdp", *rest))
+@pytest.mark.parametrize("chunk,p,n", [
+    *test_ssd_kernels.TILE_TABLE[:3],
+    *(pytest.param(*shape, marks=pytest.mark.slow)   # ~20 s each; lowered by default
+      for shape in test_ssd_kernels.TILE_TABLE[3:])])
+def test_ssd_kernels_compile_for_a_tpu_mesh_at_every_table_shape(chunk, p, n):
+  """Forward+backward and decode of the Pallas SSD kernels on v5e:2x2 (batch over data,
+  heads over tensor), bf16, for every (chunk, head dim, state) of the table: production
+  sizes, and sizes Mosaic does not tile as they are (the kernel runs them at
+  ``ssd_pallas.tile_sizes``)."""
+  mesh = _mesh(TOPOLOGY, {"data": 2, "tensor": 2})
+  b, l, h, g = 4, 512, 4, 2
+  rows = lambda *rest: NamedSharding(mesh, PartitionSpec("data", *rest))
   s = lambda shape, dtype, sharding_: jax.ShapeDtypeStruct(shape, dtype, sharding=sharding_)
   replicated = NamedSharding(mesh, PartitionSpec())
   args = (s((b, l, h, p), jnp.bfloat16, rows(None, "tensor")),
@@ -51,11 +60,8 @@ def test_ssd_kernels_compile_for_a_tpu_mesh(mesh):
           s((b, l, g, n), jnp.bfloat16, rows()), s((b, l, g, n), jnp.bfloat16, rows()),
           s((h,), jnp.float32, replicated))
 
-  def forward(*a):
-    return ssd_pallas.ssd(*a, chunk_size=256)
-
   def forward_backward(*a):
-    y, vjp = jax.vjp(lambda *a: ssd_pallas.ssd(*a, chunk_size=256)[0], *a)
+    y, vjp = jax.vjp(lambda *a: ssd_pallas.ssd(*a, chunk_size=chunk)[0], *a)
     return vjp(y)
 
   def decode(state, x, dt, A, B, C, D):
@@ -65,10 +71,60 @@ def test_ssd_kernels_compile_for_a_tpu_mesh(mesh):
                s((b, h, p), jnp.bfloat16, rows("tensor")), s((b, h), jnp.float32, rows()),
                args[2], s((b, g, n), jnp.bfloat16, rows()),
                s((b, g, n), jnp.bfloat16, rows()), args[5])
-  _compile(forward, mesh, *args)
   grads = _compile(forward_backward, mesh, *args)
   chex.assert_trees_all_equal_shapes(grads.out_info, args)
   _compile(decode, mesh, *step_args)
+
+
+def test_splash_attention_compiles_for_a_tpu_mesh_at_any_head_size():
+  """attention_impl='flash' on v5e:2x2 (rows over data, kv heads over tensor): the
+  splash kernel's forward and backward compile for head sizes that are and are not
+  multiples of 128, and a ragged length (200); attention_block is refused at config
+  unless a multiple of 128."""
+  mesh = _mesh(TOPOLOGY, {"data": 2, "tensor": 2})
+  rows = NamedSharding(mesh, PartitionSpec("data"))
+  for e in (32, 80, 128):
+    s = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.bfloat16, sharding=rows)
+    q, k, v = s(4, 200, 2, 2, e), s(4, 2, 200, e), s(4, 2, 200, e)
+    segments = jax.ShapeDtypeStruct((4, 200), jnp.int32, sharding=rows)
+
+    def forward_backward(q, k, v, segments):
+      out, vjp = jax.vjp(lambda *a: attention.flash_attention(*a, segments, block=128),
+                         q, k, v)
+      return vjp(out)
+    _compile(forward_backward, mesh, q, k, v, segments)
+  with pytest.raises(ValueError, match="attention_block.*multiple of 128"):
+    mcfg.tiny(attention_impl="flash", attention_block=64)
+
+
+@pytest.mark.parametrize("topology,shape", [
+    (TOPOLOGY, {"data": 4}),
+    ("v5p:2x2x2", {"data": 4, "tensor": 2})])
+def test_a_users_jit_under_set_mesh_compiles_the_pallas_hybrid(topology, shape):
+  """The README's model API as a user calls it on a mesh: ``jax.grad`` of a loss of
+  ``lm.forward`` and a cached decode step under their own ``jax.jit``, the batch sharded
+  over the chips, the mesh set with ``jax.set_mesh``: the hybrid with the Pallas SSD
+  kernels and splash attention compiles (the kernels shard_map themselves over JAX's
+  mesh), at the kernels' production tile sizes and at a chunk Mosaic cannot tile (64)."""
+  mesh = _mesh(topology, shape)
+  for chunk in (128, 64):
+    cfg = mcfg.tiny(ssm_impl="pallas", attention_impl="flash", attention_block=128,
+                    ssm_heads=4, ssm_head_dim=64, ssm_state=128, chunk_size=chunk)
+    replicated = lambda tree: jax.tree.map(lambda a: jax.ShapeDtypeStruct(
+        a.shape, a.dtype, sharding=NamedSharding(mesh, PartitionSpec())), tree)
+    params = replicated(lm.abstract_params(cfg))
+    rows = NamedSharding(mesh, PartitionSpec("data"))
+    tokens = jax.ShapeDtypeStruct((8, 256), jnp.int32, sharding=rows)
+
+    def loss(params, tokens):
+      logits, _ = lm.forward(params, tokens, cfg)
+      return jnp.mean(jax.nn.logsumexp(logits.astype(jnp.float32), axis=-1))
+
+    grads = _compile(jax.grad(loss), mesh, params, tokens)
+    chex.assert_trees_all_equal_shapes(grads.out_info, params)
+    cache = replicated(jax.eval_shape(lambda: lm.init_cache(cfg, batch=8, max_len=64)))
+    token = jax.ShapeDtypeStruct((8, 1), jnp.int32, sharding=rows)
+    _compile(lambda p, t, c: lm.forward(p, t, cfg, cache=c), mesh, params, token, cache)
 
 
 def test_tiny_hybrid_pallas_train_step_compiles_and_reports_memory():

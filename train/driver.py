@@ -115,11 +115,13 @@ class Built:
     return {name: self.ctx.row_sharding(len(x.shape)) for name, x in abstract_batch.items()}
 
   def jit_step(self, abstract_batch: dict):
-    """The step jitted with shardings; the state is donated (updated in place)."""
-    return jax.jit(self.step, in_shardings=(self.state_shardings,
-                                            self.batch_shardings(abstract_batch)),
-                   out_shardings=(self.state_shardings, sharding.replicated(self.ctx.mesh)),
-                   donate_argnums=0)
+    """The step jitted with shardings on the run's mesh (``partitioning.jit``); the
+    state is donated (updated in place)."""
+    return partitioning.jit(
+        self.step, self.ctx.mesh, self.ctx.rules,
+        in_shardings=(self.state_shardings, self.batch_shardings(abstract_batch)),
+        out_shardings=(self.state_shardings, sharding.replicated(self.ctx.mesh)),
+        donate_argnums=0)
 
 
 def make_state(state_type: type, params, optimizer, rng, extra: dict[str, Any]):
@@ -146,9 +148,8 @@ def build(config: ml_collections.ConfigDict, mesh, tokenizer: tokenizer_lib.Toke
   state_shardings = state_lib.state_shardings(
       abstract, ctx.param_shardings(), optimizer, mesh,
       **{name: ctx.param_shardings(w.model_cfg) for name, w in extra_weights.items()})
-  step = partitioning.on_mesh(loop.make_step(ctx), mesh, ctx.rules)
   return Built(loop=loop, ctx=ctx, extra_weights=extra_weights, abstract_state=abstract,
-               state_shardings=state_shardings, step=step)
+               state_shardings=state_shardings, step=loop.make_step(ctx))
 
 
 def load_tokenizer(config: ml_collections.ConfigDict, model_cfg: ModelConfig):

@@ -56,7 +56,7 @@ def _jitted_sample(model_cfg: ModelConfig, sampling: generate_lib.SamplingConfig
   out = generate_lib.Generation(tokens=rows_sharding, log_probs=rows_sharding,
                                 mask=rows_sharding)
   sample = functools.partial(generate_lib.sample, model_cfg=model_cfg, sampling=sampling)
-  return jax.jit(partitioning.on_mesh(sample, rows_sharding.mesh, rules), out_shardings=out)
+  return partitioning.jit(sample, rows_sharding.mesh, rules, out_shardings=out)
 
 
 def generate_rows(ctx: Context, params, prompts: Sequence[Sequence[int]], rng: jax.Array, *,
@@ -245,7 +245,7 @@ def _fence_table(tokenizer) -> np.ndarray:
 def _jitted_tool_decoding(model_cfg: ModelConfig, sampling: generate_lib.SamplingConfig,
                           mesh, rules: tuple, max_steps: int, reply_slots: int,
                           chunk_steps: int):
-  wrap = lambda fn, **kw: jax.jit(partitioning.on_mesh(fn, mesh, rules), **kw)
+  wrap = lambda fn, **kw: partitioning.jit(fn, mesh, rules, **kw)
   start = wrap(functools.partial(generate_lib.start_tool_decoding, model_cfg=model_cfg,
                                  sampling=sampling, max_steps=max_steps,
                                  forced_slots=reply_slots))

@@ -241,10 +241,10 @@ def _calibration_step(ctx: Context, teacher_cfg: ModelConfig):
   zeros = jax.tree.map(lambda s: jax.device_put(np.zeros(s.shape, s.dtype), replicated),
                        jax.eval_shape(stats_of, lm.abstract_params(teacher_cfg), micro_batch))
   rows = {name: ctx.row_sharding(2) for name in CALIBRATION_FEATURES}
-  jitted = jax.jit(partitioning.on_mesh(step, ctx.mesh, ctx.rules),
-                   in_shardings=(replicated, ctx.param_shardings(teacher_cfg), rows),
-                   out_shardings=replicated, donate_argnums=0,
-                   compiler_options=xla_flags.run_once_options())   # a few batches
+  jitted = partitioning.jit(step, ctx.mesh, ctx.rules,
+                            in_shardings=(replicated, ctx.param_shardings(teacher_cfg), rows),
+                            out_shardings=replicated, donate_argnums=0,
+                            compiler_options=xla_flags.run_once_options())   # a few batches
   return jitted, zeros
 
 
