@@ -196,8 +196,8 @@ def combine(datas: Sequence[routing.RoutingData]) -> routing.RoutingData:
 
 @functools.lru_cache(maxsize=8)
 def _jitted_embedding(model_cfg, mesh, rules):
-  return jax.jit(partitioning.on_mesh(
-      functools.partial(embedding.mean_pooled, cfg=model_cfg), mesh, rules))
+  return partitioning.jit(functools.partial(embedding.mean_pooled, cfg=model_cfg), mesh,
+                          rules)
 
 
 def embed_questions(ctx: Context, params, questions: Sequence[str], batch_size: int = 64
