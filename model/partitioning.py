@@ -185,19 +185,19 @@ class MeshJitted:
 
   def __init__(self, jitted, mesh: AnyMesh):
     self.mesh = mesh
-    self._jitted = jitted
+    self.jitted = jitted   # the ``jax.jit`` function (its compile cache, ...)
 
   def __call__(self, *args, **kwargs):
     with use_mesh(self.mesh):
-      return self._jitted(*args, **kwargs)
+      return self.jitted(*args, **kwargs)
 
   def trace(self, *args, **kwargs):
     with use_mesh(self.mesh):
-      return self._jitted.trace(*args, **kwargs)
+      return self.jitted.trace(*args, **kwargs)
 
   def lower(self, *args, **kwargs):
     with use_mesh(self.mesh):
-      return self._jitted.lower(*args, **kwargs)
+      return self.jitted.lower(*args, **kwargs)
 
 
 def jit(fn, mesh: AnyMesh, rules: Rules, **jit_kwargs: Any) -> MeshJitted:

@@ -341,9 +341,9 @@ def test_a_short_list_padded_to_full_rows_samples_alike_on_the_compiled_program(
   jitted = generation._jitted_sample(ctx.model_cfg, sampling, ctx.row_sharding(2),
                                      tuple(map(tuple, ctx.rules)))
   full = run(4)
-  programs = jitted._cache_size()
+  programs = jitted.jitted._cache_size()
   padded = run(2, pad_to=4)
-  assert jitted._cache_size() == programs
+  assert jitted.jitted._cache_size() == programs
   chex.assert_shape(padded.tokens, (2, 6))
   assert padded.rows == range(0, 2)
   np.testing.assert_array_equal(padded.tokens, full.tokens[:2])
