@@ -73,6 +73,7 @@ from train import generation
 from train import routing
 from train import sharding
 from train import stages as stages_lib
+from train import synthesize
 from train import thought_templates
 from train import workdir as workdir_lib
 from train.loops import Context
@@ -302,13 +303,6 @@ def fusion_records(data: routing.RoutingData, *, top_k: int = 5, alpha: float = 
   return out
 
 
-def write_jsonl(records: Sequence[Mapping], path: str) -> None:
-  temporary = f"{path}.tmp{os.getpid()}"
-  with open(temporary, "w", encoding="utf-8") as f:
-    f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-  os.replace(temporary, path)
-
-
 def fusion_from_run(config: ml_collections.ConfigDict, path: str) -> dict[str, int]:
   """The SFT loop's fusion records (``sft.synthesis.kind='fusion'``): its starting
   weights (``init_checkpoint``) and its teacher's (``teacher.checkpoint``, if the run
@@ -337,11 +331,7 @@ def fusion_from_run(config: ml_collections.ConfigDict, path: str) -> dict[str, i
                for i, c in enumerate(candidates)},
             **{f"chosen/{c.name}": sum(r["provenance"]["candidate"] == c.name
                                        for r in records) for c in candidates}}
-  if jax.process_index() == 0:
-    write_jsonl(records, path)
-    workdir_lib.write_json(f"{path}.counts.json", counts)
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices(f"fusion records {path}")
+  synthesize.write_records(path, records, counts)
   return counts
 
 
@@ -518,7 +508,7 @@ def run_command(command: str, config: Optional[ml_collections.ConfigDict]) -> di
     return {"queries": len(data.queries), "templates": len(bank.templates)}
   records = fusion_records(data, top_k=f.top_k, alpha=alpha, beta=beta,
                            min_correct=0.0 if f.keep_wrong else 1.0)
-  write_jsonl(records, f.out)
+  workdir_lib.write_jsonl(f.out, records)
   return {"queries": len(data.queries), "records": len(records)}
 
 

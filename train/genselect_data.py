@@ -35,10 +35,8 @@ import os
 import random
 from typing import Optional
 
-import jax
 from absl import app
 from absl import flags
-from jax.experimental import multihost_utils
 from ml_collections import config_flags
 
 from data import answers
@@ -53,7 +51,6 @@ from train import config as run_config
 from train import evaluate
 from train import sharding
 from train import synthesize
-from train import workdir as workdir_lib
 from train.loops import Context
 
 
@@ -106,14 +103,7 @@ def make_selector_data(config, checkpoint: str, problems_path: str, out: str, *,
       chat.conversation(r["question"], answer=r["answer"]), tokenizer)[0]) <= max_tokens]
   counts = {"problems": len(problems), "decontaminated": len(problems) - len(kept),
             "mixed": mixed, "too_long": len(records) - len(fits), "records": len(fits)}
-  if jax.process_index() == 0:
-    temporary = f"{out}.tmp"
-    with open(temporary, "w", encoding="utf-8") as f:
-      f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in fits)
-    os.replace(temporary, out)
-    workdir_lib.write_json(f"{out}.counts.json", counts)
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices(f"selector records {out}")
+  synthesize.write_records(out, fits, counts)
   return counts
 
 

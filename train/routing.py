@@ -41,6 +41,8 @@ from sklearn import neural_network
 from sklearn import pipeline
 from sklearn import preprocessing
 
+from train import workdir as workdir_lib
+
 # (α, β) of score = α · performance − β · cost: the paper's three settings.
 TRADEOFFS = {"performance": (1.0, 0.0), "balanced": (0.5, 0.5), "cost": (0.2, 0.8)}
 METHODS = ("knn", "mlp")
@@ -108,10 +110,8 @@ class RoutingData:
 
 def save(data: RoutingData, path: str) -> None:
   """Writes ``data`` as JSON, atomically."""
-  temporary = f"{path}.tmp{os.getpid()}"
-  with open(temporary, "w", encoding="utf-8") as f:
+  with workdir_lib.atomic_file(path) as f:
     json.dump(data.to_json(), f, ensure_ascii=False)
-  os.replace(temporary, path)
 
 
 def load(path: str) -> RoutingData:
@@ -233,12 +233,10 @@ class Router:
     return [allowed[c] for c in np.argmax(probabilities_QC, axis=1)]
 
   def save(self, path: str) -> None:
-    temporary = f"{path}.tmp{os.getpid()}"
-    with open(temporary, "wb") as f:
+    with workdir_lib.atomic_file(path, "wb") as f:
       pickle.dump({"format": ROUTER_FORMAT, "candidates": self.candidates,
                    "method": self.method, "settings": self.settings,
                    "estimator": self.estimator}, f)
-    os.replace(temporary, path)
 
   @classmethod
   def load(cls, path: str) -> "Router":

@@ -132,10 +132,7 @@ def write_records(out: str, records: list[dict], counts: dict) -> None:
   """Writes ``records`` (JSONL) to ``out`` and ``counts`` to ``<out>.counts.json``, both
   atomically, from process 0; every process returns once they are written."""
   if jax.process_index() == 0:
-    temporary = f"{out}.tmp{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as f:
-      f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    os.replace(temporary, out)
+    workdir_lib.write_jsonl(out, records)
     workdir_lib.write_json(f"{out}.counts.json", counts)
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices(f"wrote {out}")

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from train import routing
+from train import workdir as workdir_lib
 
 # How a template introduces the question it was summarised from.
 TEMPLATE_FORMAT = "{question}\n{thought}"
@@ -63,11 +64,9 @@ class TemplateBank:
                        f"{self.embeddings_ND.shape} must match")
 
   def save(self, path: str) -> None:
-    temporary = f"{path}.tmp{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as f:
+    with workdir_lib.atomic_file(path) as f:
       json.dump({"questions": self.questions, "templates": self.templates,
                  "embeddings": self.embeddings_ND.tolist()}, f, ensure_ascii=False)
-    os.replace(temporary, path)
 
   @classmethod
   def load(cls, path: str) -> "TemplateBank":
