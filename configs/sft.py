@@ -28,7 +28,7 @@ def get_config():
   config.model = run_config.model_section("tiny", vocab_size=1024, d_model=64, pattern="*-*-",
                                           mlp_dim=128, head_dim=16)
   config.sft = dict(records=data_config.corpus_path("reasoning.jsonl"), toggle="pair",
-                    num_packing_bins=8, whole_conversations=False,
+                    template="chat", num_packing_bins=8, whole_conversations=False,
                     synthesis=dict(problems="", samples=4, temperature=1.0,
                                    max_new_tokens=256, template="chat", filter="answer",
                                    max_tokens=0, max_solutions=0, eval_records=(),

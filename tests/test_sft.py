@@ -106,6 +106,29 @@ def test_samples_are_chat_prompts_that_stop_at_the_end_of_turn(tokenizer):
   assert plain.stop_tokens(tokenizer) == (tokenizer.eos_id,)
 
 
+def test_text_template_trains_on_what_a_text_prompt_asks(tokenizer):
+  """sft.template='text': the question and a newline (the 'text' prompt evaluation asks),
+  then the solution and eos, the only targets; the run is asked the same way."""
+  [(ids, weights)] = sft.record_examples(PROBLEM, tokenizer, toggle="none", template="text")
+  prompt = tokenizer.encode(PROBLEM["question"] + "\n")
+  assert ids.tolist() == prompt + tokenizer.encode(PROBLEM["solution"]) + [tokenizer.eos_id]
+  assert weights.tolist() == [0] * len(prompt) + [1] * (len(ids) - len(prompt))
+  answered = sft.record_examples({"question": "2+2?", "answer": 4}, tokenizer, toggle="pair",
+                                 template="text")[0][0]
+  assert tokenizer.decode(answered[answered != tokenizer.eos_id]) == "2+2?\n4"
+  batch = next(iter(sft.packed_batches([PROBLEM], tokenizer, seq_len=96, batch_size=1,
+                                       toggle="none", template="text")))
+  learned = batch["targets"][0][batch["loss_mask"][0] > 0].tolist()
+  assert learned[:int(weights.sum())] == ids[weights > 0].tolist()   # the record repeats
+  with pytest.raises(ValueError, match="'messages' records need the chat template"):
+    sft.record_examples({"messages": DIALOGUE}, tokenizer, toggle="none", template="text")
+  config = sft_config.get_config()
+  config.sft.template = "text"
+  prompt_format = sft.LOOP.prompt_format(hook_context(config, tokenizer))
+  assert prompt_format.prompt_ids(PROBLEM, tokenizer) == prompt
+  assert prompt_format.stop_tokens(tokenizer) == (tokenizer.eos_id,)
+
+
 def test_bad_records_are_named_by_file_and_line(tokenizer, tmp_path):
   path = tmp_path / "records.jsonl"
   path.write_text(json.dumps(PROBLEM) + "\n" + json.dumps({"question": "no answer"}) + "\n")

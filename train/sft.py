@@ -15,7 +15,9 @@ Record formats (one JSON object per line):
 ``<think>``, then a final ``Answer: ...`` line.)
 
 The ``sft`` config section: records (a JSONL path), toggle ('pair', 'on', 'off' or
-'none', see ``record_conversations``), num_packing_bins, and whole_conversations
+'none', see ``record_conversations``), template ('chat', the default, or 'text': a
+question record as plain text, ``text_example``, for a model pretrained on text and
+asked in text), num_packing_bins, and whole_conversations
 (optional): refuse a conversation longer than ``train.seq_len`` instead of splitting it
 across rows, so few-example SFT (e.g. 20 records for many epochs) trains on every
 record whole, its answer always after its question.
@@ -70,6 +72,7 @@ import numpy as np
 from data import chat
 from data import packing
 from data import pipeline
+from data import prompts
 from data import retro_search as data_retro_search
 from data import sources
 from data import tokenizer as tokenizer_lib
@@ -82,6 +85,7 @@ from train import synthesize
 from train.loops import Context, IteratorBatches, Loop, PromptFormat
 
 TOGGLES = ("pair", "on", "off", "none")
+TEMPLATES = ("chat", "text")
 SYNTHESIS_FILTERS = ("answer", "none")
 SYNTHESIS_KINDS = ("solutions", "selector", "retro_search", "fusion")
 SYNTHESIZED = "synthesized.jsonl"
@@ -117,20 +121,49 @@ def record_conversations(record: Mapping, toggle: str) -> list[list[dict[str, st
   return {"pair": pair, "on": pair[:1], "off": pair[1:]}[toggle]
 
 
+def text_example(record: Mapping, tokenizer: tokenizer_lib.Tokenizer
+                 ) -> tuple[np.ndarray, np.ndarray]:
+  """(ids, target_weights) of a question record as a pretrained model reads text: the
+  'text' prompt (the question and a newline, ``data/prompts.py``), then the solution (or
+  the answer) and the end-of-text token, the only tokens with weight 1. Evaluation with
+  template 'text' asks the same prompt and stops at the same token."""
+  if "question" not in record:
+    raise ValueError("sft.template='text' trains on question records; 'messages' "
+                     "records need the chat template")
+  prompt = prompts.prompt_ids(record, tokenizer, template="text")
+  completion = tokenizer.encode(str(record.get("solution", record.get("answer"))))
+  completion.append(tokenizer.eos_id)
+  return (np.asarray(prompt + completion, np.int32),
+          np.asarray([0] * len(prompt) + [1] * len(completion), np.int32))
+
+
+def record_examples(record: Mapping, tokenizer: tokenizer_lib.Tokenizer, *, toggle: str,
+                    template: str = "chat") -> list[tuple[np.ndarray, np.ndarray]]:
+  """(ids, target_weights) of each example one record trains on: its conversations
+  (``record_conversations``) under the chat template, or its ``text_example``."""
+  if template not in TEMPLATES:
+    raise ValueError(f"sft.template={template!r}: want one of {TEMPLATES}")
+  if template == "text":
+    return [text_example(record, tokenizer)]
+  return [chat.tokenize(c, tokenizer) for c in record_conversations(record, toggle)]
+
+
 @dataclasses.dataclass(frozen=True)
-class TokenizeConversations(grain.experimental.FlatMapTransform):
-  """grain: record → [(ids, target_weights)] per conversation (module level: pickles)."""
+class TokenizeRecords(grain.experimental.FlatMapTransform):
+  """grain: record → ``record_examples`` (module level: pickles)."""
 
   tokenizer: tokenizer_lib.Tokenizer
   toggle: str
+  template: str = "chat"
   max_fan_out: ClassVar[int] = 2
 
   def flat_map(self, record: Mapping) -> list[tuple[np.ndarray, np.ndarray]]:
-    return [chat.tokenize(c, self.tokenizer) for c in record_conversations(record, self.toggle)]
+    return record_examples(record, self.tokenizer, toggle=self.toggle,
+                           template=self.template)
 
 
 def read_records(path: str, tokenizer: tokenizer_lib.Tokenizer, toggle: str,
-                 max_length: int = 0) -> list[dict]:
+                 max_length: int = 0, template: str = "chat") -> list[dict]:
   """The SFT records of a JSONL file; a ValueError names the line of a record that is
   not a conversation, a reasoning problem or a question/answer pair, or (max_length >
   0) one with a conversation of more than max_length tokens."""
@@ -141,8 +174,8 @@ def read_records(path: str, tokenizer: tokenizer_lib.Tokenizer, toggle: str,
       raise ValueError(f"{where}: an SFT record needs 'messages', or 'question' with "
                        f"'solution' or 'answer' (it has {sorted(record)})")
     try:
-      lengths = [len(chat.tokenize(conversation, tokenizer)[0])
-                 for conversation in record_conversations(record, toggle)]
+      lengths = [len(ids) for ids, _ in record_examples(record, tokenizer, toggle=toggle,
+                                                          template=template)]
     except (ValueError, TypeError, KeyError) as e:
       raise ValueError(f"{where}: {e}") from None
     if max_length and max(lengths) > max_length:
@@ -158,14 +191,15 @@ _READ_THREADS = 2
 
 
 def packed_batches(records: Sequence[Mapping], tokenizer: tokenizer_lib.Tokenizer, *,
-                   seq_len: int, batch_size: int, toggle: str = "pair", seed: int = 0,
+                   seq_len: int, batch_size: int, toggle: str = "pair",
+                   template: str = "chat", seed: int = 0,
                    num_packing_bins: int = 8, process_index: int = 0,
                    process_count: int = 1) -> grain.IterDataset:
   """Endless batches of ``data.packing.ROW_FEATURES``, each (batch_size, seq_len)."""
   shard = grain.MapDataset.source(list(records))[process_index::process_count]
   tokenized = grain.experimental.FlatMapIterDataset(
       pipeline.read_in_order(shard.shuffle(seed).repeat(), _READ_THREADS),
-      TokenizeConversations(tokenizer, toggle))
+      TokenizeRecords(tokenizer, toggle, template))
   chunks = grain.experimental.FlatMapIterDataset(tokenized, packing.SplitIntoChunks(seq_len))
   rows = packing.pack_chunks(chunks, seq_len=seq_len, pad_id=tokenizer.pad_id,
                              num_packing_bins=num_packing_bins, seed=seed + 1)
@@ -250,27 +284,34 @@ def make_batches(ctx: Context) -> IteratorBatches:
   config = ctx.config
   if config.sft.toggle not in TOGGLES:
     raise config_lib.ConfigError(f"sft.toggle={config.sft.toggle!r}: want one of {TOGGLES}")
+  template = config.sft.get("template", "chat")
+  if template not in TEMPLATES:
+    raise config_lib.ConfigError(f"sft.template={template!r}: want one of {TEMPLATES}")
   index, count, rows = pretrain.process_share(ctx)
   whole = config.sft.get("whole_conversations", False)
   paths = records_paths(ctx)
   records = [record for path in paths for record in read_records(
-      path, ctx.tokenizer, config.sft.toggle, max_length=config.train.seq_len if whole else 0)]
+      path, ctx.tokenizer, config.sft.toggle, max_length=config.train.seq_len if whole else 0,
+      template=template)]
   if len(records) < count:
     raise config_lib.ConfigError(f"sft records {', '.join(paths)} have {len(records)} "
                                  f"records, fewer than the {count} processes")
   batch_size = config.train.global_batch_size // count
   iterator = iter(packed_batches(
       records, ctx.tokenizer, seq_len=config.train.seq_len, batch_size=batch_size,
-      toggle=config.sft.toggle, seed=config.train.seed,
+      toggle=config.sft.toggle, template=template, seed=config.train.seed,
       num_packing_bins=config.sft.num_packing_bins, process_index=index,
       process_count=count))
   return IteratorBatches(iterator, rows=rows)
 
 
 def prompt_format(ctx: Context) -> PromptFormat:
-  """A user turn of the chat template, with the reasoning toggle the run evaluates with
-  (``eval.thinking``): which system prompts SFT trained on depends on the records
-  (toggle 'pair' gives both, question/answer records none)."""
+  """How the run's model is asked: as it trained (``sft.template``), a chat user turn
+  with the reasoning toggle the run evaluates with (``eval.thinking``: which system
+  prompts SFT trained on depends on the records, toggle 'pair' gives both,
+  question/answer records none) or the 'text' prompt."""
+  if ctx.config.sft.get("template", "chat") == "text":
+    return PromptFormat("text")
   return PromptFormat("chat", ctx.config.eval.thinking)
 
 

@@ -12,8 +12,8 @@ on a two-digit number plus a digit ("What is 39 + 6?", "9 + 6 = 15", "3 + 1 = 4"
 answered none of 64 of ``tens``' questions; a 200-step model of counting a digit, the
 first choice, learned only the format, so ``tens`` replaced it). Every arm
 is evaluated on the same 256 held-out questions, half of each skill
-(``fusion_valid.jsonl``), greedy pass@1, text prompts (the fusion arms: chat prompts,
-as their SFT trained them).
+(``fusion_valid.jsonl``), greedy pass@1, text prompts (the fusion arms' SFT trains on
+text too, ``sft.template='text'``: the format the specialists were pretrained in).
 
   router   routes each question to ``sums`` or ``tens`` (``routers.router``): a kNN
            router (k = 5, cosine) on ``sums``' mean-pooled final hidden states, fit on
@@ -25,7 +25,7 @@ as their SFT trained them).
            the two specialists together: the best single model at equal compute.
   sums, tens  the specialists alone (reported; the best of them is the best single
            model at half the compute).
-  fused    ``sums`` fine-tuned (SFT, chat template) on the routing data's best response
+  fused    ``sums`` fine-tuned (SFT, text format) on the routing data's best response
            per routing query (``sft.synthesis.kind='fusion'``: ``sums`` and its teacher
            ``tens`` answer the queries, the right response of the best candidate is
            kept; ``train/fusion.py``).
@@ -58,6 +58,7 @@ def _fusion_sft(teacher: bool) -> ml_collections.ConfigDict:
   run = common.sft(QUERIES, seq_len=128, batch=16, learning_rate=1e-3, kind="fusion",
                    template="text", max_new_tokens=32, samples=1, temperature=0.0,
                    filter="answer", top_k=1, alpha=1.0, beta=0.0)
+  run.sft.template = "text"
   if teacher:
     run.teacher = dict(checkpoint="")
   return run
@@ -86,7 +87,6 @@ def get_config():
             "fused": "fused", "self": "self"},
       eval_section=common.eval_section("fusion_valid.jsonl", template="text",
                                        max_new_tokens=32, batch_size=128),
-      arm_eval={"fused": {"template": "chat"}, "self": {"template": "chat"}},
       gate=common.gate(
           stages=("sums", "tens"), metric="pass@1", threshold=GATE_THRESHOLD,
           skill="each specialist answers its own skill's half of the mixed dev split "
