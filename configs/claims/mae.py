@@ -19,9 +19,12 @@ answer, left the judge at chance on the dev split after 1200 steps: its comparis
 copy were unreliable.) No record of the RL stage carries an answer: the MAE loop (``rl/mae.py``)
 starts from 64 unlabelled seed questions and scores everything with the model's judge.
 
-Claim (a), ``mae`` (this config): per seed, from the base (1000 steps of 16 × 128
-tokens), MAE (``mae``: 50 steps of P = 4 proposals, M = 1 rating, Q = 4 pool questions,
-N = 4 answers each: 72 rows of 104 tokens, LR 1e-4 constant, PPO clip 0.2, temperature 1) against the control
+Claim (a), ``mae`` (this config): per seed, from the base (2000 steps of 16 × 128
+tokens: at 1000 the first full run's judge failed the gate, 0.586; a probe pretraining
+2400 steps judged the dev split right in 0.758 at step 1600 and 0.984 at 2000), MAE
+(``mae``: 50 steps of P = 4 proposals, M = 1 rating, Q = 4 pool questions, N = 4
+answers each: 72 rows of 104 tokens, LR 1e-4 constant, PPO clip 0.2, temperature 1)
+against the control
 (``control``): the base pretrained on for the same steps, rows and tokens on its own
 pretraining text, the same constant LR. Both evaluated on 256 held-out sums
 (``mae_solve_valid.jsonl``, 64 per number of terms, questions in no training file), the
@@ -49,7 +52,7 @@ from configs.claims import common
 
 GATE_THRESHOLD = 0.75
 MAE_STEPS, MAE_FAST_STEPS = 50, 20
-BASE_STEPS, BASE_FAST_STEPS = 1000, 400
+BASE_STEPS, BASE_FAST_STEPS = 2000, 400
 ROWS, SEQ_LEN = mae_config.batch_rows(), 48 + 56
 LEARNING_RATE = 1e-4
 
