@@ -36,6 +36,18 @@ setuptools.setup(
         # libtpu (the TPU compiler, matched to the installed jax by jax's own extra):
         # `python -m train.aot` compiles for TPU topologies on any host with it.
         "tpu": ["jax[tpu]>=0.10,<0.12"],
+        # Data curation at web scale (data/curate.py): Apache Beam pipelines, WARC reading,
+        # HTML rendering, MinHash, CLIMB's predictor. `lynx` (a Debian package) renders
+        # pages as Nemotron-CC-Math does. Beam holds protobuf below 7, and sentencepiece
+        # 0.2.3's generated protos need protobuf 7: hence the sentencepiece bound.
+        "data": [
+            "apache-beam>=2.60,<3",
+            "fastwarc>=0.14,<3",
+            "resiliparse>=0.14,<3",
+            "datasketch>=1.6,<3",
+            "lightgbm>=4,<5",
+            "sentencepiece>=0.2,<0.2.3",
+        ],
         # The suite's own tools, and every library the tests exercise held to the range
         # the suite was run with (README, "Versions"): a fresh install resolves inside
         # it. Raise an upper bound after the suite passes on the release it admits.
@@ -62,6 +74,10 @@ setuptools.setup(
             "ipython>=8,<10",     # notebooks/claims.ipynb displays the plots
             "nbclient>=0.10,<0.12",   # the notebooks run in a fresh kernel
             "ipykernel>=6.29,<8",
+            "reasonax[data]",
+            "apache-beam>=2.60,<2.79",
+            "protobuf>=4,<7",
+            "pyarrow<26",
         ],
     },
 )

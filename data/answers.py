@@ -149,7 +149,7 @@ def _strip_math(answer: str) -> str:
   return text.rstrip(".").strip()
 
 
-def _is_prose(answer: str) -> bool:
+def is_prose(answer: str) -> bool:
   """Four words in a row outside ``\\text{}``: no formula (Math-Verify's LaTeX parser
   would take long to read it as a product of one-letter symbols, bench/RESULTS.md)."""
   return _PROSE.search(_TEXT_COMMAND.sub(" ", answer)) is not None
@@ -283,7 +283,7 @@ def math_equal(prediction: str, reference: str) -> bool:
     return True
   if (gold_words := _words(b)) is not None:
     return _words(a) == gold_words
-  if max(len(a), len(b)) > MAX_ANSWER_CHARS or _is_prose(a) or _is_prose(b):
+  if max(len(a), len(b)) > MAX_ANSWER_CHARS or is_prose(a) or is_prose(b):
     return False
   return _verified(b, a)
 

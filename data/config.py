@@ -17,6 +17,7 @@ they work from any directory and after `pip install`.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Optional
@@ -58,14 +59,71 @@ def source_config(format: str, path: str, *,  # pylint: disable=redefined-builti
 
 
 def stage_config(name: str, weights: Mapping[str, float], *, num_steps: Optional[int] = None,
-                 num_tokens: Optional[int] = None) -> ml_collections.ConfigDict:
+                 num_tokens: Optional[int] = None, mixture: str = ""
+                 ) -> ml_collections.ConfigDict:
   """One entry of `stages`: mixture weights by source name and at most one budget.
 
   A token budget counts global tokens (global_batch_size * seq_len per step, padding
-  included). Only the last stage may have no budget (it then runs forever).
+  included). Only the last stage may have no budget (it then runs forever). With
+  ``mixture`` (a mixture file, ``read_mixture``; ``weights`` then empty) the stage takes
+  that file's weights and sources when the run starts (``with_mixture_files``): a
+  mixture searched after the config was made (CLIMB, arXiv 2504.13161).
   """
-  return ml_collections.ConfigDict(dict(name=name, weights=dict(weights), num_steps=num_steps,
-                                        num_tokens=num_tokens))
+  fields = dict(name=name, weights=dict(weights), num_steps=num_steps, num_tokens=num_tokens)
+  if mixture:
+    fields["mixture"] = mixture
+  return ml_collections.ConfigDict(fields)
+
+
+def read_mixture(path: str, *, stage: str = "mixture", num_tokens: Optional[int] = None
+                 ) -> tuple[dict[str, ml_collections.ConfigDict], tuple]:
+  """(sources, stages) of a mixture file, JSON {sources: {name: source fields},
+  weights: {name: weight}} (CLIMB's search writes one: ``train/climb.py``, arXiv
+  2504.13161): one stage of those weights, unbounded unless ``num_tokens``. A relative
+  source path is taken from the file's directory.
+
+    config.data.sources, config.data.stages = read_mixture("runs/climb/mixture.json")
+  """
+  with open(path, encoding="utf-8") as f:
+    mixture = json.load(f)
+  missing = [k for k in ("sources", "weights") if not isinstance(mixture.get(k), dict)]
+  if missing:
+    raise ValueError(f"mixture {path}: missing {missing} (want {{sources, weights}})")
+  folder = os.path.dirname(os.path.abspath(path))
+  out = {}
+  for name, fields in mixture["sources"].items():
+    fields = dict(fields)
+    fields["path"] = os.path.join(folder, fields["path"])  # an absolute path stays
+    out[name] = source_config(fields.pop("format"), fields.pop("path"), **fields)
+  return out, (stage_config(stage, mixture["weights"], num_tokens=num_tokens),)
+
+
+def with_mixture_files(data: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """``data`` (a `data` section) with every stage that names a ``mixture`` file given
+  that file's weights (its budget kept) and the file's sources added to ``sources``; a
+  source name both give must be the same source. Read when the run starts
+  (``data.pipeline.make_iterator``)."""
+  if not any(stage.get("mixture") for stage in data.stages):
+    return data
+  sources_, stages = {n: dict(s) for n, s in data.sources.items()}, []
+  for stage in data.stages:
+    path = stage.get("mixture")
+    if path:
+      if stage["weights"]:
+        raise ValueError(f"stage {stage['name']!r}: weights {dict(stage['weights'])} beside "
+                         f"mixture={path!r}; the file gives the weights")
+      read_sources, (read,) = read_mixture(path, stage=stage["name"])
+      for name, source in read_sources.items():
+        if sources_.setdefault(name, source.to_dict()) != source.to_dict():
+          raise ValueError(f"mixture {path}: source {name!r} differs from data.sources.{name}")
+      stage = stage_config(stage["name"], read.weights, num_steps=stage.get("num_steps"),
+                           num_tokens=stage.get("num_tokens"))
+    stages.append(stage)
+  out = ml_collections.ConfigDict(data.to_dict())
+  with out.unlocked():
+    out.sources = sources_
+    out.stages = tuple(stages)
+  return out
 
 
 def default_data_config() -> ml_collections.ConfigDict:

@@ -34,6 +34,7 @@ import grain
 import ml_collections
 import numpy as np
 
+from data import config as config_lib
 from data import mixture
 from data import packing
 from data import sources
@@ -112,6 +113,7 @@ def make_iterator(data_config: ml_collections.ConfigDict, *, seq_len: int,
   if global_batch_size % process_count:
     raise ValueError(f"global_batch_size {global_batch_size} is not divisible by "
                      f"process_count {process_count}")
+  data_config = config_lib.with_mixture_files(data_config)
   names = tuple(data_config.sources.keys())
   stages = mixture.resolve_stages(data_config.stages, names, global_batch_size * seq_len)
   rows = {

@@ -62,17 +62,28 @@ def prompt_text(example: Mapping) -> str:
   return open_ended_prompt(example["question"])
 
 
+def open_ended_drop_reason(question: str, answer: str) -> Optional[str]:
+  """Why a question with this answer makes no open-ended item (CrossThink's filters):
+  'needs_options' when the question only makes sense with its options ("which of the
+  following"), 'long_answer' when the answer is over ``MAX_OPEN_ANSWER_WORDS`` words;
+  None when it makes one."""
+  if _OPTION_DEPENDENT.search(question):
+    return "needs_options"
+  if len(answer.split()) > MAX_OPEN_ANSWER_WORDS:
+    return "long_answer"
+  return None
+
+
 def to_open_ended(example: Mapping) -> Optional[dict]:
   """The open-ended form of a multiple-choice example (options removed, the gold
-  option's text as answer), or None when the question needs its options or the answer
-  is longer than ``MAX_OPEN_ANSWER_WORDS`` words."""
+  option's text as answer), or None when ``open_ended_drop_reason`` names a reason."""
   if example["kind"] != "mcq":
     raise ValueError(f"to_open_ended converts 'mcq' examples, got {example['kind']!r}")
   letters = option_letters(len(example["options"]))
   if example["answer"] not in letters:
     raise ValueError(f"answer {example['answer']!r} is not one of the options {letters}")
   answer = example["options"][letters.index(example["answer"])]
-  if _OPTION_DEPENDENT.search(example["question"]) or len(answer.split()) > MAX_OPEN_ANSWER_WORDS:
+  if open_ended_drop_reason(example["question"], answer) is not None:
     return None
   return {"kind": "open", "question": example["question"], "answer": answer}
 

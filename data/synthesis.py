@@ -43,9 +43,14 @@ def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
   return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
-def contamination_index(eval_questions: Sequence[str], n: int) -> set[tuple[str, ...]]:
-  """Every word n-gram of the evaluation questions."""
-  return set().union(*(ngrams(q, n) for q in eval_questions)) if eval_questions else set()
+def contamination_index(eval_questions: Sequence[str], n: int) -> dict[tuple[str, ...], int]:
+  """Every word n-gram of the evaluation questions, to the index of the first question
+  holding it (what a decontamination report names)."""
+  index = {}
+  for i, question in enumerate(eval_questions):
+    for gram in ngrams(question, n):
+      index.setdefault(gram, i)
+  return index
 
 
 def filter_solutions(problems: Sequence[Mapping], solutions: Sequence[Sequence[str]], *,
@@ -63,7 +68,7 @@ def filter_solutions(problems: Sequence[Mapping], solutions: Sequence[Sequence[s
   records = []
   for p, (problem, samples) in enumerate(zip(problems, solutions)):
     counts["decontaminate"]["in"] += len(samples)
-    if index & ngrams(problem["question"], ngram):
+    if index.keys() & ngrams(problem["question"], ngram):
       continue
     counts["decontaminate"]["out"] += len(samples)
     finals = [answers.final_answer(s) for s in samples]

@@ -676,3 +676,56 @@ def test_full_claim(name, tmp_path):
   summary, stdout = _run_claim(name, tmp_path, timeout=1800)
   assert summary["seeds"] == [0, 1, 2, 3, 4] and (tmp_path / f"{name}.png").exists()
   print(stdout.splitlines()[-1])
+
+
+def build_numbers(directory, *, count):
+  """A dataset builder for the test below (named by import path in the config)."""
+  with open(os.path.join(directory, "numbers.txt"), "w") as f:
+    f.write("\n\n".join(str(i) for i in range(count)) + "\n")
+  with open(os.path.join(os.path.dirname(directory), "builds.txt"), "a") as f:
+    f.write("built\n")
+  return {"documents": count}
+
+
+def test_datasets_are_built_once_per_content_and_name_their_files(tmp_path):
+  section = run_config.ml_collections.ConfigDict(
+      dict(build="test_claims:build_numbers", args=dict(count=3)))
+  directory, figures = stages.build_dataset("numbers", section, str(tmp_path))
+  assert figures == {"documents": 3}
+  assert open(os.path.join(directory, "numbers.txt")).read() == "0\n\n1\n\n2\n"
+  assert stages.build_dataset("numbers", section, str(tmp_path)) == (directory, figures)
+  section.args.count = 4                                  # other content, another entry
+  other, _ = stages.build_dataset("numbers", section, str(tmp_path))
+  assert other != directory
+  assert open(tmp_path / "datasets" / "builds.txt").read().split() == ["built", "built"]
+  config = {"data": {"path": "dataset:numbers/numbers.txt", "list": ["dataset:numbers/x", 1]}}
+  assert stages.with_datasets(config, {"numbers": directory}) == {
+      "data": {"path": os.path.join(directory, "numbers.txt"),
+               "list": [os.path.join(directory, "x"), 1]}}
+  with pytest.raises(run_config.ConfigError, match="data.path='dataset:nope/a': no dataset"):
+    stages.with_datasets({"data": {"path": "dataset:nope/a"}}, {"numbers": directory})
+  with pytest.raises(ValueError, match="datasets.numbers.build='nomodule:f'"):
+    section.build = "nomodule:f"
+    stages.build_dataset("numbers", section, str(tmp_path))
+
+
+def test_cc_math_claim_arms_differ_only_in_their_corpus():
+  from configs.claims import cc_math_extraction  # pylint: disable=g-import-not-at-top
+  config = cc_math_extraction.get_config()
+  extracted, plain = (config.stages[n].run.to_dict() for n in ("extracted", "plain"))
+  assert extracted["data"]["sources"]["pages"]["path"] == "dataset:cc_math/extracted.jsonl"
+  plain["data"]["sources"]["pages"]["path"] = "dataset:cc_math/extracted.jsonl"
+  assert extracted == plain
+  claims.check(run_config.ml_collections.ConfigDict(stages.with_datasets(
+      config.to_dict(), {"cc_math": "/built"})))
+
+
+@pytest.mark.slow
+def test_fast_cc_math_extraction_claim(fast_claim):
+  """The fast cc_math_extraction claim: the corpora built through the cc_math pipeline,
+  both arms pretrained on them and gated; the extraction recovers every equation."""
+  _, summary = fast_claim("cc_math_extraction")
+  figures = summary["datasets"]["cc_math"]["figures"]
+  assert figures["equations_recovered"]["extracted"] == 1.0
+  assert figures["equations_recovered"]["plain"] < 0.5
+  assert set(summary["arms"]) == {"extracted", "plain"} and summary["gate"]["passed"]

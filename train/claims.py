@@ -23,6 +23,12 @@ A claim config (``loop='claim'``) holds:
               arXiv 2507.10540; ``train.fusion.evaluate_router``) over the final weights of
               ``router.stages``, embedding queries with its own stage's; its tokens are
               every stage it uses, each once
+  datasets    (optional) {name: {build: 'module:function', args: {...}}}: files the claim
+              makes before its stages (e.g. a curated corpus, a searched mixture), built
+              once per content into the cache (``train.stages.build_dataset``); any config
+              string 'dataset:<name>/<file>' names a file of it; the figures the build
+              returns go to the summary's ``datasets``; ``fast_args`` (optional) update
+              ``args`` in a fast run (e.g. a smaller search)
   fast        run the reduced version: ``fast_seeds`` and every stage's ``fast_steps``
   cache_dir   the stage cache (``train/stages.py``; '': $REASONAX_STAGE_CACHE, else
               ~/.cache/reasonax/stages)
@@ -50,7 +56,7 @@ seeds with the same inputs (``shared`` stages) and other claims (``train/stages.
    "baselines": {"chance", "most_frequent": {"answer", "accuracy"},
                  "untrained": {"metric", "arms": {arm: value}, "gate"}},
    "stages": {stage: {"shared", "runs": [{"seed", "key", "train_s"}]}},
-   "code_version", "cache_dir",
+   "code_version", "cache_dir", "datasets": {name: {"directory", "figures"}},
    "times": {"shared_s", "per_seed_s": {seed: s}, "baselines_s", "total_s"}}
 
 A comparison's verdict: the 95% paired Student t interval of better − worse over seeds
@@ -96,7 +102,7 @@ LOOP = "claim"
 SECTIONS = ("loop", "claim", "stages", "arms", "eval", "arm_eval", "arm_metric", "fast",
             "cache_dir")
 # Read when there: {arm: router section} (``train.fusion.evaluate_router``).
-OPTIONAL_SECTIONS = ("routers",)
+OPTIONAL_SECTIONS = ("routers", "datasets")
 STATISTIC = "paired Student t, 95%, over seeds"
 CONFIDENCE = 0.95
 VERDICTS = ("holds", "contradicted", "not shown", "untestable")
@@ -497,15 +503,40 @@ def _report_lines(summary: Mapping[str, Any]) -> list[str]:
   return lines
 
 
+def _dataset_section(section: ml_collections.ConfigDict, fast: bool
+                     ) -> ml_collections.ConfigDict:
+  """A ``datasets`` entry as built: {build, args}, its ``fast_args`` over ``args`` when
+  ``fast``."""
+  args = section.get("args", ml_collections.ConfigDict()).to_dict()
+  if fast:
+    args.update(section.get("fast_args", ml_collections.ConfigDict()).to_dict())
+  return ml_collections.ConfigDict(dict(build=section.build, args=args))
+
+
+def _with_datasets(config: ml_collections.ConfigDict, cache: str,
+                   report: Callable[[str], None]) -> tuple[ml_collections.ConfigDict, dict]:
+  """The config with its 'dataset:' paths resolved (the datasets built first) and
+  {dataset: {"directory", "figures"}}."""
+  built = {name: stages_lib.build_dataset(name, _dataset_section(section, config.fast),
+                                         cache, report)
+           for name, section in config.get("datasets", {}).items()}
+  if not built:
+    return config, {}
+  plain = stages_lib.with_datasets(config.to_dict(), {n: d for n, (d, _) in built.items()})
+  return (ml_collections.ConfigDict(plain),
+          {n: {"directory": d, "figures": f} for n, (d, f) in built.items()})
+
+
 def run(config: ml_collections.ConfigDict, workdir: str,
         report: Callable[[str], None] = print) -> dict[str, Any]:
   """Runs every arm and gate stage for every seed (through the stage cache), evaluates
   them alike, writes ``summary.json`` and the plot into ``workdir``; returns the
   summary."""
   started = time.time()
+  cache = stages_lib.cache_root(config.cache_dir)
+  config, datasets = _with_datasets(config, cache, report)
   check(config)
   claim = config.claim
-  cache = stages_lib.cache_root(config.cache_dir)
   _cache_compilations(os.path.join(cache, "jit"))
   seeds = list(claim.fast_seeds if config.fast else claim.seeds)
   targets = list(dict.fromkeys([*(stage for arm in config.arms
@@ -562,7 +593,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                     "untrained": untrained},
       "stages": {name: {"shared": bool(config.stages[name].shared), "runs": runs}
                  for name, runs in stage_runs.items()},
-      "code_version": stages_lib.code_version(), "cache_dir": cache,
+      "code_version": stages_lib.code_version(), "cache_dir": cache, "datasets": datasets,
       "times": {"shared_s": shared_s, "per_seed_s": per_seed_s, "baselines_s": baselines_s,
                 "total_s": time.time() - started}}
   if jax.process_index() == 0:

@@ -201,13 +201,15 @@ def _jitted_embedding(model_cfg, mesh, rules):
                           rules)
 
 
-def embed_questions(ctx: Context, params, questions: Sequence[str], batch_size: int = 64
-                    ) -> np.ndarray:
-  """(Q, D) mean-pooled final hidden states of each question's tokens (no queries: (0, D))."""
+def embed_questions(ctx: Context, params, questions: Sequence[str], batch_size: int = 64,
+                    max_tokens: int = 0) -> np.ndarray:
+  """(Q, D) mean-pooled final hidden states of each question's tokens, its first
+  ``max_tokens`` if set (no queries: (0, D))."""
   d = ctx.model_cfg.d_model
   if not questions:
     return np.zeros((0, d), np.float32)
-  ids = [ctx.tokenizer.encode(q) or [ctx.tokenizer.pad_id] for q in questions]
+  ids = [(ctx.tokenizer.encode(q) or [ctx.tokenizer.pad_id])[:max_tokens or None]
+         for q in questions]
   width = max(map(len, ids))
   unit = ctx.row_unit()
   rows = -(-min(batch_size, len(ids)) // unit) * unit
@@ -229,9 +231,9 @@ def embed_questions(ctx: Context, params, questions: Sequence[str], batch_size: 
 
 
 def embed_with(config: ml_collections.ConfigDict, checkpoint: str,
-               questions: Sequence[str]) -> np.ndarray:
+               questions: Sequence[str], max_tokens: int = 0) -> np.ndarray:
   ctx, params = load_model(config, checkpoint)
-  return embed_questions(ctx, params, questions)
+  return embed_questions(ctx, params, questions, max_tokens=max_tokens)
 
 
 # -------------------------------------------------------------------------- templates
@@ -245,19 +247,11 @@ def summarise_with_model(ctx: Context, params, questions: Sequence[str],
   ``{answers}``, the answers one per paragraph) as plain text; '' where it has none."""
   keep = [q for q, found in enumerate(answer_lists) if found]
   out = [""] * len(questions)
-  if not keep:
-    return out
-  tokenizer = ctx.tokenizer
-  prompts = [tokenizer.encode(prompt.format(question=questions[q],
-                                            answers="\n\n".join(answer_lists[q])))
-             for q in keep]
-  sampling = generate_lib.SamplingConfig(max_new_tokens=max_new_tokens, temperature=0.0,
-                                         stop_tokens=(tokenizer.eos_id,),
-                                         pad_id=tokenizer.pad_id)
-  for i, ids, _ in generation.generate_in_chunks(
-      ctx, params, prompts, list(range(len(keep))), jax.random.PRNGKey(0),
-      sampling=sampling, chunk_rows=batch_size, all_rows=True):
-    out[keep[i]] = tokenizer.decode(ids.tolist()).strip()
+  completions = generation.complete_texts(
+      ctx, params, [prompt.format(question=questions[q], answers="\n\n".join(answer_lists[q]))
+                    for q in keep], max_new_tokens=max_new_tokens, batch_size=batch_size)
+  for q, completion in zip(keep, completions):
+    out[q] = completion
   return out
 
 

@@ -160,6 +160,24 @@ def generate_in_chunks(ctx: Context, params, prompts: Sequence[Sequence[int]],
   return out
 
 
+def complete_texts(ctx: Context, params, prompts: Sequence[str], *, max_new_tokens: int,
+                   batch_size: int = 64) -> list[str]:
+  """The greedy plain-text continuation of each prompt (stopping at eos), stripped."""
+  if not prompts:
+    return []
+  tokenizer = ctx.tokenizer
+  ids = [tokenizer.encode(prompt) for prompt in prompts]
+  sampling = generate_lib.SamplingConfig(max_new_tokens=max_new_tokens, temperature=0.0,
+                                         stop_tokens=(tokenizer.eos_id,),
+                                         pad_id=tokenizer.pad_id)
+  out = [""] * len(prompts)
+  for i, completion, _ in generate_in_chunks(ctx, params, ids, list(range(len(ids))),
+                                             jax.random.PRNGKey(0), sampling=sampling,
+                                             chunk_rows=batch_size, all_rows=True):
+    out[i] = tokenizer.decode(completion.tolist()).strip()
+  return out
+
+
 def all_processes_texts(texts: Mapping[int, Sequence[str]]) -> dict[int, list[str]]:
   """Every process's ``{record index: texts}`` merged (a collective): JSON bytes, padded
   to the longest and gathered."""

@@ -75,7 +75,7 @@ def make_selector_data(config, checkpoint: str, problems_path: str, out: str, *,
       [r["question"] for path in eval_records
        for r in sources.read_records(path, required=("question",))], ngram)
   kept = [p for p, problem in enumerate(problems)
-          if not contaminated & synthesis.ngrams(problem["question"], ngram)]
+          if not contaminated.keys() & synthesis.ngrams(problem["question"], ngram)]
   model_cfg, tokenizer = evaluate.model_and_tokenizer(config, checkpoint)
   ctx = Context(config=config, model_cfg=model_cfg, tokenizer=tokenizer,
                 mesh=sharding.make_mesh(config.mesh), optimizer=None, schedule=None)

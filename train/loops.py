@@ -63,7 +63,9 @@ class Context:
 
   @property
   def rules(self):
-    return self.config.mesh.logical_axis_rules
+    """The logical axis rules as tuples (a config read back from JSON has lists)."""
+    return tuple((name, tuple(axes) if isinstance(axes, (list, tuple)) else axes)
+                 for name, axes in self.config.mesh.logical_axis_rules)
 
   def param_shardings(self, model_cfg: Optional[ModelConfig] = None):
     return sharding.param_shardings(model_cfg or self.model_cfg, self.mesh, self.rules)

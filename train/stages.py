@@ -307,6 +307,56 @@ def untrained(stages: Mapping[str, Any], name: str, cache: str,
                directory=os.path.join(cache, key), tokens_seen=0, shared=True)
 
 
+# ------------------------------------------------------------------------------ datasets
+
+DATASET_PREFIX = "dataset:"
+
+
+def build_dataset(name: str, section: ml_collections.ConfigDict, cache: str,
+                  report: Callable[[str], None] = print) -> tuple[str, dict]:
+  """(directory, figures) of the dataset ``name``: ``section.build`` ('module:function')
+  called as ``function(directory, **section.args)`` once per content (build, args, code
+  version) in ``<cache>/datasets/``, into a temporary directory renamed when it returns
+  (a killed build starts over); its returned figures (JSON) are kept beside the files."""
+  from data import curate  # pylint: disable=g-import-not-at-top
+  build = curate.load_plugin(section.build, f"datasets.{name}.build")
+  args = section.get("args", ml_collections.ConfigDict()).to_dict()
+  key = sha256_json({"build": section.build, "args": args, "code": code_version()})
+  directory = os.path.join(cache, "datasets", f"{name}-{key[:16]}")
+  figures_path = os.path.join(directory, "figures.json")
+  with _locked(f"{directory}.lock"):
+    if os.path.exists(figures_path):
+      report(f"dataset {name}: read back from {directory}")
+    else:
+      report(f"dataset {name}: building in {directory}")
+      partial = f"{directory}.partial"
+      shutil.rmtree(partial, ignore_errors=True)
+      os.makedirs(partial)
+      figures = build(partial, **args) or {}
+      workdir_lib.write_json(os.path.join(partial, "figures.json"), figures)
+      shutil.rmtree(directory, ignore_errors=True)
+      os.replace(partial, directory)
+  with open(figures_path, encoding="utf-8") as f:
+    return directory, json.load(f)
+
+
+def with_datasets(value: Any, directories: Mapping[str, str], where: str = "") -> Any:
+  """``value`` (a config as plain data) with every string 'dataset:<name>/<file>'
+  replaced by that file's path in the built dataset ``name`` (ConfigDicts in it, e.g.
+  the stages of a ``data`` section, as dicts)."""
+  if isinstance(value, (Mapping, ml_collections.ConfigDict)):
+    return {k: with_datasets(v, directories, f"{where}.{k}".lstrip(".")) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return type(value)(with_datasets(v, directories, where) for v in value)
+  if isinstance(value, str) and value.startswith(DATASET_PREFIX):
+    name, _, rest = value[len(DATASET_PREFIX):].partition("/")
+    if name not in directories:
+      raise config_lib.ConfigError(f"{where}={value!r}: no dataset {name!r}; the claim's "
+                                   f"datasets: {sorted(directories)}")
+    return os.path.join(directories[name], rest)
+  return value
+
+
 # ------------------------------------------------------------------------ train, evaluate
 
 

@@ -15,39 +15,16 @@ half a file.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import json
 import os
 import socket
 import time
-from collections.abc import Sequence
-from typing import Any
 
+# The run's files are written by data/files.py's atomic writers, re-exported here.
+from data.files import atomic_file as atomic_file
+from data.files import write_json as write_json
+from data.files import write_jsonl as write_jsonl
 from train.errors import WorkdirError
-
-
-@contextlib.contextmanager
-def atomic_file(path: str, mode: str = "w"):
-  """A file open for writing at a temporary name, renamed to ``path`` when the block
-  ends: a reader never sees half of it."""
-  temporary = f"{path}.tmp{os.getpid()}"
-  with open(temporary, mode, encoding=None if "b" in mode else "utf-8") as f:
-    yield f
-  os.replace(temporary, path)
-
-
-def write_json(path: str, value: Any) -> None:
-  """Writes ``value`` as indented JSON, atomically."""
-  text = json.dumps(value, indent=2) + "\n"
-  with atomic_file(path) as f:
-    f.write(text)
-
-
-def write_jsonl(path: str, records: Sequence[Any]) -> None:
-  """Writes ``records`` as JSON lines, atomically."""
-  with atomic_file(path) as f:
-    f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
 
 
 class Workdir:
