@@ -37,10 +37,8 @@ pipeline options (runner, workers) through unchanged. The final documents are
 
 from __future__ import annotations
 
-import glob
 import importlib
 import json
-import os
 import shlex
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -54,6 +52,7 @@ from data import sources
 from data.curation import beam as curation_beam
 from data.curation import crossthink
 from data.curation import dedup
+from data.curation import storage
 
 PIPELINES = ("cc_math", "dedup", "crossthink")
 
@@ -229,7 +228,7 @@ def run(pipeline: str, inputs: Sequence[str], output: str,
         beam_options: Sequence[str] = (), progress: bool = True) -> dict:
   """Runs ``pipeline`` over the input files into ``output``; returns the summary."""
   config = config or default_config()
-  os.makedirs(output, exist_ok=True)
+  storage.makedirs(output)
   summary = curation_beam.run_pipeline(stages(pipeline, config), inputs, output,
                                        beam_options=beam_options, progress=progress,
                                        extra_summary={"pipeline": pipeline})
@@ -243,9 +242,9 @@ def _blends(config, output: str, summary: dict, beam_options, progress) -> dict:
   records file; the summary gains each stage and ``blends``: {recipe: path, records}."""
   template = summary["stages"]["template"]
   pool = crossthink.pool_counts(template)
-  shards = curation_beam.shard_paths(os.path.join(output, "template"))
-  blends_dir = os.path.join(output, "blends")
-  os.makedirs(blends_dir, exist_ok=True)
+  shards = curation_beam.shard_paths(storage.join(output, "template"))
+  blends_dir = storage.join(output, "blends")
+  storage.makedirs(blends_dir)
   summary["blends"] = {}
   for name, fields in sorted(config.crossthink.recipes.items()):
     try:
@@ -253,20 +252,19 @@ def _blends(config, output: str, summary: dict, beam_options, progress) -> dict:
     except (TypeError, ValueError) as e:
       raise ValueError(f"crossthink.recipes.{name}: {e}") from None
     stage = crossthink.blend_stage(name, recipe, pool)
-    stage_dir = os.path.join(output, stage.name)
+    stage_dir = storage.join(output, stage.name)
     summary["stages"][stage.name] = curation_beam.run_stage(
         stage, shards, stage_dir, beam_options=beam_options, progress=progress)
-    path = os.path.join(blends_dir, f"{name}.jsonl")
+    path = storage.join(blends_dir, f"{name}.jsonl")
     summary["blends"][name] = {"path": path,
                                "records": crossthink.write_records_file(stage_dir, path)}
-  from data import files  # pylint: disable=g-import-not-at-top
-  files.write_json(os.path.join(output, curation_beam.SUMMARY), summary)
+  storage.write_json(storage.join(output, curation_beam.SUMMARY), summary)
   return summary
 
 
 def main(argv):
   del argv
-  inputs = sorted({p for pattern in _INPUT.value.split(",") for p in glob.glob(pattern)})
+  inputs = sorted({p for pattern in _INPUT.value.split(",") for p in storage.glob(pattern)})
   if not inputs:
     raise app.UsageError(f"--input={_INPUT.value!r} matches no file")
   summary = run(_PIPELINE.value, inputs, _OUTPUT.value, _CONFIG.value,

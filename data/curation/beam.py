@@ -18,7 +18,9 @@ shard of the same name, its shards in parallel across Beam's workers; a ``Global
 writes each shard once its verdicts are in.
 
 The pipelines run on any Beam runner: the in-process FnApiRunner by default (tests, one
-machine), Dataflow, Flink or Spark by ``PipelineOptions`` (``--beam_options``). Counts
+machine), Dataflow, Flink or Spark by ``PipelineOptions`` (``--beam_options``), their
+input and output local or in any filesystem Beam knows (``gs://``, ``s3://``, ...:
+``data/curation/storage.py``). Counts
 are also Beam metrics counters (namespace ``curate.<stage>``), live in a runner's UI.
 The shards are ArrayRecord files, which the trainer's grain pipeline reads
 (``data.config.source_config('array_record', 'OUTPUT/<stage>/*.array_record',
@@ -29,17 +31,15 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import glob
 import json
 import os
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Optional
 
 import apache_beam as beam
 from apache_beam.options import pipeline_options
 
-from data import files
+from data.curation import storage
 
 SHARD_SUFFIX = ".array_record"
 COUNTS_SUFFIX = ".counts.json"
@@ -117,23 +117,24 @@ def shard_name(path: str) -> str:
 
 def shard_paths(directory: str) -> list[str]:
   """The finished shards of a stage directory, in name order."""
-  return sorted(path for path in glob.glob(os.path.join(directory, "*" + SHARD_SUFFIX))
-                if os.path.exists(path[:-len(SHARD_SUFFIX)] + COUNTS_SUFFIX))
+  return [path for path in storage.glob(storage.join(directory, "*" + SHARD_SUFFIX))
+          if storage.exists(path[:-len(SHARD_SUFFIX)] + COUNTS_SUFFIX)]
 
 
 def read_shard(path: str) -> Iterator[dict]:
-  """The documents of one of our shards."""
+  """The documents of one of our shards (a remote one read from a local copy)."""
   from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
-  reader = array_record_module.ArrayRecordReader(path)
-  try:
-    for i in range(reader.num_records()):
-      yield json.loads(reader.read([i])[0].decode("utf-8"))
-  finally:
-    reader.close()
+  with storage.local_copy(path) as local:
+    reader = array_record_module.ArrayRecordReader(local)
+    try:
+      for i in range(reader.num_records()):
+        yield json.loads(reader.read([i])[0].decode("utf-8"))
+    finally:
+      reader.close()
 
 
 def is_finished(out_dir: str, name: str) -> bool:
-  return os.path.exists(os.path.join(out_dir, name + COUNTS_SUFFIX))
+  return storage.exists(storage.join(out_dir, name + COUNTS_SUFFIX))
 
 
 def write_shard(out_dir: str, name: str, documents: Iterable[dict],
@@ -142,23 +143,19 @@ def write_shard(out_dir: str, name: str, documents: Iterable[dict],
   drops, then its counts (outputs: the documents written; an input shard with no
   record counts one 'empty_shard'): each file atomically, the counts last."""
   from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
-  path = os.path.join(out_dir, name + SHARD_SUFFIX)
-  temporary = f"{path}.tmp{os.getpid()}.{threading.get_ident()}"
-  writer = array_record_module.ArrayRecordWriter(temporary, "group_size:1")
-  try:
-    for document in documents:
-      writer.write(json.dumps(document, ensure_ascii=False).encode("utf-8"))
-      counts.outputs += 1
-    writer.close()
-    os.replace(temporary, path)
-  finally:
-    if os.path.exists(temporary):
-      os.remove(temporary)
+  with storage.writing(storage.join(out_dir, name + SHARD_SUFFIX)) as local:
+    writer = array_record_module.ArrayRecordWriter(local, "group_size:1")
+    try:
+      for document in documents:
+        writer.write(json.dumps(document, ensure_ascii=False).encode("utf-8"))
+        counts.outputs += 1
+    finally:
+      writer.close()
   if counts.inputs == 0:
     counts.drop("empty_shard")
   if counts.details:
-    files.write_jsonl(os.path.join(out_dir, name + DETAILS_SUFFIX), counts.details)
-  files.write_json(os.path.join(out_dir, name + COUNTS_SUFFIX), counts.to_json())
+    storage.write_jsonl(storage.join(out_dir, name + DETAILS_SUFFIX), counts.details)
+  storage.write_json(storage.join(out_dir, name + COUNTS_SUFFIX), counts.to_json())
   return counts
 
 
@@ -237,7 +234,7 @@ def run_stage(stage: ShardStage | GlobalStage, inputs: Sequence[str], out_dir: s
               beam_options: Sequence[str] = (), progress: bool = True) -> dict:
   """Runs ``stage`` over the ``inputs`` shards into ``out_dir``, skipping finished
   shards; returns the stage's counts summed over every shard (``summarize_stage``)."""
-  os.makedirs(out_dir, exist_ok=True)
+  storage.makedirs(out_dir)
   names = [shard_name(path) for path in inputs]
   if len(set(names)) != len(names):
     duplicated = sorted({n for n in names if names.count(n) > 1})
@@ -285,8 +282,7 @@ def summarize_stage(out_dir: str, names: Sequence[str]) -> dict:
   total = {"shards": len(names), "inputs": 0, "outputs": 0, "dropped": collections.Counter(),
            "stats": collections.Counter()}
   for name in names:
-    with open(os.path.join(out_dir, name + COUNTS_SUFFIX), encoding="utf-8") as f:
-      counts = json.load(f)
+    counts = storage.read_json(storage.join(out_dir, name + COUNTS_SUFFIX))
     total["inputs"] += counts["inputs"]
     total["outputs"] += counts["outputs"]
     total["dropped"].update(counts["dropped"])
@@ -307,11 +303,11 @@ def run_pipeline(stages: Sequence[ShardStage | GlobalStage], inputs: Sequence[st
   summary = {"stages": {}}
   shards = list(inputs)
   for stage in stages:
-    out_dir = os.path.join(output, stage.name)
+    out_dir = storage.join(output, stage.name)
     summary["stages"][stage.name] = run_stage(stage, shards, out_dir,
                                               beam_options=beam_options, progress=progress)
-    shards = [os.path.join(out_dir, shard_name(path) + SHARD_SUFFIX) for path in shards]
-  summary["final"] = os.path.join(output, stages[-1].name, "*" + SHARD_SUFFIX)
+    shards = [storage.join(out_dir, shard_name(path) + SHARD_SUFFIX) for path in shards]
+  summary["final"] = storage.join(storage.join(output, stages[-1].name), "*" + SHARD_SUFFIX)
   summary.update(extra_summary or {})
-  files.write_json(os.path.join(output, SUMMARY), summary)
+  storage.write_json(storage.join(output, SUMMARY), summary)
   return summary

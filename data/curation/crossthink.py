@@ -36,13 +36,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from data import answers
-from data import files
 from data import prompts
 from data.curation import beam as curation_beam
+from data.curation import storage
 
 DOMAINS = ("math", "general")
 FORMATS = ("mcq", "open", "math")
@@ -201,15 +200,15 @@ def write_records_file(stage_dir: str, path: str) -> int:
   """The blend's shards as one GRPO records file (JSONL, atomically); returns its size."""
   records = [grpo_record(r) for shard in curation_beam.shard_paths(stage_dir)
              for r in curation_beam.read_shard(shard)]
-  files.write_jsonl(path, records)
+  storage.write_jsonl(path, records)
   return len(records)
 
 
 def read_jsonl(path: str) -> Iterator[dict | str]:
   """A JSONL shard's records; a line that is not JSON yields the line (the template
   stage counts it 'malformed')."""
-  with open(path, encoding="utf-8", errors="replace") as f:
-    for line in f:
+  with storage.open_read(path) as f:
+    for line in f.read().decode("utf-8", errors="replace").splitlines():
       if line.strip():
         try:
           yield json.loads(line)
@@ -221,7 +220,3 @@ def pool_counts(summary: Mapping) -> dict[str, int]:
   """The pool sizes per group from the template stage's summary stats."""
   return {key[len("pool/"):]: n for key, n in summary["stats"].items()
           if key.startswith("pool/")}
-
-
-def blends_dir(output: str) -> str:
-  return os.path.join(output, "blends")

@@ -28,6 +28,8 @@ from collections.abc import Iterable, Iterator
 
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
+from data.curation import storage
+
 DEFAULT_MAX_PAGE_BYTES = 10 * 2**20
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -52,7 +54,7 @@ def read_pages(path: str, *, max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES
   record ends the file: it is counted once and the records before it are kept.
   """
   try:
-    stream = open(path, "rb")
+    stream = storage.open_read(path)
   except OSError:
     yield None, "unreadable_file"
     return
@@ -108,7 +110,7 @@ def _gzip_tail_reason(path: str, offset: int) -> str:
   """"" when the gzip members from `offset` (the last record read) to the end of the file
   are whole, else `truncated_record` (a member cut short: fastwarc stops there silently)
   or `corrupt_record` (bytes that are not gzip); "" for a plain file."""
-  with open(path, "rb") as f:
+  with storage.open_read(path) as f:
     f.seek(offset)
     if f.read(2) != _GZIP_MAGIC:
       return ""
