@@ -12,17 +12,26 @@ from typing import Any
 
 
 @contextlib.contextmanager
-def atomic_file(path: str, mode: str = "w"):
-  """A file open for writing at a temporary name, renamed to ``path`` when the block
-  ends without an exception (the temporary file is removed when it raises)."""
+def atomic_path(path: str):
+  """A temporary path to write ``path`` at (a file, or a writer that takes a path),
+  renamed to ``path`` when the block ends without an exception (removed when it
+  raises)."""
   temporary = f"{path}.tmp{os.getpid()}.{threading.get_ident()}"
   try:
-    with open(temporary, mode, encoding=None if "b" in mode else "utf-8") as f:
-      yield f
+    yield temporary
     os.replace(temporary, path)
   finally:
     if os.path.exists(temporary):
       os.remove(temporary)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str, mode: str = "w"):
+  """A file open for writing at a temporary name, renamed to ``path`` when the block
+  ends without an exception (the temporary file is removed when it raises)."""
+  with atomic_path(path) as temporary:
+    with open(temporary, mode, encoding=None if "b" in mode else "utf-8") as f:
+      yield f
 
 
 def write_json(path: str, value: Any) -> None:

@@ -45,6 +45,7 @@ SHARD_SUFFIX = ".array_record"
 COUNTS_SUFFIX = ".counts.json"
 DETAILS_SUFFIX = ".dropped.jsonl"
 SUMMARY = "summary.json"
+_READ_BATCH = 1024      # records read from a shard at a time
 # Document ids in a global stage: (shard name, position in the shard).
 DocId = tuple[str, int]
 
@@ -127,8 +128,10 @@ def read_shard(path: str) -> Iterator[dict]:
   with storage.local_copy(path) as local:
     reader = array_record_module.ArrayRecordReader(local)
     try:
-      for i in range(reader.num_records()):
-        yield json.loads(reader.read([i])[0].decode("utf-8"))
+      count = reader.num_records()
+      for start in range(0, count, _READ_BATCH):
+        for record in reader.read(list(range(start, min(start + _READ_BATCH, count)))):
+          yield json.loads(record.decode("utf-8"))
     finally:
       reader.close()
 

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -82,29 +81,26 @@ def writing(path: str) -> Iterator[str]:
           path, compression_type=CompressionTypes.UNCOMPRESSED) as target:
         shutil.copyfileobj(source, target)
     return
-  temporary = f"{path}.tmp{os.getpid()}.{threading.get_ident()}"
-  try:
+  with files.atomic_path(path) as temporary:
     yield temporary
-    os.replace(temporary, path)
-  finally:
-    if os.path.exists(temporary):
-      os.remove(temporary)
 
 
 def write_json(path: str, value: Any) -> None:
+  """``files.write_json``, remote paths uploaded."""
   if not is_remote(path):
     files.write_json(path, value)
     return
-  with writing(path) as local, open(local, "w", encoding="utf-8") as f:
-    f.write(json.dumps(value, indent=2) + "\n")
+  with writing(path) as local:
+    files.write_json(local, value)
 
 
 def write_jsonl(path: str, records: list) -> None:
+  """``files.write_jsonl``, remote paths uploaded."""
   if not is_remote(path):
     files.write_jsonl(path, records)
     return
-  with writing(path) as local, open(local, "w", encoding="utf-8") as f:
-    f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+  with writing(path) as local:
+    files.write_jsonl(local, records)
 
 
 def read_json(path: str) -> Any:
