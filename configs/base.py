@@ -29,7 +29,7 @@ def eval_section(**overrides) -> ml_collections.ConfigDict:
       max_records=32, template="text", thinking="", judge="final",
       samples=0, temperature=1.0, genselect=0, genselect_rounds=4, tool_calls=0,
       tool_timeout_s=10.0, max_new_tokens=96,
-      batch_size=32, decode_timing=False)
+      batch_size=32, decode_timing=False, mei_records="")
   section.update(overrides)
   return ml_collections.ConfigDict(section)
 

@@ -4,7 +4,8 @@ One place for the answer logic that evaluation and the RL rewards (``rl/rewards.
 share, and for the ``Answer: ...`` line the shipped corpus ends its solutions with
 (``data/reasoning_tasks.py`` writes it with ``ANSWER_PREFIX``). A record is
 ``{question, answer[, options, kind]}`` with ``kind`` 'math' (default), 'mcq'
-(``answer`` is an option letter) or 'open' (free text compared after normalisation).
+(``answer`` is an option letter; also any other kind of a record with ``options``) or
+'open' (free text compared after normalisation).
 
 Extraction (``final_answer``) reads only the text a reader sees: after the last
 ``</think>``, cut at a ``<think>`` that is never closed and at the first end-of-turn
@@ -355,6 +356,10 @@ def majority_vote(final_answers: Sequence[str], record: Mapping) -> Optional[int
 
 
 def record_kind(record: Mapping) -> str:
-  """The record's checking kind: 'mcq', 'open', or 'math' for everything else."""
+  """The record's checking kind: its ``kind`` when that is 'mcq', 'open' or 'math', else
+  'mcq' when it has ``options`` (a multiple-choice record whose ``kind`` names a group
+  for ``pass@1/<kind>``, e.g. IdentifyMe's 'nominal'), else 'math'."""
   kind = record.get("kind", "math")
-  return kind if kind in KINDS else "math"
+  if kind in KINDS:
+    return kind
+  return "mcq" if record.get("options") else "math"

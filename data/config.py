@@ -10,6 +10,15 @@ Fields:
   read_threads      threads per source that tokenize documents ahead (0 = none: fastest
                     on a few cores; raise it, or num_workers, for long documents on a
                     big host).
+  span_corruption   masked-span prediction (arXiv 2209.10052; `data/span_corruption.py`):
+                    enabled (False: plain next-token rows), noise_density (the share of
+                    tokens in spans, in (0, 1)), mean_span_lengths (each corrupted piece
+                    draws one mean uniformly: short and long spans mixed), num_sentinels
+                    (at least the spans of a piece; checked when the pipeline starts),
+                    sentinels ('auto': `<extra_id_i>` if the tokenizer has them, else id
+                    vocab_size - 1 - i; 'extra_id'; 'vocab_end'), sources (names of the
+                    sources corrupted; () = all). Their documents are cut into pieces
+                    whose input plus targets fit a row; the loss is on the targets only.
 The seed, sequence length and batch size come from the run config and are passed to
 `pipeline.make_iterator`. Default paths point into the package's shipped corpus, so
 they work from any directory and after `pip install`.
@@ -25,6 +34,7 @@ from typing import Optional
 import ml_collections
 
 from data import sources
+from data import span_corruption
 
 CORPUS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 
@@ -36,7 +46,8 @@ def corpus_path(file_name: str) -> str:
 
 def source_config(format: str, path: str, *,  # pylint: disable=redefined-builtin
                   field: str = "text", prompt_field: str = "", prompt_separator: str = "\n",
-                  tfds_name: str = "", split: str = "train") -> ml_collections.ConfigDict:
+                  tfds_name: str = "", split: str = "train", concatenate: int = 1
+                  ) -> ml_collections.ConfigDict:
   """One entry of `sources`, with every field a source may use.
 
   Args:
@@ -49,13 +60,21 @@ def source_config(format: str, path: str, *,  # pylint: disable=redefined-builti
     prompt_separator: string between prompt and text.
     tfds_name: registered tfds builder name (tfds only).
     split: tfds split (tfds only).
+    concatenate: join this many consecutive documents of the source's shuffled order
+      into one (a blank line between): long documents made of randomly concatenated
+      short ones, on which arXiv 2209.10052 (§5) adapts models to long inputs best.
+      Pretraining documents only (no prompt_field).
   """
   if format not in sources.FORMATS:
     raise ValueError(f"unknown source format {format!r} for {path}; want one of "
                      f"{sources.FORMATS}")
+  if not isinstance(concatenate, int) or concatenate < 1 or (concatenate > 1 and prompt_field):
+    raise ValueError(f"source {path}: concatenate={concatenate!r} must be a positive "
+                     "integer, and 1 for a source with a prompt_field")
   return ml_collections.ConfigDict(dict(
       format=format, path=path, field=field, prompt_field=prompt_field,
-      prompt_separator=prompt_separator, tfds_name=tfds_name, split=split))
+      prompt_separator=prompt_separator, tfds_name=tfds_name, split=split,
+      concatenate=concatenate))
 
 
 def stage_config(name: str, weights: Mapping[str, float], *, num_steps: Optional[int] = None,
@@ -142,6 +161,7 @@ def default_data_config() -> ml_collections.ConfigDict:
       num_packing_bins=64,
       num_workers=0,
       read_threads=0,
+      span_corruption=span_corruption.default_config(),
   ))
 
 

@@ -3,9 +3,14 @@
 Per source and process (grain):
   documents[process_index::process_count]   disjoint documents per process
   .shuffle(seed).repeat()                   a new global shuffle every epoch
+  .batch(n).map(JoinDocuments)              with a source's concatenate = n > 1: n
+                                            documents joined into one
   .map(TokenizeDocument)                    ids + eos (and bos if `add_bos`)
   read_in_order(read_threads)               (grain prefetch threads; 0: none)
   FlatMapIterDataset(SplitIntoChunks)       long documents cut into seq_len chunks
+    (with data.span_corruption.enabled: .random_map(CorruptSpans) before reading, then
+    FlatMapIterDataset(EachPiece): documents cut into pieces, each corrupted into
+    input + span targets of at most seq_len tokens, data/span_corruption.py)
   FirstFitPackIterDataset + row features    rows of seq_len, bins shuffled
   .mp_prefetch(num_workers)                 if num_workers > 0
 then `mixture.MixtureIterator` draws each row's source by the stage weights and stacks
@@ -38,10 +43,11 @@ from data import config as config_lib
 from data import mixture
 from data import packing
 from data import sources
+from data import span_corruption as span_corruption_lib
 from data import tokenizer as tokenizer_lib
 
 # Tags of the seed streams (nonzero: SeedSequence ignores trailing zeros).
-_MIXTURE, _SOURCE, _SHUFFLE, _PACKING = 1, 2, 3, 4
+_MIXTURE, _SOURCE, _SHUFFLE, _PACKING, _SPANS = 1, 2, 3, 4, 5
 _PREFETCH_PER_THREAD = 16   # elements in flight per read thread
 
 
@@ -66,19 +72,39 @@ def read_in_order(dataset: grain.MapDataset, read_threads: int = 0) -> grain.Ite
       num_threads=read_threads, prefetch_buffer_size=_PREFETCH_PER_THREAD * read_threads))
 
 
+class JoinDocuments(grain.transforms.Map):
+  """grain transform: a list of pretraining `Document`s -> one, the texts joined by a
+  blank line (module level: workers pickle it)."""
+
+  def map(self, documents: list[sources.Document]) -> sources.Document:
+    return "", "\n\n".join(text for _, text in documents)
+
+
 def source_rows(documents: grain.MapDataset, *, name: str,
                 tokenizer: tokenizer_lib.Tokenizer, seq_len: int, seed: int,
                 process_index: int, process_count: int, add_bos: bool,
-                num_packing_bins: int, num_workers: int,
-                read_threads: int = 0) -> grain.IterDataset:
-  """Endless packed rows (dicts of `packing.ROW_FEATURES`, each (seq_len,)) of one source."""
+                num_packing_bins: int, num_workers: int, read_threads: int = 0,
+                span_corruption: Optional[ml_collections.ConfigDict] = None,
+                concatenate: int = 1) -> grain.IterDataset:
+  """Endless packed rows (dicts of `packing.ROW_FEATURES`, each (seq_len,)) of one source;
+  with an enabled `span_corruption` section, rows of masked-span prediction pieces; with
+  `concatenate` > 1, documents joined that many at a time (`JoinDocuments`)."""
   shard = documents[process_index::process_count]
   if len(shard) == 0:  # pylint: disable=g-explicit-length-test
     raise ValueError(f"source {name!r} has {len(documents)} documents, fewer than the "
                      f"{process_count} processes")
-  tokenized = read_in_order(shard.shuffle(derive_seed(seed, _SHUFFLE)).repeat()
-                            .map(packing.TokenizeDocument(tokenizer, add_bos)), read_threads)
-  chunks = grain.experimental.FlatMapIterDataset(tokenized, packing.SplitIntoChunks(seq_len))
+  shuffled = shard.shuffle(derive_seed(seed, _SHUFFLE)).repeat()
+  if concatenate > 1:
+    shuffled = shuffled.batch(concatenate, batch_fn=list).map(JoinDocuments())
+  tokenized = shuffled.map(packing.TokenizeDocument(tokenizer, add_bos))
+  if span_corruption is not None and span_corruption.enabled:
+    tokenized = tokenized.random_map(
+        span_corruption_lib.CorruptSpans.from_config(span_corruption, tokenizer, seq_len),
+        seed=derive_seed(seed, _SPANS))
+    split = span_corruption_lib.EachPiece()
+  else:
+    split = packing.SplitIntoChunks(seq_len)
+  chunks = grain.experimental.FlatMapIterDataset(read_in_order(tokenized, read_threads), split)
   rows = packing.pack_chunks(chunks, seq_len=seq_len, pad_id=tokenizer.pad_id,
                              num_packing_bins=num_packing_bins,
                              seed=derive_seed(seed, _PACKING))
@@ -115,6 +141,7 @@ def make_iterator(data_config: ml_collections.ConfigDict, *, seq_len: int,
                      f"process_count {process_count}")
   data_config = config_lib.with_mixture_files(data_config)
   names = tuple(data_config.sources.keys())
+  spans = data_config.get("span_corruption")
   stages = mixture.resolve_stages(data_config.stages, names, global_batch_size * seq_len)
   rows = {
       name: source_rows(
@@ -123,7 +150,10 @@ def make_iterator(data_config: ml_collections.ConfigDict, *, seq_len: int,
           process_count=process_count, add_bos=data_config.add_bos,
           num_packing_bins=data_config.num_packing_bins,
           num_workers=data_config.num_workers,
-          read_threads=data_config.get("read_threads", 0))
+          read_threads=data_config.get("read_threads", 0),
+          span_corruption=(spans if span_corruption_lib.corrupts_source(spans, name, names)
+                           else None),
+          concatenate=data_config.sources[name].get("concatenate", 1))
       for index, name in enumerate(names)
   }
   start_step = 0 if stage is None else mixture.stage_start_step(stages, stage)

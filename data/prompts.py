@@ -1,7 +1,8 @@
 """Prompts of task records, shared by evaluation and RL: one builder, three templates.
 
 A record is a dict with ``question``, ``answer`` (an option letter for 'mcq'), optionally
-``kind`` ('mcq', 'open' or 'math') and, for 'mcq', ``options`` (option texts).
+``kind`` ('mcq', 'open' or 'math'; another kind with ``options`` is multiple choice,
+``answers.record_kind``) and, for 'mcq', ``options`` (option texts).
 
 Templates (``prompt_ids``):
   text        the question and a newline, no chat markup: how a pretrained model saw
@@ -19,6 +20,7 @@ import string
 from collections.abc import Mapping
 from typing import Optional
 
+from data import answers
 from data import chat
 from data import tokenizer as tokenizer_lib
 
@@ -55,9 +57,10 @@ def open_ended_prompt(question: str) -> str:
 
 
 def prompt_text(example: Mapping) -> str:
-  """The templated question of an example: multiple choice for kind 'mcq', else
+  """The templated question of an example: multiple choice when it is checked as one
+  (``answers.record_kind``: kind 'mcq', or options with a kind of its own), else
   open-ended."""
-  if example.get("kind") == "mcq":
+  if answers.record_kind(example) == "mcq":
     return multiple_choice_prompt(example["question"], list(example["options"]))
   return open_ended_prompt(example["question"])
 

@@ -244,7 +244,8 @@ def sequence(rng: random.Random, think: bool) -> dict[str, str]:
 BOX_ITEMS = ("apple", "key", "coin", "ring", "shell", "stone", "book", "cup", "pen", "map")
 
 
-def _contents(items: set[str]) -> str:
+def box_contents(items: set[str]) -> str:
+  """What a box holds in words: "the apple and the key" (sorted) or "nothing"."""
   return " and ".join(f"the {i}" for i in sorted(items)) if items else "nothing"
 
 
@@ -258,7 +259,7 @@ def boxes(rng: random.Random, think: bool, num_boxes: Optional[int] = None,
   for item in items[:num_boxes]:
     contents[rng.randrange(num_boxes)].add(item)
   spare = items[num_boxes:]
-  lines = [f"Box {i + 1} contains {_contents(c)}." for i, c in enumerate(contents)]
+  lines = [f"Box {i + 1} contains {box_contents(c)}." for i, c in enumerate(contents)]
   steps = []
   for _ in range(rng.randrange(2, 5) if num_operations is None else num_operations):
     full = [i for i, c in enumerate(contents) if c]
@@ -270,8 +271,8 @@ def boxes(rng: random.Random, think: bool, num_boxes: Optional[int] = None,
       contents[source].remove(item)
       contents[target].add(item)
       lines.append(f"Move the {item} from Box {source + 1} to Box {target + 1}.")
-      steps.append(f"Box {source + 1} now contains {_contents(contents[source])}, and "
-                   f"Box {target + 1} contains {_contents(contents[target])}.")
+      steps.append(f"Box {source + 1} now contains {box_contents(contents[source])}, and "
+                   f"Box {target + 1} contains {box_contents(contents[target])}.")
       continue
     if action == 1 and full:
       source = rng.choice(full)
@@ -283,11 +284,11 @@ def boxes(rng: random.Random, think: bool, num_boxes: Optional[int] = None,
       item, changed = spare.pop(), rng.randrange(num_boxes)
       contents[changed].add(item)
       lines.append(f"Put the {item} into Box {changed + 1}.")
-    steps.append(f"Box {changed + 1} now contains {_contents(contents[changed])}.")
+    steps.append(f"Box {changed + 1} now contains {box_contents(contents[changed])}.")
   asked = rng.randrange(num_boxes)
   lines.append(f"What does Box {asked + 1} contain?")
-  steps.append(f"So Box {asked + 1} contains {_contents(contents[asked])}.")
-  return make_problem("boxes", " ".join(lines), steps, _contents(contents[asked]), think)
+  steps.append(f"So Box {asked + 1} contains {box_contents(contents[asked])}.")
+  return make_problem("boxes", " ".join(lines), steps, box_contents(contents[asked]), think)
 
 
 KINDS = {f.__name__: f for f in (addition, subtraction, multiplication, expression,

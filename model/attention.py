@@ -10,6 +10,9 @@ j <= i and both carry the same segment id.
     2112.05682; FlashAttention, arXiv 2205.14135) in plain XLA, with a custom VJP that
     recomputes each block's probabilities from the saved log-sum-exp: memory
     O(l · block) per head instead of O(l · s), forward and backward. Every platform.
+    Self-attention by default; given ``key_slots`` and ``key_segments`` any keys that
+    "query slot i sees key j iff key_slots[j] <= i and the segments agree" describes
+    (the pooled summaries of ``model/blockwise.py``). A query that sees no key gets 0.
   * ``flash_attention``   the fused kernel of the compile target, chosen with
     ``jax.lax.platform_dependent``: on TPU the Pallas splash attention kernel (Mosaic;
     block-sparse causal mask plus segment ids), on CUDA cuDNN's fused attention through
@@ -113,43 +116,54 @@ def _masked_softmax_bwd(residuals, d_out):
 _masked_softmax.defvjp(_masked_softmax_fwd, _masked_softmax_bwd)
 
 
-def chunked_attention(q, k, v, segment_ids, *, block: int):
-  """Causal self-attention (l == s, slots 0..l-1) in key blocks of ``block``; the same
-  result as ``einsum_attention`` with ``visibility(arange, arange, seg, seg)``. k, v
-  (b k s e) heads first, as ``einsum_attention`` takes them."""
+def chunked_attention(q, k, v, segment_ids, *, block: int, key_slots=None,
+                      key_segments=None):
+  """Attention of the queries at slots 0..l-1 in key blocks of ``block``; the same
+  result as ``einsum_attention`` with ``visibility(arange(l), key_slots, segment_ids,
+  key_segments)``. k, v (b k s e) heads first, as ``einsum_attention`` takes them.
+  Default: causal self-attention (l == s, key_slots 0..s-1, key_segments the queries').
+  key_slots (s) int: the first query slot that may see each key; key_segments (b s)."""
   keys_last = lambda a: jnp.swapaxes(a, 1, 2).astype(q.dtype)                # b s k e
+  s = k.shape[2]
+  key_slots = jnp.arange(s) if key_slots is None else key_slots
+  key_segments = segment_ids if key_segments is None else key_segments
   return _chunked(q, keys_last(k), keys_last(v), segment_ids.astype(jnp.int32),
-                  min(block, q.shape[1]))
+                  key_slots.astype(jnp.int32), key_segments.astype(jnp.int32),
+                  max(1, min(block, s)))
 
 
-def _key_blocks(k, v, segment_ids, block):
-  """Keys, values, segment ids and first slots per block, padded with unseen keys."""
+_UNSEEN_SLOT = jnp.iinfo(jnp.int32).max   # the slot of a padding key: no query sees it
+
+
+def _key_blocks(k, v, key_slots, key_segments, block):
+  """Keys, values, slots and segment ids per block, padded with unseen keys."""
   pad = (-k.shape[1]) % block
   pad_seq = lambda a, value=0: jnp.pad(a, [(0, 0), (0, pad)] + [(0, 0)] * (a.ndim - 2),
                                        constant_values=value)
   blocks = lambda a: einops.rearrange(a, "b (n c) ... -> n b c ...", c=block)
-  n = (k.shape[1] + pad) // block
-  return (blocks(pad_seq(k)), blocks(pad_seq(v)), blocks(pad_seq(segment_ids, -1)),
-          jnp.arange(n) * block)
+  slots = jnp.pad(key_slots, (0, pad), constant_values=_UNSEEN_SLOT)
+  return (blocks(pad_seq(k)), blocks(pad_seq(v)),
+          einops.rearrange(slots, "(n c) -> n c", c=block),
+          blocks(pad_seq(key_segments, -1)))
 
 
-def _block_scores(q, k_block, seg_block, start, segment_ids):
+def _block_scores(q, k_block, slot_block, seg_block, segment_ids):
   """(scores (b l k g c) fp32 with masked entries at _MASKED, visible (b l 1 1 c))."""
-  block = k_block.shape[1]
   scores = jnp.einsum("blkge,bcke->blkgc", q, k_block,
                       preferred_element_type=_acc(q)) / math.sqrt(q.shape[-1])
-  visible = visibility(jnp.arange(q.shape[1]), start + jnp.arange(block), segment_ids,
+  visible = visibility(jnp.arange(q.shape[1]), slot_block, segment_ids,
                        seg_block)[:, :, None, None, :]
   return jnp.where(visible, scores, _MASKED), visible
 
 
-def _forward(q, k, v, segment_ids, block):
-  """(out (b l k g e), log-sum-exp (b l k g) in the accumulation dtype)."""
+def _forward(q, k, v, segment_ids, key_slots, key_segments, block):
+  """(out (b l k g e), log-sum-exp (b l k g) in the accumulation dtype; 0 and 0 for a
+  query that sees no key)."""
   acc_dtype = _acc(q)
   def step(carry, inputs):
     acc, running_max, denominator = carry
-    k_block, v_block, seg_block, start = inputs
-    scores, visible = _block_scores(q, k_block, seg_block, start, segment_ids)
+    k_block, v_block, slot_block, seg_block = inputs
+    scores, visible = _block_scores(q, k_block, slot_block, seg_block, segment_ids)
     new_max = jnp.maximum(running_max, jnp.max(scores, axis=-1))
     probs = jnp.where(visible, jnp.exp(scores - new_max[..., None]), 0.0)
     correction = jnp.exp(running_max - new_max)
@@ -163,31 +177,32 @@ def _forward(q, k, v, segment_ids, block):
   init = (jnp.zeros(q.shape, acc_dtype), jnp.full(stats, _MASKED, acc_dtype),
           jnp.zeros(stats, acc_dtype))
   (acc, running_max, denominator), _ = jax.lax.scan(
-      step, init, _key_blocks(k, v, segment_ids, block))
-  # Every query sees at least its own key, so the denominator is positive.
-  out = (acc / denominator[..., None]).astype(q.dtype)
-  return out, running_max + jnp.log(denominator)
+      step, init, _key_blocks(k, v, key_slots, key_segments, block))
+  seen = denominator > 0
+  safe = jnp.where(seen, denominator, 1.0)
+  out = jnp.where(seen[..., None], acc / safe[..., None], 0.0).astype(q.dtype)
+  return out, jnp.where(seen, running_max + jnp.log(safe), 0.0)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
-def _chunked(q, k, v, segment_ids, block):
-  return _forward(q, k, v, segment_ids, block)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
+def _chunked(q, k, v, segment_ids, key_slots, key_segments, block):
+  return _forward(q, k, v, segment_ids, key_slots, key_segments, block)[0]
 
 
-def _chunked_fwd(q, k, v, segment_ids, block):
-  out, lse = _forward(q, k, v, segment_ids, block)
-  return out, (q, k, v, segment_ids, out, lse)
+def _chunked_fwd(q, k, v, segment_ids, key_slots, key_segments, block):
+  out, lse = _forward(q, k, v, segment_ids, key_slots, key_segments, block)
+  return out, (q, k, v, segment_ids, key_slots, key_segments, out, lse)
 
 
 def _chunked_bwd(block, residuals, d_out):
-  q, k, v, segment_ids, out, lse = residuals
+  q, k, v, segment_ids, key_slots, key_segments, out, lse = residuals
   scale = 1.0 / math.sqrt(q.shape[-1])
   acc_dtype = _acc(q)
   delta = jnp.sum(d_out.astype(acc_dtype) * out.astype(acc_dtype), axis=-1)  # b l k g
 
   def step(dq, inputs):
-    k_block, v_block, seg_block, start = inputs
-    scores, visible = _block_scores(q, k_block, seg_block, start, segment_ids)
+    k_block, v_block, slot_block, seg_block = inputs
+    scores, visible = _block_scores(q, k_block, slot_block, seg_block, segment_ids)
     probs = jnp.where(visible, jnp.exp(scores - lse[..., None]), 0.0)    # b l k g c
     dv = jnp.einsum("blkgc,blkge->bcke", probs.astype(d_out.dtype), d_out,
                     preferred_element_type=acc_dtype)
@@ -201,10 +216,10 @@ def _chunked_bwd(block, residuals, d_out):
     return dq, (dk, dv)
 
   dq, (dk, dv) = jax.lax.scan(step, jnp.zeros(q.shape, acc_dtype),
-                              _key_blocks(k, v, segment_ids, block))
+                              _key_blocks(k, v, key_slots, key_segments, block))
   unblock = lambda a: einops.rearrange(a, "n b c ... -> b (n c) ...")[:, :k.shape[1]]
   return (dq.astype(q.dtype), unblock(dk).astype(k.dtype), unblock(dv).astype(v.dtype),
-          None)
+          None, None, None)
 
 
 _chunked.defvjp(_chunked_fwd, _chunked_bwd)

@@ -11,6 +11,8 @@ Layers may differ (heterogeneous blocks, Llama-Nemotron's Puzzle, arXiv 2505.009
 ``layer_kv_heads`` gives each attention layer its own KV-head count and
 ``layer_mlp_dims`` each MLP layer its own width; 'L' is attention or an MLP replaced by
 a linear layer, and a removed sublayer is a layer left out of the pattern.
+``layer_attention`` gives each attention layer its own span: full, local blocks, or
+local blocks plus pooled summaries of the completed ones (arXiv 2209.10052).
 ``layer_config(i)`` is layer i's uniform view, which the layer functions read.
 The config is passed to jitted functions as one static argument.
 """
@@ -26,6 +28,12 @@ SSM_IMPLS = ("xla", "pallas", "pallas_interpret")
 MLP_ACTIVATIONS = ("swiglu", "relu2")
 REMAT_POLICIES = ("none", "full", "dots")
 ATTENTION_IMPLS = ("einsum", "chunked", "flash")
+# What an attention layer's queries see (model/attention.py): 'full' every earlier key of
+# the sequence; 'local' the earlier keys of their own block of ``local_block`` slots;
+# 'pooled' that plus, in a second branch whose output is added, the keys and values
+# average-pooled over windows of ``pool_kernel`` slots every ``pool_stride`` that lie in
+# completed blocks (pooling-augmented blockwise attention, arXiv 2209.10052, causal).
+ATTENTION_SPANS = ("full", "local", "pooled")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +58,16 @@ class ModelConfig:
   # A KV cache uses 'einsum'.
   attention_impl: str = "einsum"
   attention_block: int = 512
+  # Long context: every attention layer's span (ATTENTION_SPANS), or one per attention
+  # layer in ``layer_attention``; the block and pooling window of 'local' and 'pooled'
+  # (the paper: block 1024, kernel 18, stride 12, pooled in the top layers).
+  attention: str = "full"
+  layer_attention: tuple[str, ...] = ()
+  local_block: int = 1024
+  pool_kernel: int = 18
+  pool_stride: int = 12
+  # The longest sequence (tokens of a forward, slots of a cache) the model takes; 0: any.
+  max_seq_len: int = 0
   # MLP.
   mlp_dim: int = 128
   mlp_activation: str = "swiglu"
@@ -82,7 +100,8 @@ class ModelConfig:
 
     for field in ("vocab_size", "d_model", "n_heads", "n_kv_heads", "head_dim", "mlp_dim",
                   "ssm_heads", "ssm_head_dim", "ssm_state", "ssm_groups", "conv_width",
-                  "chunk_size", "attention_block"):
+                  "chunk_size", "attention_block", "local_block", "pool_kernel",
+                  "pool_stride"):
       value = getattr(self, field)
       if not isinstance(value, int) or value <= 0:
         fail(field, value, "must be a positive integer")
@@ -103,6 +122,20 @@ class ModelConfig:
       for i, size in enumerate(sizes):
         if not isinstance(size, int) or size <= 0:
           fail(field, sizes, f"entry {i} must be a positive integer")
+    if self.attention not in ATTENTION_SPANS:
+      fail("attention", self.attention, f"must be one of {ATTENTION_SPANS}")
+    if self.layer_attention and len(self.layer_attention) != self.pattern.count("*"):
+      fail("layer_attention", self.layer_attention, "needs one entry per '*' layer of the "
+           f"pattern ({self.pattern.count('*')}), or none")
+    for i, span in enumerate(self.layer_attention):
+      if span not in ATTENTION_SPANS:
+        fail("layer_attention", self.layer_attention,
+             f"entry {i} ({span!r}) must be one of {ATTENTION_SPANS}")
+    if self.pool_kernel > self.local_block:
+      fail("pool_kernel", self.pool_kernel,
+           f"must fit in a block (local_block={self.local_block})")
+    if not isinstance(self.max_seq_len, int) or self.max_seq_len < 0:
+      fail("max_seq_len", self.max_seq_len, "must be a non-negative integer (0: any length)")
     for i, kv_heads in enumerate(self.layer_kv_heads):
       if self.n_heads % kv_heads:
         fail("layer_kv_heads", self.layer_kv_heads,
@@ -148,7 +181,7 @@ class ModelConfig:
   @property
   def is_uniform(self) -> bool:
     """Every attention layer and every MLP layer has the same shape."""
-    return not self.layer_kv_heads and not self.layer_mlp_dims
+    return not (self.layer_kv_heads or self.layer_mlp_dims or self.layer_attention)
 
   @functools.lru_cache(maxsize=None)
   def layer_config(self, i: int) -> "ModelConfig":
@@ -157,9 +190,11 @@ class ModelConfig:
       return self
     kind = self.pattern[i]
     nth = self.pattern[:i].count(kind)
-    changes = {"layer_kv_heads": (), "layer_mlp_dims": ()}
+    changes = {"layer_kv_heads": (), "layer_mlp_dims": (), "layer_attention": ()}
     if kind == "*" and self.layer_kv_heads:
       changes["n_kv_heads"] = self.layer_kv_heads[nth]
+    if kind == "*" and self.layer_attention:
+      changes["attention"] = self.layer_attention[nth]
     if kind == "-" and self.layer_mlp_dims:
       changes["mlp_dim"] = self.layer_mlp_dims[nth]
     return self.replace(**changes)

@@ -46,6 +46,9 @@ class SamplingConfig:
   banned_tokens, banned_new_tokens: these ids are forbidden in the first
     ``banned_new_tokens`` new tokens (Retro-Search's first step without a switch word,
     arXiv 2504.04383; ``data/retro_search.py``); () or 0: off.
+  vocab_limit: ids from this one up are never generated: those of a model whose
+    embedding is wider than its tokenizer (e.g. span-corruption sentinels after the
+    tokenizer's ids, ``data/span_corruption.py``), which no text decodes; 0: off.
   """
   max_new_tokens: int
   temperature: float = 1.0
@@ -56,6 +59,7 @@ class SamplingConfig:
   pad_id: int = 0
   banned_tokens: tuple[int, ...] = ()
   banned_new_tokens: int = 0
+  vocab_limit: int = 0
 
   def __post_init__(self):
     if self.max_new_tokens < 1:
@@ -77,10 +81,14 @@ class SamplingConfig:
 
   def ban(self, logits_V: jax.Array, new_tokens: jax.Array) -> jax.Array:
     """``logits_V`` (..., v) with ``banned_tokens`` at -inf while ``new_tokens`` (the
-    tokens generated so far) is below ``banned_new_tokens``; unchanged when off."""
+    tokens generated so far) is below ``banned_new_tokens``, and ids from ``vocab_limit``
+    up at -inf; unchanged when both are off."""
+    ids_V = jnp.arange(logits_V.shape[-1])
+    if self.vocab_limit and self.vocab_limit < logits_V.shape[-1]:
+      logits_V = jnp.where(ids_V >= self.vocab_limit, -jnp.inf, logits_V)
     if not (self.banned_new_tokens > 0 and self.banned_tokens):
       return logits_V
-    banned_V = jnp.isin(jnp.arange(logits_V.shape[-1]), jnp.asarray(self.banned_tokens))
+    banned_V = jnp.isin(ids_V, jnp.asarray(self.banned_tokens))
     return jnp.where(banned_V & (new_tokens < self.banned_new_tokens), -jnp.inf, logits_V)
 
 
@@ -289,7 +297,13 @@ def start_tool_decoding(params, prompt_BP: jax.Array, prompt_mask_BP: jax.Array,
                         sampling: SamplingConfig, max_steps: int,
                         forced_slots: int) -> ToolDecoding:
   """Prefills the prompts into a cache of ``p + max_steps`` slots (pure; jit it).
-  calls_B: tool calls each row may make."""
+  calls_B: tool calls each row may make. Rows pause while others read tool output, so
+  a row's tokens do not fill consecutive cache slots, which local and pooled blockwise
+  attention need (``model/blockwise.py``): a model with those layers is refused."""
+  if model_cfg.attention != "full" or set(model_cfg.layer_attention) - {"full"}:
+    raise ValueError("tool decoding pauses rows, which local and pooled blockwise attention "
+                     "cannot follow: use model.attention='full' (layer_attention=()) for "
+                     "tool-integrated generation")
   chex.assert_equal_shape((prompt_BP, prompt_mask_BP))
   b, p = prompt_BP.shape
   n = sampling.max_new_tokens

@@ -579,6 +579,10 @@ def _hf_config(cfg: ModelConfig, family: str, dtype_name: str) -> dict:
   mamba = {"n_groups": cfg.ssm_groups, "conv_kernel": cfg.conv_width,
            "chunk_size": cfg.chunk_size, "layer_norm_epsilon": cfg.norm_eps,
            "use_bias": False, "use_conv_bias": True, "time_step_max": cfg.dt_max}
+  if cfg.attention != "full" or cfg.layer_attention:
+    fail("layer_attention" if cfg.layer_attention else "attention",
+         "Hugging Face layers attend over the whole sequence; local and pooled blockwise "
+         "attention (arXiv 2209.10052) have no Hugging Face counterpart")
   if family != "nemotron-nas":
     if not cfg.is_uniform:
       fail("layer_kv_heads" if cfg.layer_kv_heads else "layer_mlp_dims",

@@ -7,12 +7,14 @@ g query heads per kv head, e head dim, f MLP width.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 
 from model import attention as attention_lib
+from model import blockwise
 from model import params as P
 from model.partitioning import constrain
 from model.config import ModelConfig
@@ -97,9 +99,12 @@ def attention_specs(cfg: ModelConfig) -> dict:
 
 def attention_cache(cfg: ModelConfig, batch: int, max_len: int, dtype) -> dict:
   """Keys and values (b k s e), heads first as the attention cores read them (no copy per
-  decoded token)."""
+  decoded token); a pooled layer's summaries besides (``blockwise.pooled_cache``)."""
   shape = (batch, cfg.n_kv_heads, max_len, cfg.head_dim)
-  return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
+  cache = {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
+  if cfg.attention == "pooled":
+    cache.update(blockwise.pooled_cache(cfg, batch, max_len, dtype))
+  return cache
 
 
 def attention(p, x, cfg: ModelConfig, *, positions, segment_ids, cache=None,
@@ -136,29 +141,44 @@ def attention_heads(p, x, cfg: ModelConfig, *, positions, segment_ids, cache=Non
     inv_freq = rope_inverse_frequencies(cfg)
     q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
   k, v = jnp.swapaxes(k, 1, 2), jnp.swapaxes(v, 1, 2)                  # b k l e
+  q = q.reshape(b, l, cfg.n_kv_heads, cfg.n_heads // cfg.n_kv_heads, cfg.head_dim)
 
   if cache is None:
-    query_slots = key_slots = jnp.arange(l)
-    key_segments = segment_ids
+    core = causal_core(cfg)
+    if cfg.attention == "full":
+      out = core(q, k, v, segment_ids)
+    else:
+      out = blockwise.sequence_attention(q, k, v, segment_ids, cfg, core)
   else:
-    k = jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype),
-                                     (0, 0, cache_index, 0))
-    v = jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype),
-                                     (0, 0, cache_index, 0))
-    cache = {"k": k, "v": v}
+    cache = {**cache,
+             "k": jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype),
+                                               (0, 0, cache_index, 0)),
+             "v": jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype),
+                                               (0, 0, cache_index, 0))}
     query_slots = cache_index + jnp.arange(l)
-    key_slots = jnp.arange(k.shape[2])
-    key_segments = cache_segment_ids
-
-  q = q.reshape(b, l, cfg.n_kv_heads, cfg.n_heads // cfg.n_kv_heads, cfg.head_dim)
-  if cache is None and cfg.attention_impl in ("chunked", "flash"):
-    core = {"chunked": attention_lib.chunked_attention,
-            "flash": attention_lib.flash_attention}[cfg.attention_impl]
-    out = core(q, k, v, segment_ids, block=cfg.attention_block)
-  else:
-    visible = attention_lib.visibility(query_slots, key_slots, segment_ids, key_segments)
-    out = attention_lib.einsum_attention(q, k, v, visible)
+    if cfg.attention == "full":
+      visible = attention_lib.visibility(query_slots, jnp.arange(cache["k"].shape[2]),
+                                         segment_ids, cache_segment_ids)
+      out = attention_lib.einsum_attention(q, cache["k"], cache["v"], visible)
+    else:
+      out, cache = blockwise.cache_attention(
+          q, cache, slots=query_slots, positions=positions, segment_ids=segment_ids,
+          cache_segments=cache_segment_ids, cfg=cfg)
   return out.reshape(b, l, cfg.n_heads, cfg.head_dim), cache
+
+
+def causal_core(cfg: ModelConfig):
+  """``core(q, k, v, segment_ids)``: causal self-attention over slots 0..l-1 by
+  ``cfg.attention_impl``."""
+  if cfg.attention_impl == "einsum":
+    def core(q, k, v, segment_ids):
+      slots = jnp.arange(q.shape[1])
+      return attention_lib.einsum_attention(
+          q, k, v, attention_lib.visibility(slots, slots, segment_ids, segment_ids))
+    return core
+  impl = {"chunked": attention_lib.chunked_attention,
+          "flash": attention_lib.flash_attention}[cfg.attention_impl]
+  return functools.partial(impl, block=cfg.attention_block)
 
 
 # ------------------------------------------------------------------------------- MLP

@@ -91,7 +91,15 @@ def flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
   return 3.0 * forward
 
 
+def check_length(length: int, cfg: ModelConfig, *, what: str) -> None:
+  """ValueError if ``length`` positions exceed ``cfg.max_seq_len`` (0: no limit)."""
+  if cfg.max_seq_len and length > cfg.max_seq_len:
+    raise ValueError(f"{what}: {length} positions exceed model.max_seq_len="
+                     f"{cfg.max_seq_len}; cut the input or raise the limit")
+
+
 def init_cache(cfg: ModelConfig, batch: int, max_len: int, dtype=None) -> dict:
+  check_length(max_len, cfg, what=f"a cache of {max_len} slots")
   dtype = jnp.dtype(dtype or cfg.dtype)
   def layer_cache(kind, layer_cfg):
     if kind == "attention":
@@ -158,6 +166,8 @@ def forward(params: dict, tokens: jax.Array, cfg: ModelConfig, *, positions=None
   """
   b, l = tokens.shape
   dtype = jnp.dtype(cfg.dtype)
+  check_length(l if cache is None else cache["segment_ids"].shape[1], cfg,
+               what=f"tokens {tokens.shape}" if cache is None else "the cache's slots")
   if segment_ids is None:
     segment_ids = jnp.ones((b, l), jnp.int32)
   if positions is None:

@@ -154,3 +154,14 @@ def test_generate_bench_splits_rows_over_two_host_devices_with_the_same_tokens()
   rows = [line for line in result.stdout.splitlines() if line.startswith("| llama")
           or line.startswith("| mamba2")]
   assert len(rows) == 2 and all(row.rstrip().endswith("| 100% |") for row in rows), rows
+
+
+def test_vocab_limit_bans_ids_the_tokenizer_lacks():
+  """A model whose embedding is wider than its tokenizer (span sentinels after the
+  tokenizer's ids) never generates those ids."""
+  limited = gen.SamplingConfig(max_new_tokens=2, vocab_limit=6)
+  logits = jnp.arange(8, dtype=jnp.float32)[None]
+  banned = limited.ban(logits, jnp.zeros((), jnp.int32))
+  assert int(jnp.argmax(banned)) == 5 and bool(jnp.all(jnp.isneginf(banned[0, 6:])))
+  unchanged = gen.SamplingConfig(max_new_tokens=2, vocab_limit=8)
+  np.testing.assert_array_equal(unchanged.ban(logits, jnp.zeros((), jnp.int32)), logits)

@@ -572,7 +572,8 @@ def load_params(path: str, model_cfg: ModelConfig, shardings,
 
 # Fields that are run choices, not properties of the weights.
 _RUN_CHOICES = ("ssm_impl", "remat", "dtype", "param_dtype", "init_std", "chunk_size",
-                "dt_min", "dt_max")
+                "dt_min", "dt_max", "attention_impl", "attention_block", "attention",
+                "layer_attention", "local_block", "pool_kernel", "pool_stride", "max_seq_len")
 # Sizes the weights have layer by layer: (per-layer field, its layers' pattern character,
 # the uniform field it overrides). n_kv_heads=2 and layer_kv_heads=(2, 2) are one model.
 _LAYER_SIZES = (("layer_kv_heads", "*", "n_kv_heads"), ("layer_mlp_dims", "-", "mlp_dim"))

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from data import span_corruption
 from data import tokenizer as tokenizer_lib
 from model import generate as generate_lib
 from model import lm
@@ -156,6 +157,11 @@ def load_tokenizer(config: ml_collections.ConfigDict, model_cfg: ModelConfig):
   tokenizer = tokenizer_lib.load_tokenizer(config.data.tokenizer_path)
   config_lib.check_vocabulary(f"data.tokenizer_path={config.data.tokenizer_path}",
                               tokenizer.vocab_size, "model.vocab_size", model_cfg.vocab_size)
+  spans = config.data.get("span_corruption")
+  if spans is not None and spans.enabled:
+    sentinels = span_corruption.sentinel_ids(tokenizer, spans.num_sentinels, spans.sentinels)
+    config_lib.check_vocabulary(f"data.span_corruption.sentinels={spans.sentinels!r}",
+                                max(sentinels) + 1, "model.vocab_size", model_cfg.vocab_size)
   return tokenizer
 
 

@@ -40,12 +40,28 @@ The ``eval`` section of a run config:
   tool_timeout_s  wall-clock limit of one execution
   max_new_tokens  completion budget (also of a selector's reply; with a tool, the
                   tool's output counts in it)
+  mei_records     JSONL of MEI records (arXiv 2406.14654; ``data/mei.py``: text, major
+                  entities, mention spans) ("": none): each gold mention's entity asked
+                  greedily as a multiple-choice question (``train/mei.py``; the spans are
+                  given, as in the paper's LLM setting; the first ``max_records``
+                  records, ``batch_size`` questions per generation call; the 'crossthink'
+                  template shows the options). Figures ``mei/macro_f1``,
+                  ``mei/micro_f1``, ``mei/micro_precision``, ``mei/micro_recall``,
+                  ``mei/<entity>/{precision,recall,f1}`` and ``mei/invalid`` (the share
+                  of replies without a valid option letter)
   batch_size      records per generation call and rows per loss batch
   decode_timing   also time greedy decoding: the first ``batch_size`` prompts decoded
                   for exactly ``max_new_tokens`` tokens (no stop token), once to compile
                   and once timed: ``decode_tokens_per_s`` (tokens of every process over
                   their mean wall time). Compare models timed in one process, one after
                   another on the same machine
+  self_notes      read each prompt with Self-Notes (arXiv 2305.00833;
+                  ``model/self_notes.py``): before each prompt token the model may
+                  write a note ``note_tokens[0]`` … ``note_tokens[1]`` (each one token of
+                  the tokenizer) that joins the context, closed by force after
+                  ``max_note_tokens``, at most ``max_notes`` per record; then the greedy
+                  answer. Figures ``notes_per_record`` and ``notes_forced_closed`` (the
+                  share of notes closed by force); greedy only (no samples, no tool)
 
 Figures: ``loss/<name>`` per text file; ``pass@1`` (greedy), ``pass@k`` (unbiased
 estimator of Chen et al., arXiv 2107.03374, from the k samples), ``maj@k`` (the most
@@ -53,7 +69,9 @@ frequent final answer of the k samples, grouped by the checker's equivalence, is
 samples without an answer do not vote), ``sample_accuracy`` (the share of
 right samples: pass@1 at ``temperature``), ``length`` (mean completion tokens,
 greedy) and ``correct_length`` (the same over correct completions); with records that
-have a ``kind``, ``pass@1/<kind>`` per kind. Answers are
+have a ``kind``, ``pass@1/<kind>`` per kind (a record with ``options`` is checked by its
+letter whatever its kind: e.g. IdentifyMe's 'nominal' and 'pronominal',
+``data/entity_tasks.py``). Answers are
 extracted and checked by ``data.answers``, as the RL rewards are. With ``tool_calls``
 (greedy completions): ``tool_calls`` (executions per record), ``tool_failures`` (the
 share of executions that raised, timed out or hit a limit) and ``tool_unclosed`` (the
@@ -116,6 +134,7 @@ from train import config as run_config
 from train import generation
 from train import loops
 from train import loss as loss_lib
+from train import mei as mei_lib
 from train import metrics as metrics_lib
 from train import sharding
 from train import workdir as workdir_lib
@@ -249,6 +268,8 @@ class Evaluator:
   text: dict[str, dict[str, np.ndarray]]
   records: list[dict]
   prompts: list[list[int]]
+  notes: Optional[generation.self_notes_lib.NoteConfig] = None   # eval.self_notes
+  mei: Optional[mei_lib.MeiTask] = None                          # eval.mei_records
 
   @classmethod
   def create(cls, ctx: Context, tokenizer=None) -> "Evaluator":
@@ -263,6 +284,10 @@ class Evaluator:
     if section.get("judge", "final") not in JUDGES:
       raise ValueError(f"eval.judge={section.judge!r}: one of {JUDGES}")
     check_genselect(section)
+    notes = generation.note_config(section, tokenizer)
+    if notes and (section.samples or tool_calls(section)):
+      raise ValueError("eval.self_notes reads greedily without a tool: set eval.samples "
+                       "and eval.tool_calls to 0")
     if section.records:
       records = sources.read_records(section.records, required=("question", "answer"))
       records = records[:section.max_records or None]
@@ -274,7 +299,11 @@ class Evaluator:
       if longest + budget > 1 << 16:
         raise ValueError(f"eval.records={section.records}: a prompt of {longest} tokens plus "
                          f"eval.max_new_tokens={budget} is too long")
-    return cls(ctx, text, records, prompts)
+    mei = None
+    if section.get("mei_records"):
+      mei = mei_lib.MeiTask.create(section.mei_records, tokenizer, template=section.template,
+                                   thinking=section.thinking, max_records=section.max_records)
+    return cls(ctx, text, records, prompts, notes, mei)
 
   def __call__(self, params, step: int = 0) -> dict[str, float]:
     """The figures (a collective: every process calls it)."""
@@ -283,6 +312,9 @@ class Evaluator:
            for name, rows in self.text.items()}
     if self.records:
       out.update(self._accuracy(params, step))
+    if self.mei:
+      out.update(self.mei(self.ctx, params, jax.random.PRNGKey(self.ctx.config.train.seed),
+                          sampling=self._sampling(0.0), batch_size=section.batch_size))
     check_finite(out, step)
     return out
 
@@ -291,7 +323,7 @@ class Evaluator:
     return generate_lib.SamplingConfig(
         max_new_tokens=section.max_new_tokens, temperature=temperature,
         stop_tokens=prompts_lib.stop_token_ids(self.ctx.tokenizer, section.template),
-        pad_id=self.ctx.tokenizer.pad_id)
+        pad_id=self.ctx.tokenizer.pad_id, vocab_limit=self.ctx.tokenizer.vocab_size)
 
   def _generate(self, params, prompt_indices: list[int], rng, temperature: float,
                 row_multiple: int = 1):
@@ -318,7 +350,10 @@ class Evaluator:
     kinds = sorted({str(r["kind"]) for r in self.records if "kind" in r})
     correct = lengths = correct_lengths = 0.0
     by_kind = np.zeros((2, len(kinds)))   # (right, count) per kind
-    greedy = self._generate(params, list(range(n)), rng, 0.0)   # (record, text, length, calls)
+    if self.notes:   # reading with Self-Notes (arXiv 2305.00833): (notes, forced closes)
+      greedy, note_counts = self._read_with_notes(params, rng)
+    else:
+      greedy = self._generate(params, list(range(n)), rng, 0.0)   # (record, text, length, calls)
     verdicts = answers.map_checks(
         lambda row: answers.is_correct(row[1], self.records[row[0]]), greedy)
     tool = np.zeros(3)   # (calls, failed calls, completions ending inside a code block)
@@ -342,6 +377,8 @@ class Evaluator:
       totals += sampled_counts(self.records, by_record, k)
       if selecting:
         totals += self._genselect(params, by_record, jax.random.fold_in(rng, 2), step)
+    if self.notes:
+      totals += note_counts
     if section.get("decode_timing", False):
       totals += self._decode_speed(params, rng)
     totals = _all_processes_sum(np.asarray(totals, np.float64))
@@ -353,6 +390,9 @@ class Evaluator:
       speed = {}
     out = {**speed, "pass@1": totals[0] / n, "length": totals[1] / n,
            "correct_length": totals[2] / max(totals[0], 1.0)}
+    if self.notes:
+      notes, forced = totals[-2:]
+      out.update({"notes_per_record": notes / n, "notes_forced_closed": forced / max(notes, 1)})
     if tool_calls(section):
       out.update({"tool_calls": totals[3] / n, "tool_failures": totals[4] / max(totals[3], 1),
                   "tool_unclosed": totals[5] / n})
@@ -367,6 +407,19 @@ class Evaluator:
                   "genselect_invalid": sampled[4] / (n * section.genselect_rounds),
                   "genselect_fallback": sampled[5] / n})
     return out
+
+  def _read_with_notes(self, params, rng) -> tuple[list[tuple], list[float]]:
+    """Greedy answers of this process's records read with notes
+    (``generation.notes_in_chunks``): ((record, text, length, no calls) rows, [notes,
+    forced closes])."""
+    section = self.ctx.config.eval
+    judged = answers.thought if section.get("judge", "final") == "thought" else str
+    rows = generation.notes_in_chunks(
+        self.ctx, params, self.prompts, list(range(len(self.prompts))), rng,
+        sampling=self._sampling(0.0), notes=self.notes, chunk_rows=section.batch_size)
+    greedy = [(i, judged(self.ctx.tokenizer.decode(ids.tolist())), len(ids), ())
+              for i, ids, _, _ in rows]
+    return greedy, [float(sum(r[2] for r in rows)), float(sum(r[3] for r in rows))]
 
   def _decode_speed(self, params, rng) -> list[float]:
     """(tokens, seconds) of this process's timed greedy decode of the first

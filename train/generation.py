@@ -27,6 +27,7 @@ from data import chat
 from data import tir
 from model import generate as generate_lib
 from model import partitioning
+from model import self_notes as self_notes_lib
 from model.config import ModelConfig
 from train import sharding
 from train.loops import Context
@@ -371,3 +372,98 @@ def generate_with_tools(ctx: Context, params, prompts: Sequence[Sequence[int]],
       rows=range(rows.start, min(rows.stop, len(prompts))), prompt=prompt[real],
       prompt_mask=prompt_mask[real], tokens=out_tokens, log_probs=read(state.log_probs_BN)[real],
       mask=out_mask, tool=read(state.tool_BN)[real], calls=calls[real])
+
+
+# ------------------------------------------------------------ reading with Self-Notes
+
+
+@dataclasses.dataclass(frozen=True)
+class NotesReading:
+  """This process's rows of a reading with notes (``generate_with_notes``): the global
+  input indices ``rows`` and per row what ``model.self_notes.NotesGeneration`` holds."""
+  rows: range
+  sequences: list[np.ndarray]   # every token written (input, notes, answer)
+  answers: list[np.ndarray]     # the answer's ids, up to and including its stop token
+  notes: np.ndarray             # (r,) notes written
+  forced: np.ndarray            # (r,) of them closed by force
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_notes(model_cfg: ModelConfig, sampling: generate_lib.SamplingConfig,
+                  notes: self_notes_lib.NoteConfig,
+                  rows_2: jax.sharding.NamedSharding, rows_1: jax.sharding.NamedSharding,
+                  rules: tuple):
+  out = self_notes_lib.NotesGeneration(
+      sequence=rows_2, sequence_mask=rows_2, note_mask=rows_2, answer=rows_2,
+      answer_mask=rows_2, notes_B=rows_1, forced_B=rows_1)
+  read = functools.partial(self_notes_lib.read_with_notes, model_cfg=model_cfg,
+                           sampling=sampling, notes=notes)
+  return partitioning.jit(read, rows_2.mesh, rules, out_shardings=out)
+
+
+def generate_with_notes(ctx: Context, params, inputs: Sequence[Sequence[int]],
+                        rng: jax.Array, *, sampling: generate_lib.SamplingConfig,
+                        notes: self_notes_lib.NoteConfig, width: Optional[int] = None,
+                        pad_to: int = 0) -> NotesReading:
+  """Reads every input with Self-Notes, then answers (``model.self_notes``; a
+  collective: all processes pass the same list). Inputs are right-padded to ``width``
+  slots (default: the longest); ``pad_to`` pads the list with copies of its last input
+  (dropped again), as ``generate_rows`` does."""
+  if not inputs:
+    raise ValueError("reading with notes needs at least one input")
+  padded = list(inputs) + [inputs[-1]] * max(0, pad_to - len(inputs))
+  padded += [inputs[-1]] * (-len(padded) % ctx.row_unit())
+  rows = ctx.process_rows(len(padded))
+  tokens, lengths = self_notes_lib.right_pad(padded[rows], pad_id=ctx.tokenizer.pad_id,
+                                             width=width or max(map(len, padded)))
+  arrays = ctx.to_global({"tokens": tokens, "lengths": lengths}, len(padded))
+  read = _jitted_notes(ctx.model_cfg, sampling, notes, ctx.row_sharding(2),
+                       ctx.row_sharding(1), tuple(map(tuple, ctx.rules)))
+  out = jax.tree.map(sharding.local_rows, read(params, arrays["tokens"], arrays["lengths"],
+                                                rng))
+  real = _real_rows(rows, len(inputs))
+  pick = lambda values, mask: [v[m > 0] for v, m in zip(values[real], mask[real])]
+  return NotesReading(rows=range(rows.start, min(rows.stop, len(inputs))),
+                      sequences=pick(out.sequence, out.sequence_mask),
+                      answers=pick(out.answer, out.answer_mask),
+                      notes=out.notes_B[real], forced=out.forced_B[real])
+
+
+def note_config(section, tokenizer) -> Optional[self_notes_lib.NoteConfig]:
+  """The reading with notes of an eval section (``eval.self_notes``, ``note_tokens``,
+  ``max_note_tokens``, ``max_notes``), None when off; ValueError naming the field when a
+  marker is not one token of ``tokenizer``."""
+  if not section.get("self_notes", False):
+    return None
+  markers = tuple(section.get("note_tokens", ("<SN>", "</SN>")))
+  if len(markers) != 2:
+    raise ValueError(f"eval.note_tokens={markers!r}: want (start marker, end marker)")
+  ids = [tokenizer.encode(marker) for marker in markers]
+  for marker, marker_ids in zip(markers, ids):
+    if len(marker_ids) != 1:
+      raise ValueError(f"eval.note_tokens: {marker!r} is {len(marker_ids)} tokens of the "
+                       "tokenizer, not one (train a tokenizer with it as a user-defined "
+                       "symbol, e.g. data.self_notes.claim_dataset's)")
+  return self_notes_lib.NoteConfig(start_token=ids[0][0], end_token=ids[1][0],
+                                   max_note_tokens=section.get("max_note_tokens", 16),
+                                   max_notes=section.get("max_notes", 16))
+
+
+def notes_in_chunks(ctx: Context, params, inputs: Sequence[Sequence[int]],
+                    indices: Sequence[int], rng: jax.Array, *,
+                    sampling: generate_lib.SamplingConfig, notes: self_notes_lib.NoteConfig,
+                    chunk_rows: int) -> list[tuple[int, np.ndarray, int, int]]:
+  """``generate_with_notes`` over ``inputs[i] for i in indices``, ``chunk_rows`` at a time
+  (``generate_in_chunks``' chunking and keys): (index, answer ids, notes, forced closes)
+  of this process's rows."""
+  width = max(len(inputs[i]) for i in indices)
+  chunk_rows = min(chunk_rows, len(indices))
+  out = []
+  for start in range(0, len(indices), chunk_rows):
+    chunk = indices[start:start + chunk_rows]
+    local = generate_with_notes(ctx, params, [inputs[i] for i in chunk],
+                                jax.random.fold_in(rng, start), sampling=sampling,
+                                notes=notes, width=width, pad_to=chunk_rows)
+    out += [(chunk[row], ids, int(k), int(f))
+            for row, ids, k, f in zip(local.rows, local.answers, local.notes, local.forced)]
+  return out
