@@ -184,3 +184,30 @@ def test_tool_decoding_refuses_blockwise_layers(model):
         jnp.ones((1,), jnp.int32), model_cfg=cfg,
         sampling=generate_lib.SamplingConfig(max_new_tokens=4), max_steps=8,
         forced_slots=2)
+
+
+def test_pooled_blockwise_claim_config_checks():
+  """Both arms adapt the same base on the same data; only the attention spans differ."""
+  from configs.claims import pooled_blockwise
+  from train import claims
+  config = pooled_blockwise.get_config()
+  claims.check(config)
+  pooled, local = (config.stages[arm].run for arm in ("pooled", "local"))
+  assert pooled.model.layer_attention == ("local", "pooled", "pooled")
+  assert local.model.layer_attention == ("local", "local", "local")
+  assert pooled.data.to_dict() == local.data.to_dict()
+  assert pooled.model.vocab_size == 1024 + pooled.data.span_corruption.num_sentinels
+
+
+@pytest.mark.slow
+def test_fast_pooled_blockwise_claim(fast_claim):
+  """The fast claim end to end (~3 minutes): the passkey dataset built, the base
+  pretrained with full attention, both arms adapted on equal tokens with span
+  corruption; the sign is not asserted."""
+  workdir, summary = fast_claim("pooled_blockwise")
+  pooled, local = summary["arms"]["pooled"], summary["arms"]["local"]
+  assert summary["seeds"] == [0] and pooled["tokens_seen"] == local["tokens_seen"]
+  for figures in (pooled, local):
+    assert {"pass@1/far", "pass@1/near"} <= set(figures)
+  assert summary["baselines"]["chance"] == 0.1
+  assert (workdir / "pooled_blockwise.png").exists()
