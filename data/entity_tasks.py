@@ -16,8 +16,8 @@ mention of a procedural narrative (``data/narratives.py``, whose rules make the 
 decidable from the text) per record, as IdentifyMe marks it (``{{She}} (#This is the
 marked mention)``), and asks which entity it refers to: the options are every
 character's name, shuffled, then "None of the Above"; in ``none_fraction`` of the
-records (each drawn with that probability) the right name is left out and "None of the Above" is the answer (IdentifyMe:
-10 %). Records are multiple choice (``question``, ``options``, ``answer`` a letter,
+records (each drawn with that probability) the right name is left out and "None of the
+Above" is the answer (IdentifyMe: 10 %). Records are multiple choice (``question``, ``options``, ``answer`` a letter,
 ``kind`` "nominal" | "pronominal"): the evaluator checks the letter
 (``answers.record_kind``: a record with options is multiple choice) and reports
 ``pass@1/nominal`` and ``pass@1/pronominal``; the options are shown by the 'crossthink'
@@ -40,12 +40,12 @@ Command line (one records file per call)::
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
 from collections.abc import Sequence
 from typing import Optional
 
+from data import files
 from data import mei
 from data import narratives
 from data import prompts as prompts_lib
@@ -247,8 +247,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   else:
     records = mei.generated_records(rng, args.count, args.num_characters, args.num_major,
                                     args.num_sentences)
-  with open(args.output, "w", encoding="utf-8", newline="\n") as f:
-    f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+  files.write_jsonl(args.output, records)
   print(f"wrote {len(records)} {args.task} records to {args.output}")
 
 

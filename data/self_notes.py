@@ -95,10 +95,6 @@ def program(rng: random.Random, statements: int) -> Problem:
                  statements)
 
 
-def _contents(items: set[str]) -> str:
-  return " and ".join(f"the {i}" for i in sorted(items)) if items else "nothing"
-
-
 def boxes(rng: random.Random, operations: int, num_boxes: int = 3) -> Problem:
   """Boxes described, then ``operations`` moves, removals and puts (the items of
   ``data.reasoning_tasks.BOX_ITEMS``), then ``Box k contains`` for a box; the note after
@@ -110,7 +106,8 @@ def boxes(rng: random.Random, operations: int, num_boxes: int = 3) -> Problem:
   for item in items[:num_boxes]:
     contents[rng.randrange(num_boxes)].add(item)
   spare = items[num_boxes:]
-  lines = [f"Box {i + 1} contains {_contents(c)}." for i, c in enumerate(contents)]
+  lines = [f"Box {i + 1} contains {reasoning_tasks.box_contents(c)}."
+           for i, c in enumerate(contents)]
   notes = [""] * len(lines)
   for _ in range(operations):
     full = [i for i, c in enumerate(contents) if c]
@@ -132,11 +129,11 @@ def boxes(rng: random.Random, operations: int, num_boxes: int = 3) -> Problem:
       contents[target].add(item)
       lines.append(f"Put the {item} into Box {target + 1}.")
       changed = (target,)
-    notes.append(" ; ".join(f"Box {i + 1} contains {_contents(contents[i])}"
-                            for i in changed))
+    notes.append(" ; ".join(
+        f"Box {i + 1} contains {reasoning_tasks.box_contents(contents[i])}" for i in changed))
   asked = rng.randrange(num_boxes)
   return Problem(tuple(lines), tuple(notes), f"Box {asked + 1} contains",
-                 _contents(contents[asked]), operations)
+                 reasoning_tasks.box_contents(contents[asked]), operations)
 
 
 TASKS = {"program": program, "boxes": boxes}

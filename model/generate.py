@@ -80,10 +80,13 @@ class SamplingConfig:
     object.__setattr__(self, "banned_tokens", tuple(int(t) for t in self.banned_tokens))
 
   def ban(self, logits_V: jax.Array, new_tokens: jax.Array) -> jax.Array:
-    """``logits_V`` (..., v) with ``banned_tokens`` at -inf while ``new_tokens`` (the
-    tokens generated so far) is below ``banned_new_tokens``, and ids from ``vocab_limit``
-    up at -inf; unchanged when both are off."""
+    """``logits_V`` (..., v) with -inf on the ids the next token may not be, given
+    ``new_tokens`` (the tokens generated so far): stop tokens before ``min_new_tokens``,
+    ``banned_tokens`` before ``banned_new_tokens``, ids from ``vocab_limit`` up."""
     ids_V = jnp.arange(logits_V.shape[-1])
+    if self.min_new_tokens > 0 and self.stop_tokens:
+      is_stop_V = jnp.isin(ids_V, jnp.asarray(self.stop_tokens))
+      logits_V = jnp.where(is_stop_V & (new_tokens < self.min_new_tokens), -jnp.inf, logits_V)
     if self.vocab_limit and self.vocab_limit < logits_V.shape[-1]:
       logits_V = jnp.where(ids_V >= self.vocab_limit, -jnp.inf, logits_V)
     if not (self.banned_new_tokens > 0 and self.banned_tokens):
@@ -131,7 +134,6 @@ def decode(params, cache: dict, logits_BV: jax.Array, positions_B: jax.Array,
   """
   b, n = logits_BV.shape[0], sampling.max_new_tokens
   stops = jnp.asarray(sampling.stop_tokens or (-1,), jnp.int32)
-  vocab_is_stop_1V = jnp.isin(jnp.arange(logits_BV.shape[-1]), stops)[None]
 
   def keep_going(carry):
     i, done_B = carry[0], carry[-1]
@@ -140,11 +142,7 @@ def decode(params, cache: dict, logits_BV: jax.Array, positions_B: jax.Array,
   def step(carry):
     i, cache, logits_BV, positions_B, rng, tokens_BN, log_probs_BN, mask_BN, done_B = carry
     rng, step_rng = jax.random.split(rng)
-    allowed_BV = logits_BV
-    if sampling.min_new_tokens > 0 and sampling.stop_tokens:
-      allowed_BV = jnp.where(vocab_is_stop_1V & (i < sampling.min_new_tokens),
-                             -jnp.inf, logits_BV)
-    allowed_BV = sampling.ban(allowed_BV, i)
+    allowed_BV = sampling.ban(logits_BV, i)
     token_B = sampling_lib.choose_tokens(step_rng, allowed_BV,
                                          temperature=sampling.temperature,
                                          top_k=sampling.top_k, top_p=sampling.top_p)
@@ -330,7 +328,6 @@ def advance_tool_decoding(params, state: ToolDecoding, rng: jax.Array, fence_SV:
   b, n = state.tokens_BN.shape
   closed = fence_SV.shape[0] - 1
   stops = jnp.asarray(sampling.stop_tokens or (-1,), jnp.int32)
-  vocab_is_stop_1V = jnp.isin(jnp.arange(state.logits_BV.shape[-1]), stops)[None]
   row_keys_B = jax.vmap(jax.random.fold_in, (None, 0))(rng, jnp.arange(b))
   end = state.steps + chunk_steps
 
@@ -338,9 +335,6 @@ def advance_tool_decoding(params, state: ToolDecoding, rng: jax.Array, fence_SV:
     return (state.steps < jnp.minimum(end, max_steps)) & jnp.any(state.status_B == LIVE)
 
   def choose(key, logits_V, length):
-    if sampling.min_new_tokens > 0 and sampling.stop_tokens:
-      logits_V = jnp.where(vocab_is_stop_1V[0] & (length < sampling.min_new_tokens),
-                           -jnp.inf, logits_V)
     logits_V = sampling.ban(logits_V, length)
     return sampling_lib.choose_tokens(
         jax.random.fold_in(key, length), logits_V[None], temperature=sampling.temperature,

@@ -93,16 +93,8 @@ def read_with_notes(params, input_BP: jax.Array, lengths_B: jax.Array, rng: jax.
   s = notes.written_slots(p, n)
   vocab = model_cfg.vocab_size
   stops = jnp.asarray(sampling.stop_tokens or (-1,), jnp.int32)
-  vocab_is_stop_V = jnp.isin(jnp.arange(vocab), stops)
   lengths_B = lengths_B.astype(jnp.int32)
   input_BP = input_BP.astype(jnp.int32)
-
-  def answer_logits(logits_V, count):
-    """``decode``'s rules on the answer's ``count``-th token (one row)."""
-    if sampling.min_new_tokens > 0 and sampling.stop_tokens:
-      logits_V = jnp.where(vocab_is_stop_V & (count < sampling.min_new_tokens), -jnp.inf,
-                           logits_V)
-    return sampling.ban(logits_V, count)
 
   def choose(key, logits_BV):
     return sampling_lib.choose_tokens(key, logits_BV, temperature=sampling.temperature,
@@ -124,7 +116,7 @@ def read_with_notes(params, input_BP: jax.Array, lengths_B: jax.Array, rng: jax.
                                        axis=1)[:, 0]
     forcing_B = noting_B & (note_len_B >= notes.max_note_tokens)
     note_token_B = jnp.where(forcing_B, notes.end_token, choose(note_key, logits_BV))
-    answer_BV = jax.vmap(answer_logits)(logits_BV, carry["answer_len_B"])
+    answer_BV = jax.vmap(sampling.ban)(logits_BV, carry["answer_len_B"])
     token_B = jnp.where(reading_B, jnp.where(starts_B, notes.start_token, next_input_B),
                         jnp.where(noting_B, note_token_B,
                                   jnp.where(answering_B, choose(answer_key, answer_BV),

@@ -104,15 +104,21 @@ def _process_prompts(ctx: Context, prompts: Sequence[Sequence[int]],
   masks) of a generation (``generate_rows``' width, pad_to and row_multiple)."""
   if not prompts:
     raise ValueError("generation needs at least one prompt")
-  unit = ctx.row_unit(row_multiple)
-  padded = list(prompts) + [prompts[-1]] * max(0, pad_to - len(prompts))
-  padded += [prompts[-1]] * (-len(padded) % unit)
-  rows = ctx.process_rows(len(padded))
+  padded, rows = _padded_rows(ctx, prompts, pad_to=pad_to, row_multiple=row_multiple)
   prompt, prompt_mask = generate_lib.left_pad(padded[rows], pad_id=ctx.tokenizer.pad_id,
                                               width=width or max(map(len, padded)))
   generate_lib.check_prompts(prompt_mask, max_new_tokens=sampling.max_new_tokens,
                              cache_len=None)
   return padded, rows, prompt, prompt_mask
+
+
+def _padded_rows(ctx: Context, prompts: Sequence[Sequence[int]], *, pad_to: int,
+                 row_multiple: int = 1) -> tuple[list, slice]:
+  """(``prompts`` padded with copies of the last to at least ``pad_to`` rows and to a
+  multiple of the row unit, this process's rows of it)."""
+  padded = list(prompts) + [prompts[-1]] * max(0, pad_to - len(prompts))
+  padded += [prompts[-1]] * (-len(padded) % ctx.row_unit(row_multiple))
+  return padded, ctx.process_rows(len(padded))
 
 
 def _real_rows(rows: slice, num_prompts: int) -> slice:
@@ -411,9 +417,7 @@ def generate_with_notes(ctx: Context, params, inputs: Sequence[Sequence[int]],
   (dropped again), as ``generate_rows`` does."""
   if not inputs:
     raise ValueError("reading with notes needs at least one input")
-  padded = list(inputs) + [inputs[-1]] * max(0, pad_to - len(inputs))
-  padded += [inputs[-1]] * (-len(padded) % ctx.row_unit())
-  rows = ctx.process_rows(len(padded))
+  padded, rows = _padded_rows(ctx, inputs, pad_to=pad_to)
   tokens, lengths = self_notes_lib.right_pad(padded[rows], pad_id=ctx.tokenizer.pad_id,
                                              width=width or max(map(len, padded)))
   arrays = ctx.to_global({"tokens": tokens, "lengths": lengths}, len(padded))

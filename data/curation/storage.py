@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from apache_beam.io.filesystem import CompressionTypes
@@ -85,22 +85,24 @@ def writing(path: str) -> Iterator[str]:
     yield temporary
 
 
-def write_json(path: str, value: Any) -> None:
-  """``files.write_json``, remote paths uploaded."""
+def _write(write: Callable[[str, Any], None], path: str, value: Any) -> None:
+  """``write(path, value)`` for a local path (itself atomic), else to a local file that
+  ``writing`` uploads."""
   if not is_remote(path):
-    files.write_json(path, value)
+    write(path, value)
     return
   with writing(path) as local:
-    files.write_json(local, value)
+    write(local, value)
+
+
+def write_json(path: str, value: Any) -> None:
+  """``files.write_json``, remote paths uploaded."""
+  _write(files.write_json, path, value)
 
 
 def write_jsonl(path: str, records: list) -> None:
   """``files.write_jsonl``, remote paths uploaded."""
-  if not is_remote(path):
-    files.write_jsonl(path, records)
-    return
-  with writing(path) as local:
-    files.write_jsonl(local, records)
+  _write(files.write_jsonl, path, records)
 
 
 def read_json(path: str) -> Any:
